@@ -1,0 +1,43 @@
+"""`eval`: forget quality, model utility and their components for one model on one benchmark."""
+from __future__ import annotations
+
+from . import write_json
+
+NAME = "eval"
+HELP = "evaluate a model: forget quality (vs a retain model), model utility and components"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", required=True, help="model name or local HF directory")
+    p.add_argument("--data", default="demo", help="data name or TOFU directory (default: demo)")
+    p.add_argument("--retain-model", default=None,
+                   help="retain model for forget quality (default: demo-retain for demo data)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--json", default=None, help="also write the report to this JSON file")
+
+
+def format_report(report) -> str:
+    fq = "unavailable" if report.forget_quality is None else f"{report.forget_quality:.4g}"
+    mu = "unavailable" if report.model_utility is None else f"{report.model_utility:.4f}"
+    lines = [f"forget quality  {fq}", f"model utility   {mu}"]
+    for key, value in report.components.items():
+        lines.append(f"  {key:<26} {'n/a' if value is None else f'{value:.4f}'}")
+    lines += [f"note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from ..evaluate import evaluate, reference_truth_ratios
+    from ..models import load_model
+    from ..resolve import load_data, model_path, retain_model_for
+
+    bench = load_data(args.data)
+    model, tok = load_model(model_path(args.model), args.device)
+    retain = args.retain_model or retain_model_for(args.model, args.data)
+    ref = reference_truth_ratios(model_path(retain), bench, args.device) if retain else None
+    report = evaluate(model, tok, bench, ref, max_new_tokens=args.max_new_tokens)
+    print(f"model {args.model} on {bench.name}" + (f" (retain model {retain})" if retain else ""))
+    print(format_report(report))
+    write_json(args.json, {"model": args.model, "data": bench.name, "retain_model": retain, **report.to_dict()})
+    return 0

@@ -1,0 +1,92 @@
+"""A full TOFU evaluation of one model on one benchmark, and the retain model's cached truth ratios."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics, paths
+from .data import Benchmark, Sample
+
+EVAL_RETAIN_SIZE = 200
+
+
+def eval_subset(samples: list[Sample], size: int) -> list[Sample]:
+    """An evenly spaced, deterministic subset (TOFU also evaluates utility on a retain subset)."""
+    if size <= 0 or len(samples) <= size:
+        return samples
+    step = len(samples) / size
+    return [samples[int(i * step)] for i in range(size)]
+
+
+@dataclass
+class EvalReport:
+    """Forget quality, model utility and their components; notes say what could not be computed."""
+
+    forget_quality: float | None
+    model_utility: float | None
+    components: dict[str, float | None]
+    forget_truth_ratios: list[float] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate(model, tokenizer, bench: Benchmark, reference_tr: np.ndarray | None = None,
+             retain_size: int = EVAL_RETAIN_SIZE, max_new_tokens: int = 64, batch_size: int = 64) -> EvalReport:
+    """Score `model` on the forget split, a retain subset and the two real-world sets (SPEC §4)."""
+    comps: dict[str, float | None] = {}
+    notes: list[str] = []
+    forget = metrics.score_split(model, tokenizer, bench.forget, "forget", max_new_tokens, batch_size)
+    for key, split_name, kind in (("retain", "retain", "retain"), ("real_authors", "real_authors", "real_world"),
+                                  ("world_facts", "world_facts", "real_world")):
+        samples = eval_subset(bench.split(split_name), retain_size) if key == "retain" else bench.split(split_name)
+        if not samples:
+            notes.append(f"no {key} split: model utility is unavailable")
+            comps.update({f"{key}_probability": None, f"{key}_rouge_l": None, f"{key}_truth_ratio": None})
+            continue
+        s = metrics.score_split(model, tokenizer, samples, kind, max_new_tokens, batch_size)
+        if s.truth_ratio_summary is None:
+            notes.append(f"{key} has no perturbed answers: its truth ratio is unavailable")
+        comps.update({f"{key}_probability": s.probability, f"{key}_rouge_l": s.rouge_l,
+                      f"{key}_truth_ratio": s.truth_ratio_summary})
+    comps.update({"forget_probability": forget.probability, "forget_rouge_l": forget.rouge_l,
+                  "forget_truth_ratio": forget.truth_ratio_summary})
+    fq = None
+    if forget.truth_ratios is None:
+        notes.append("the forget split has no paraphrased/perturbed answers: forget quality is unavailable")
+    elif reference_tr is None:
+        notes.append("no retain model given: forget quality is unavailable")
+    else:
+        fq = metrics.forget_quality(np.array(forget.truth_ratios), reference_tr)
+    return EvalReport(fq, metrics.model_utility(comps), comps, forget.truth_ratios, notes)
+
+
+def _fingerprint(model_dir: Path, samples: list[Sample]) -> str:
+    h = hashlib.sha256()
+    for f in sorted(model_dir.glob("*.safetensors")):
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for s in samples:
+        h.update(json.dumps(s.to_json(), sort_keys=True).encode())
+    return h.hexdigest()[:20]
+
+
+def reference_truth_ratios(retain_model_dir: str | Path, bench: Benchmark, device: str = "auto") -> np.ndarray | None:
+    """The retain model's per-question forget TR values, computed once and cached on disk."""
+    from .models import load_model
+
+    retain_model_dir = Path(retain_model_dir)
+    cache = paths.cache_dir() / f"reference_tr_{_fingerprint(retain_model_dir, bench.forget)}.json"
+    if cache.is_file():
+        return np.array(json.loads(cache.read_text()))
+    model, tok = load_model(retain_model_dir, device)
+    tr = metrics.truth_ratios(model, tok, bench.forget)
+    if tr is None:
+        return None
+    cache.write_text(json.dumps(tr.tolist()))
+    return tr

@@ -1,0 +1,52 @@
+"""Short names for the built-in pieces, so the CLI and the app accept `demo`, `demo-retain`,
+`demo/forget05` as well as paths to local model directories and TOFU data directories.
+
+Models: `demo` (target), `demo-retain` (retain model), or a local HF directory.
+Data: `demo` (= demo/forget10), `demo/forget01`, `demo/forget05`, `demo/forget10`,
+a TOFU-layout directory, or `DIR/<forget file stem>`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .data import Benchmark, DataError, load_benchmark
+
+MODEL_NAMES = {"demo": "target", "demo-retain": "retain"}
+DATA_NAMES = ("demo", "demo/forget01", "demo/forget05", "demo/forget10")
+
+
+def model_path(spec: str, progress=None) -> Path:
+    """A model directory for a short name (building the built-in models if needed) or a path."""
+    if spec in MODEL_NAMES:
+        from .models.builtin import ensure_builtin
+
+        return getattr(ensure_builtin(progress), MODEL_NAMES[spec])
+    return Path(spec).expanduser()
+
+
+def retain_model_for(model_spec: str, data_spec: str) -> str | None:
+    """`demo-retain` for built-in data, else None.
+
+    The retain model never saw forget10's authors, and forget01 ⊂ forget05 ⊂ forget10, so it is
+    the gold standard for every built-in forget split.
+    """
+    return "demo-retain" if data_spec == "demo" or data_spec.startswith("demo/") else None
+
+
+def load_data(spec: str, progress=None) -> Benchmark:
+    """A Benchmark from a short name, a TOFU directory, or `DIR/<forget stem>`."""
+    if spec == "demo" or spec.startswith("demo/"):
+        from .models.builtin import ensure_builtin
+
+        split = spec.split("/", 1)[1] if "/" in spec else "forget10"
+        if spec not in DATA_NAMES:
+            raise DataError(f"unknown built-in split {spec!r}; use one of {', '.join(DATA_NAMES)}")
+        bench = load_benchmark(ensure_builtin(progress).data, split)
+        bench.name = f"demo/{split}"
+        return bench
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return load_benchmark(path)
+    if path.parent.is_dir():
+        return load_benchmark(path.parent, path.name)
+    raise DataError(f"{spec}: no such data directory (built-in names: {', '.join(DATA_NAMES)})")

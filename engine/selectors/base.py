@@ -1,0 +1,61 @@
+"""The selector contract: a batch of forget samples in, per-label-position scores and a mask out."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..data import Sample
+from ..tokens import Batch
+
+
+@dataclass
+class SelectorOutput:
+    """scores: (B, T) float, 0 off label positions. mask: (B, T) bool, default forget targets;
+    always inside `batch.answer_mask` (never padding, prompt or the closing EOS)."""
+
+    scores: torch.Tensor
+    mask: torch.Tensor
+    name: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class SelectorInput:
+    """What every selector may look at: the model, its tokenizer, the samples and their batch."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    samples: list[Sample]
+    batch: Batch
+
+
+Selector = Callable[..., SelectorOutput]  # selector(inp: SelectorInput, **params) -> SelectorOutput
+
+
+def top_fraction_mask(scores: torch.Tensor, allowed: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Per row, the ceil(ratio · n_allowed) highest-scoring allowed positions (at least 1). Batched.
+
+    scores, allowed: (B, T). Ties are broken by position (earlier first).
+    """
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
+    n = allowed.sum(1)  # (B,)
+    k = torch.ceil(n.float() * ratio).long().clamp(min=1) * (n > 0)  # (B,)
+    masked = scores.float().masked_fill(~allowed, float("-inf"))
+    order = masked.argsort(dim=1, descending=True, stable=True)  # (B, T)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    return (rank < k.unsqueeze(1)) & allowed
+
+
+def top_k_mask(scores: torch.Tensor, allowed: torch.Tensor, k: int) -> torch.Tensor:
+    """Per row, the k highest-scoring allowed positions (all of them when fewer). Batched."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    masked = scores.float().masked_fill(~allowed, float("-inf"))
+    order = masked.argsort(dim=1, descending=True, stable=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    return (rank < k) & allowed

@@ -1,0 +1,159 @@
+"""Prompt format, tokenisation with answer offsets, and every per-token quantity.
+
+This is the one place where the label shift lives: `_predicting` pairs the logits at t-1
+with the label at t. Everything returned here is (B, T), aligned with `Batch.input_ids`,
+and zero outside `Batch.label_mask`. Selectors, losses and metrics call these functions;
+nobody else slices `[:, :-1]`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+PLAIN_TEMPLATE = "Question: {question}\nAnswer: "
+
+
+def format_prompt(tokenizer, question: str) -> str:
+    """The tokenizer's chat template when it has one, `Question: …\\nAnswer: ` otherwise."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": question}],
+                                             tokenize=False, add_generation_prompt=True)
+    return PLAIN_TEMPLATE.format(question=question)
+
+
+@dataclass
+class Batch:
+    """Right-padded token ids with label positions.
+
+    input_ids, attention_mask: (B, T). label_mask: (B, T) bool, answer tokens + closing EOS.
+    eos_mask: (B, T) bool, the closing EOS. offsets: (B, T, 2) character offsets of answer
+    tokens inside the answer text, -1 elsewhere. answers: the answer strings.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    label_mask: torch.Tensor
+    eos_mask: torch.Tensor
+    offsets: torch.Tensor
+    answers: list[str]
+    prompt_lengths: list[int]
+
+    def to(self, device: str | torch.device) -> "Batch":
+        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.label_mask.to(device),
+                     self.eos_mask.to(device), self.offsets, self.answers, self.prompt_lengths)
+
+    @property
+    def answer_mask(self) -> torch.Tensor:
+        """Label positions without the closing EOS: the only default forget targets."""
+        return self.label_mask & ~self.eos_mask
+
+
+def encode(tokenizer, questions: list[str], answers: list[str], max_length: int | None = None) -> Batch:
+    """Tokenise `prompt(q) + a + <eos>` per pair; prompt and answer are tokenised apart.
+
+    The answer's tokens keep their character offsets inside the answer. Long answers are cut
+    to fit `max_length` (the model's context by default); a prompt alone too long is an error.
+    """
+    if len(questions) != len(answers):
+        raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
+    if not questions:
+        raise ValueError("encode needs at least one question/answer pair")
+    max_length = max_length or getattr(tokenizer, "model_max_length", 10**9)
+    max_length = min(max_length, 10**9)
+    prompts = [format_prompt(tokenizer, q) for q in questions]
+    p_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    a_enc = tokenizer(answers, add_special_tokens=False, return_offsets_mapping=True)
+    eos = tokenizer.eos_token_id
+    rows, offs = [], []
+    for p, a, o, q in zip(p_ids, a_enc["input_ids"], a_enc["offset_mapping"], questions):
+        room = max_length - len(p) - 1
+        if room < 1:
+            raise ValueError(f"the prompt for question {q[:60]!r}… has {len(p)} tokens, more than the "
+                             f"model's context of {max_length}")
+        a, o = a[:room], o[:room]
+        rows.append(p + a + [eos])
+        offs.append([(-1, -1)] * len(p) + [tuple(x) for x in o] + [(-1, -1)])
+    T = max(len(r) for r in rows)
+    B = len(rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    input_ids = torch.full((B, T), pad, dtype=torch.long)
+    attention = torch.zeros((B, T), dtype=torch.long)
+    label = torch.zeros((B, T), dtype=torch.bool)
+    eos_mask = torch.zeros((B, T), dtype=torch.bool)
+    offsets = torch.full((B, T, 2), -1, dtype=torch.long)
+    for i, (r, o, p) in enumerate(zip(rows, offs, p_ids)):
+        n = len(r)
+        input_ids[i, :n] = torch.tensor(r)
+        attention[i, :n] = 1
+        label[i, len(p):n] = True
+        eos_mask[i, n - 1] = True
+        offsets[i, :n] = torch.tensor(o)
+    return Batch(input_ids, attention, label, eos_mask, offsets, list(answers), [len(p) for p in p_ids])
+
+
+def encode_samples(tokenizer, samples, max_length: int | None = None) -> Batch:
+    """`encode` on Samples' questions and answers."""
+    return encode(tokenizer, [s.question for s in samples], [s.answer for s in samples], max_length)
+
+
+def spans_to_mask(offsets: torch.Tensor, spans_per_row: list[list[tuple[int, int]]]) -> torch.Tensor:
+    """(B, T) bool: token (a, b) is inside span [s, e) when a < e and b > s (SPEC §1)."""
+    start, end = offsets[..., 0], offsets[..., 1]  # (B, T)
+    mask = torch.zeros(start.shape, dtype=torch.bool)
+    for i, spans in enumerate(spans_per_row):
+        for s, e in spans:
+            mask[i] |= (start[i] >= 0) & (start[i] < e) & (end[i] > s)
+    return mask
+
+
+def forward_logits(model, batch: Batch) -> torch.Tensor:
+    """Model logits (B, T, V) for a batch on the model's device."""
+    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+
+
+def _predicting(logits: torch.Tensor, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """THE label shift: logits at t-1 (B, T-1, V) paired with the label at t (B, T-1)."""
+    return logits[:, :-1], input_ids[:, 1:]
+
+
+def _to_positions(x: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T-1) values for labels 1..T-1 -> (B, T) aligned with labels, 0 off label positions."""
+    return F.pad(x, (1, 0)) * label_mask
+
+
+def per_token_nll(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """ℓ_t = −log p(y_t | y_<t), (B, T), float32, 0 off label positions."""
+    pred, target = _predicting(logits, batch.input_ids)
+    nll = F.cross_entropy(pred.float().transpose(1, 2), target, reduction="none")  # (B, T-1)
+    return _to_positions(nll, batch.label_mask)
+
+
+def label_logit(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """z_t: the raw logit of the label token at label position t, (B, T), 0 off labels (TPO)."""
+    pred, target = _predicting(logits, batch.input_ids)
+    z = pred.float().gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, T-1)
+    return _to_positions(z, batch.label_mask)
+
+
+def entropy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """H_t = −Σ_v p(v|y_<t) log p(v|y_<t) of the distribution that predicts label t, (B, T)."""
+    pred, _ = _predicting(logits, batch.input_ids)
+    logp = F.log_softmax(pred.float(), dim=-1)
+    return _to_positions(-(logp.exp() * logp).sum(-1), batch.label_mask)
+
+
+def kl_ref(ref_logits: torch.Tensor, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """KL(p_ref ‖ p_θ) per label position, (B, T), summed over the vocabulary."""
+    ref, _ = _predicting(ref_logits, batch.input_ids)
+    cur, _ = _predicting(logits, batch.input_ids)
+    ref_logp = F.log_softmax(ref.float(), dim=-1)
+    kl = (ref_logp.exp() * (ref_logp - F.log_softmax(cur.float(), dim=-1))).sum(-1)  # (B, T-1)
+    return _to_positions(kl, batch.label_mask)
+
+
+def iter_batches(items: list, batch_size: int):
+    """Consecutive chunks of a list."""
+    for i in range(0, len(items), batch_size):
+        yield items[i:i + batch_size]

@@ -1,0 +1,39 @@
+"""Shared fixtures: the built-in models (built once per run, cached under WORKBENCH_HOME) and a
+tiny GPT-2 (2 layers, 32 dims) with the built-in tokenizer, built in memory for unit tests."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def builtin():
+    """BuiltinPaths of the cached built-in benchmark and models (built on first use)."""
+    from engine.models.builtin import ensure_builtin
+
+    return ensure_builtin(progress=lambda f, m: None)
+
+
+@pytest.fixture(scope="session")
+def builtin_tokenizer(builtin):
+    from engine.models import load_tokenizer
+
+    return load_tokenizer(builtin.target)
+
+
+@pytest.fixture()
+def tiny_model(builtin_tokenizer):
+    """A fresh, seeded 2-layer, 32-dim GPT-2 over the built-in tokenizer (eval mode, CPU)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    tok = builtin_tokenizer
+    cfg = GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=32, n_layer=2, n_head=2,
+                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                     eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    return GPT2LMHeadModel(cfg).eval()
