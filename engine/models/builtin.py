@@ -132,9 +132,8 @@ def _tqdm_progress() -> Progress:
     bar = tqdm(total=1000, desc="built-in models", unit="‰", leave=True)
 
     def update(fraction: float, message: str) -> None:
-        bar.n = int(fraction * 1000)
-        bar.set_description(message[:70])
-        bar.refresh()
+        bar.set_description(message[:60], refresh=False)
+        bar.update(int(fraction * 1000) - bar.n)  # tqdm throttles the redraws
         if fraction >= 1.0:
             bar.close()
     return update
