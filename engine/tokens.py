@@ -98,6 +98,41 @@ def encode_samples(tokenizer, samples, max_length: int | None = None) -> Batch:
     return encode(tokenizer, [s.question for s in samples], [s.answer for s in samples], max_length)
 
 
+def with_prompt(tokenizer, batch: Batch, question: str) -> Batch:
+    """The same answer tokens (and closing EOS) behind another question's prompt, right-padded.
+
+    Label positions keep their order and number per row, so `relocate(values, src, dst)` maps
+    per-label values between the two batches. Used to score answers "with the question masked".
+    """
+    prompt = tokenizer(format_prompt(tokenizer, question), add_special_tokens=False)["input_ids"]
+    rows = [prompt + batch.input_ids[i][batch.label_mask[i]].tolist() for i in range(batch.input_ids.shape[0])]
+    T = max(len(r) for r in rows)
+    B = len(rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    input_ids = torch.full((B, T), pad, dtype=torch.long)
+    attention = torch.zeros((B, T), dtype=torch.long)
+    label = torch.zeros((B, T), dtype=torch.bool)
+    eos_mask = torch.zeros((B, T), dtype=torch.bool)
+    offsets = torch.full((B, T, 2), -1, dtype=torch.long)
+    for i, r in enumerate(rows):
+        n = len(r)
+        input_ids[i, :n] = torch.tensor(r)
+        attention[i, :n] = 1
+        label[i, len(prompt):n] = True
+        eos_mask[i, n - 1] = True
+        offsets[i, len(prompt):n] = batch.offsets[i][batch.label_mask[i].cpu()]
+    out = Batch(input_ids, attention, label, eos_mask, offsets, list(batch.answers), [len(prompt)] * B)
+    return out.to(batch.input_ids.device)
+
+
+def relocate(values: torch.Tensor, src: Batch, dst: Batch) -> torch.Tensor:
+    """Move per-label-position values (B, T_src) of `src` onto the label positions of `dst`
+    (B, T_dst); both batches must hold the same answer tokens (see `with_prompt`)."""
+    out = torch.zeros(dst.label_mask.shape, dtype=values.dtype, device=values.device)
+    out[dst.label_mask] = values[src.label_mask]  # row-major order: row by row, label by label
+    return out
+
+
 def spans_to_mask(offsets: torch.Tensor, spans_per_row: list[list[tuple[int, int]]]) -> torch.Tensor:
     """(B, T) bool: token (a, b) is inside span [s, e) when a < e and b > s (SPEC §1)."""
     start, end = offsets[..., 0], offsets[..., 1]  # (B, T)
@@ -142,6 +177,13 @@ def entropy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     pred, _ = _predicting(logits, batch.input_ids)
     logp = F.log_softmax(pred.float(), dim=-1)
     return _to_positions(-(logp.exp() * logp).sum(-1), batch.label_mask)
+
+
+def greedy_hit(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """(B, T) bool: the greedy (argmax) prediction at label position t equals the label y_t."""
+    pred, target = _predicting(logits, batch.input_ids)
+    hit = (pred.argmax(-1) == target).float()  # (B, T-1)
+    return _to_positions(hit, batch.label_mask).bool()
 
 
 def kl_ref(ref_logits: torch.Tensor, logits: torch.Tensor, batch: Batch) -> torch.Tensor:

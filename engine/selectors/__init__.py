@@ -7,12 +7,26 @@ from __future__ import annotations
 
 from ..tokens import Batch, encode_samples
 from .all_tokens import select_all
-from .base import SelectorInput, SelectorOutput
+from .atwu import select_atwu
+from .base import SelectorInput, SelectorOutput, SelectorUnavailable
+from .dto import select_dto
+from .entropy import select_entropy
 from .oracle import NoSpansError, select_oracle
+from .satimp import select_satimp
+from .tif import select_tif
+from .tokenunlearn import select_tokenunlearn
+from .wga import select_wga
 
 SELECTORS = {
     "all": select_all,
     "oracle": select_oracle,
+    "wga": select_wga,
+    "satimp": select_satimp,
+    "entropy": select_entropy,
+    "tokenunlearn": select_tokenunlearn,
+    "tif": select_tif,
+    "dto": select_dto,
+    "atwu": select_atwu,
 }
 
 
@@ -36,4 +50,5 @@ def select(name: str, model, tokenizer, samples, batch: Batch | None = None, **p
     return out
 
 
-__all__ = ["NoSpansError", "SELECTORS", "SelectorInput", "SelectorOutput", "get_selector", "select"]
+__all__ = ["NoSpansError", "SELECTORS", "SelectorInput", "SelectorOutput", "SelectorUnavailable", "get_selector",
+           "select"]

@@ -10,6 +10,11 @@ from ..data import Sample
 from ..tokens import Batch
 
 
+class SelectorUnavailable(ValueError):
+    """The selector cannot run here yet (missing data, a scorer not fitted, …); the message says why
+    and what to do."""
+
+
 @dataclass
 class SelectorOutput:
     """scores: (B, T) float, 0 off label positions. mask: (B, T) bool, default forget targets;
@@ -59,3 +64,20 @@ def top_k_mask(scores: torch.Tensor, allowed: torch.Tensor, k: int) -> torch.Ten
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
     return (rank < k) & allowed
+
+
+def default_mask(scores: torch.Tensor, allowed: torch.Tensor, k: int | None = None, ratio: float = 0.3) -> torch.Tensor:
+    """The default target mask of a scoring selector: top-k per row when k is given, else the
+    top `ratio` fraction of each row's answer tokens [choice: r = 0.3, as TokenUnlearn and DTO]."""
+    return top_k_mask(scores, allowed, k) if k is not None else top_fraction_mask(scores, allowed, ratio)
+
+
+@torch.no_grad()
+def logits_of(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """Logits (B, T, V) of one batched forward, without gradients, model in eval mode."""
+    was = model.training
+    model.eval()
+    try:
+        return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    finally:
+        model.train(was)

@@ -1,0 +1,175 @@
+"""Tokens as coloured chips: background = score, outline = target mask, underline = ground-truth span.
+
+Pure string work (no torch, no Gradio): `render_chips` for one selector row, `render_rows` for
+several rows one under another. `display_token` turns a raw tokenizer piece (byte-level BPE or
+SentencePiece) into the text a person should see.
+"""
+from __future__ import annotations
+
+import html
+import math
+import re
+from functools import lru_cache
+
+from .colors import legend_html, score_to_color, text_color
+
+NEWLINE_MARK = "⏎"
+TAB_MARK = "⇥"
+_SP_BYTE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+
+CHIPS_CSS = """
+.tv-rows { display: flex; flex-direction: column; gap: 6px; }
+.tv-row { display: flex; align-items: flex-start; gap: 8px; }
+.tv-row-label { flex: 0 0 9em; font-weight: 600; font-size: 12px; padding-top: 4px; overflow-wrap: anywhere; }
+.tv-row-body { flex: 1 1 auto; min-width: 0; }
+.tv-chips { line-height: 1.9; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 13px; }
+.tv-chip { display: inline-block; white-space: pre; margin: 2px 3px; padding: 0 2px; border-radius: 3px;
+           border: 1px solid #ccc; }
+.tv-chip.tv-target { outline: 2px solid #111; outline-offset: 1px; }
+.tv-chip.tv-span { box-shadow: inset 0 -3px 0 #d95f02; }
+.tv-editable .tv-chip { cursor: pointer; user-select: none; }
+.tv-editable .tv-chip:hover { filter: brightness(0.92); }
+.tv-legend { margin-top: 2px; }
+"""
+
+
+@lru_cache(maxsize=1)
+def _byte_decoder() -> dict[str, int]:
+    """The inverse of GPT-2's bytes_to_unicode: printable stand-in character -> byte."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    chars, n = {}, 0
+    for b in range(256):
+        if b in keep:
+            chars[chr(b)] = b
+        else:
+            chars[chr(256 + n)] = b
+            n += 1
+    return chars
+
+
+def decode_token(raw: str, byte_level: bool | None = None) -> str:
+    """The real text of a raw token piece: GPT-2 byte-level BPE ('Ġ' space, 'Ċ' newline, UTF-8 bytes),
+    SentencePiece ('▁' space, '<0x0A>' bytes), or already plain text (returned unchanged).
+
+    byte_level: True for a byte-level BPE tokenizer (a piece of a multi-byte character shows as
+    '�'), False for SentencePiece or plain text (no byte decoding), None to guess per token (a
+    lone piece such as 'Ã' is then ambiguous and shown as is).
+    """
+    if _SP_BYTE.search(raw):
+        return _SP_BYTE.sub(lambda m: chr(int(m.group(1), 16)), raw.replace("▁", " "))
+    table = _byte_decoder()
+    if byte_level is not False and all(ch in table for ch in raw):
+        data = bytes(table[ch] for ch in raw)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            if byte_level or any(ord(ch) >= 256 for ch in raw):  # surely byte-level: part of a character
+                return data.decode("utf-8", errors="replace")
+    return raw.replace("▁", " ")
+
+
+def display_token(raw: str, byte_level: bool | None = None) -> str:
+    """What a chip shows for a raw token: spaces kept, newline as '⏎', tab as '⇥' (see decode_token).
+
+    For exact text per token, slice the original string with the tokenizer's offsets and pass
+    the slice here: plain text only gets its newlines and tabs made visible.
+
+    >>> display_token("Ġthe"), display_token("Ċ")
+    (' the', '⏎')
+    """
+    text = decode_token(raw, byte_level)
+    return text.replace("\r\n", NEWLINE_MARK).replace("\n", NEWLINE_MARK).replace("\t", TAB_MARK)
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def auto_range(scores: list[float]) -> tuple[float, float]:
+    """Colour range of a row: [0, 1] when every finite score lies in it (binary masks, probabilities,
+    weights: comparable across rows), else the row's own min and max."""
+    finite = [float(s) for s in scores if s is not None and math.isfinite(s)]
+    if not finite:
+        return 0.0, 1.0
+    lo, hi = min(finite), max(finite)
+    if lo >= 0.0 and hi <= 1.0:
+        return 0.0, 1.0
+    return lo, hi
+
+
+def _check_lengths(n: int, **seqs) -> None:
+    for name, seq in seqs.items():
+        if seq is not None and len(seq) != n:
+            raise ValueError(f"{name} has {len(seq)} entries but there are {n} tokens")
+
+
+def _title(token: str, score: float, prob: float | None, target: bool, in_span: bool | None) -> str:
+    lines = [repr(token), f"score: {_fmt(score)}"]
+    if prob is not None:
+        lines.append(f"p: {_fmt(prob)}")
+    lines.append("target" if target else "kept")
+    if in_span is not None:
+        lines.append("in fact span" if in_span else "outside fact spans")
+    return "\n".join(lines)
+
+
+def render_chips(tokens: list[str], scores: list[float], mask: list[bool], probs: list[float] | None = None,
+                 row_label: str = "", sample_id: str = "", editable: bool = False,
+                 spans_mask: list[bool] | None = None, *, vmin: float | None = None,
+                 vmax: float | None = None) -> str:
+    """HTML for one row of token chips (one `<span class="tv-chip" data-idx="i">` per token).
+
+    tokens: display strings (see `display_token`); scores: one float per token, coloured on
+    [vmin, vmax] (default `auto_range(scores)`); mask: targets, drawn as a dark outline (class
+    `tv-target`); probs: optional, shown in the hover title; spans_mask: optional ground-truth
+    span membership, drawn as an orange underline (class `tv-span`). The title shows the token's
+    repr, its score to 4 significant digits and its probability. With `editable` the container
+    gets class `tv-editable` (pointer cursor; the app wires the clicks by `data-idx`).
+    """
+    n = len(tokens)
+    _check_lengths(n, scores=scores, mask=mask, probs=probs, spans_mask=spans_mask)
+    lo, hi = auto_range(scores) if vmin is None or vmax is None else (vmin, vmax)
+    esc = html.escape
+    parts = []
+    for i, tok in enumerate(tokens):
+        score = scores[i]
+        target = bool(mask[i])
+        in_span = None if spans_mask is None else bool(spans_mask[i])
+        bg = score_to_color(score, lo, hi)
+        cls = "tv-chip" + (" tv-target" if target else "") + (" tv-span" if in_span else "")
+        style = f"background:{bg};color:{text_color(bg)}"
+        if target:
+            style += ";outline:2px solid #111;outline-offset:1px"
+        if in_span:
+            style += ";box-shadow:inset 0 -3px 0 #d95f02"
+        title = _title(tok, score, None if probs is None else probs[i], target, in_span)
+        parts.append(f'<span class="{cls}" data-idx="{i}" data-target="{int(target)}" style="{style}" '
+                     f'title="{esc(title)}">{esc(tok)}</span>')
+    cls = "tv-chips tv-editable" if editable else "tv-chips"
+    label = f' aria-label="{esc(row_label)}"' if row_label else ""
+    return f'<div class="{cls}" data-sample="{esc(str(sample_id))}"{label}>{"".join(parts)}</div>'
+
+
+def render_rows(rows: list[dict]) -> str:
+    """Several selector rows one under another: label on the left, chips, and one legend per row.
+
+    Each row is a dict with the keyword arguments of `render_chips` (tokens, scores, mask and
+    optionally probs, sample_id, editable, spans_mask, vmin, vmax), a `label` (or `row_label`)
+    and an optional `legend_label` (default "score").
+    """
+    out = []
+    for k, row in enumerate(rows):
+        missing = [key for key in ("tokens", "scores", "mask") if key not in row]
+        if missing:
+            raise ValueError(f"row {k} is missing {', '.join(missing)}")
+        label = row.get("label", row.get("row_label", ""))
+        lo, hi = (row["vmin"], row["vmax"]) if row.get("vmin") is not None and row.get("vmax") is not None \
+            else auto_range(row["scores"])
+        chips = render_chips(row["tokens"], row["scores"], row["mask"], probs=row.get("probs"), row_label=label,
+                             sample_id=row.get("sample_id", ""), editable=row.get("editable", False),
+                             spans_mask=row.get("spans_mask"), vmin=lo, vmax=hi)
+        legend = legend_html(lo, hi, row.get("legend_label", "score"))
+        out.append(f'<div class="tv-row" data-row="{k}"><div class="tv-row-label">{html.escape(label)}</div>'
+                   f'<div class="tv-row-body">{chips}{legend}</div></div>')
+    return f'<div class="tv-rows">{"".join(out)}</div>'

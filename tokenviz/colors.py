@@ -1,0 +1,88 @@
+"""A sequential, colour-blind-safe colour map for per-token scores, text contrast, and a legend.
+
+The map is ColorBrewer's single-hue "Blues" ramp (9 classes) with its lightest stop replaced by
+pure white: low scores are white, high scores saturated dark blue. A single-hue ramp varies
+monotonically in lightness, so it reads the same under every colour-vision deficiency and in
+greyscale. Colours are interpolated linearly in sRGB between the 9 evenly spaced stops.
+"""
+from __future__ import annotations
+
+import html
+import math
+from functools import lru_cache
+
+BLUES = ("#ffffff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")
+NAN_COLOR = "#d9d9d9"  # scores that are not a number: neutral grey, never on the ramp
+DARK_TEXT = "#000000"
+LIGHT_TEXT = "#ffffff"
+
+
+@lru_cache(maxsize=None)
+def hex_to_rgb(color: str) -> tuple[int, int, int]:
+    """'#rrggbb' -> (r, g, b) in 0..255."""
+    c = color.lstrip("#")
+    if len(c) != 6:
+        raise ValueError(f"expected a colour '#rrggbb', got {color!r}")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+def rgb_to_hex(rgb: tuple[float, float, float]) -> str:
+    return "#" + "".join(f"{max(0, min(255, int(v + 0.5))):02x}" for v in rgb)  # half up
+
+
+def normalise(value: float, vmin: float, vmax: float) -> float:
+    """Position of `value` on [vmin, vmax] clipped to [0, 1]; 0.5 when the range is empty (vmax <= vmin)."""
+    if vmax <= vmin:
+        return 0.5
+    return min(1.0, max(0.0, (value - vmin) / (vmax - vmin)))
+
+
+@lru_cache(maxsize=4096)
+def ramp_color(t: float) -> str:
+    """Colour at position t in [0, 1] of the white -> dark blue ramp."""
+    t = min(1.0, max(0.0, t))
+    x = t * (len(BLUES) - 1)
+    i = min(int(x), len(BLUES) - 2)
+    f = x - i
+    lo, hi = hex_to_rgb(BLUES[i]), hex_to_rgb(BLUES[i + 1])
+    return rgb_to_hex(tuple(a + (b - a) * f for a, b in zip(lo, hi)))
+
+
+def score_to_color(value: float, vmin: float, vmax: float) -> str:
+    """Background hex colour for a score; NaN gives NAN_COLOR, ±inf clips to the ramp's ends."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NAN_COLOR
+    return ramp_color(round(normalise(float(value), vmin, vmax), 4))
+
+
+def relative_luminance(color: str) -> float:
+    """WCAG 2 relative luminance of '#rrggbb', in [0, 1]."""
+    def lin(c: int) -> float:
+        s = c / 255
+        return s / 12.92 if s <= 0.04045 else ((s + 0.055) / 1.055) ** 2.4
+    r, g, b = hex_to_rgb(color)
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+
+
+@lru_cache(maxsize=4096)
+def text_color(background: str) -> str:
+    """Black or white, whichever has the higher WCAG contrast ratio against `background`."""
+    lum = relative_luminance(background)
+    contrast_black = (lum + 0.05) / 0.05
+    contrast_white = 1.05 / (lum + 0.05)
+    return DARK_TEXT if contrast_black >= contrast_white else LIGHT_TEXT
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def legend_html(vmin: float, vmax: float, label: str = "") -> str:
+    """A small horizontal gradient bar with the min and max values at its ends and an optional label."""
+    gradient = ", ".join(BLUES)
+    name = f'<span class="tv-legend-label">{html.escape(label)}</span>' if label else ""
+    return (f'<div class="tv-legend" style="display:inline-flex;align-items:center;gap:4px;font-size:11px">'
+            f'{name}<span class="tv-legend-min">{html.escape(_fmt(vmin))}</span>'
+            f'<span class="tv-legend-bar" style="display:inline-block;width:96px;height:10px;'
+            f'border:1px solid #999;background:linear-gradient(to right, {gradient})"></span>'
+            f'<span class="tv-legend-max">{html.escape(_fmt(vmax))}</span></div>')
