@@ -10,7 +10,7 @@ import importlib
 import json
 import sys
 
-COMMANDS = ["setup", "eval"]
+COMMANDS = ["setup", "eval", "score", "selector-report", "unlearn", "runs", "fit-scorer"]
 
 NAMES_HELP = """built-in names:
   models: demo (target model), demo-retain (retain model), or a local HF model directory
@@ -28,6 +28,20 @@ def write_json(path: str | None, payload: dict) -> None:
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=2)
         print(f"wrote {path}")
+
+
+def parse_params(items: list[str] | None, flag: str = "--param") -> dict:
+    """['k=v', …] -> {k: v}; values are read as JSON when they parse (numbers, true/false), else strings."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"{flag} expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:

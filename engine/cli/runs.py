@@ -1,0 +1,104 @@
+"""`runs`: list the recorded unlearning runs, show one, or export its per-epoch metrics."""
+from __future__ import annotations
+
+import csv
+import json
+
+from . import UserError
+
+NAME = "runs"
+HELP = "list recorded unlearning runs; --show ID for one run; --export ID --csv/--json FILE"
+
+COLUMNS = ("forget_quality", "model_utility", "forget_probability", "target_prob_drop", "nontarget_prob_drop",
+           "train_loss")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--show", type=int, metavar="ID", help="show one run: config, per-epoch metrics, checkpoints")
+    p.add_argument("--export", type=int, metavar="ID", help="export one run's per-epoch metrics")
+    p.add_argument("--csv", metavar="FILE", help="with --export: write the metrics as CSV")
+    p.add_argument("--json", metavar="FILE", help="with --export: write the whole run as JSON")
+    p.add_argument("--store", default=None, help="SQLite store (default: the workbench's)")
+
+
+def epochs_of(run: dict) -> list[dict]:
+    """Per-epoch metric dicts of a stored run (`Store.get_run` shape), each with 'epoch' and 'step'."""
+    return [{**r["metrics"], "epoch": r["epoch"], "step": r["step"]} for r in run.get("metrics", [])]
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.3g}"
+    return str(x)
+
+
+def _source(cfg: dict) -> str:
+    return f"mask set {cfg['mask_set']}" if cfg.get("mask_set") else str(cfg.get("selector"))
+
+
+def list_table(runs: list[dict]) -> str:
+    lines = ["| id | status | model | data | loss | tokens | epochs | best FQ | MU (last) |", "|---|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        cfg = run.get("config") or {}
+        eps = [m for m in epochs_of(run) if (m.get("epoch") or 0) >= 1]
+        fqs = [m["forget_quality"] for m in eps if m.get("forget_quality") is not None]
+        last = eps[-1] if eps else {}
+        lines.append(f"| {run.get('id')} | {run.get('status')} | {cfg.get('model')} | {cfg.get('data')} | "
+                     f"{cfg.get('loss')} | {_source(cfg)} | {len(eps)}/{cfg.get('epochs')} | "
+                     f"{_fmt(max(fqs) if fqs else None)} | {_fmt(last.get('model_utility'))} |")
+    return "\n".join(lines)
+
+
+def show(run: dict) -> str:
+    cfg = run.get("config") or {}
+    lines = [f"run {run['id']}: {run['status']} (started {run.get('started')}, finished {run.get('finished')})"
+             + (f"\n  error: {run['error']}" if run.get("error") else "")]
+    lines += [f"  {k}: {v}" for k, v in cfg.items()]
+    lines.append("| epoch | step | " + " | ".join(COLUMNS) + " |")
+    lines.append("|---" * (len(COLUMNS) + 2) + "|")
+    for m in epochs_of(run):
+        lines.append(f"| {m.get('epoch')} | {m.get('step')} | " + " | ".join(_fmt(m.get(k)) for k in COLUMNS) + " |")
+    for kind, ck in (run.get("checkpoints") or {}).items():
+        lines.append(f"{kind} checkpoint (epoch {ck['epoch']}): {ck['path']}")
+    return "\n".join(lines)
+
+
+def export_csv(store, run_id: int, path: str) -> None:
+    """One row per epoch (run_id, epoch, step, every metric; nested keys dotted)."""
+    rows = store.run_metrics_rows(run_id)
+    keys = ["run_id", "epoch", "step"] + sorted({k for r in rows for k in r} - {"run_id", "epoch", "step"})
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from .. import paths
+    from ..store import Store
+
+    store = Store(Path(args.store) if args.store else paths.store_path())
+    if args.export is not None:
+        if not (args.csv or args.json):
+            raise UserError("--export needs --csv FILE and/or --json FILE")
+        r = store.get_run(args.export)  # NotFound (a KeyError) names the id
+        if args.csv:
+            export_csv(store, args.export, args.csv)
+            print(f"wrote {args.csv}")
+        if args.json:
+            Path(args.json).write_text(json.dumps(r, indent=2, default=str), encoding="utf-8")
+            print(f"wrote {args.json}")
+        return 0
+    if args.csv or args.json:
+        raise UserError("--csv and --json go with --export ID")
+    if args.show is not None:
+        print(show(store.get_run(args.show)))
+        return 0
+    store.mark_stale_runs()
+    runs = store.list_runs()
+    print(list_table(runs) if runs else "no runs recorded yet (python -m engine unlearn …)")
+    return 0

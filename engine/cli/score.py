@@ -1,0 +1,59 @@
+"""`score`: one selector's per-token scores and default mask on the forget samples."""
+from __future__ import annotations
+
+from . import UserError, parse_params, write_json
+
+NAME = "score"
+HELP = "per-token scores and default mask of one selector on the forget samples (* = target)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--selector", required=True, help="all, oracle, wga, satimp, entropy, tokenunlearn, tif, dto, atwu")
+    p.add_argument("--model", default="demo", help="model name or local HF directory (default: demo)")
+    p.add_argument("--data", default="demo", help="data name or TOFU directory (default: demo)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="selector parameter (repeatable), e.g. ratio=0.2")
+    p.add_argument("--limit", type=int, default=5, help="samples to print (default 5; the JSON file gets all)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--json", default=None, help="write every sample's tokens, scores and mask to this JSON file")
+
+
+def sample_rows(name: str, model, tokenizer, samples, params: dict, batch_size: int) -> list[dict]:
+    """Per sample: its uid, question, answer tokens (text), scores and mask over the answer tokens."""
+    from ..selectors import select
+    from ..tokens import encode_samples, iter_batches
+
+    rows = []
+    for chunk in iter_batches(samples, batch_size):
+        batch = encode_samples(tokenizer, chunk)
+        out = select(name, model, tokenizer, chunk, batch=batch, **params)
+        for i, s in enumerate(chunk):
+            keep = batch.answer_mask[i]
+            offs = batch.offsets[i][keep].tolist()
+            rows.append({"uid": s.uid, "question": s.question, "answer": s.answer,
+                         "tokens": [s.answer[a:b] for a, b in offs],
+                         "scores": [round(float(x), 6) for x in out.scores[i][keep.to(out.scores.device)]],
+                         "mask": [bool(x) for x in out.mask[i][keep.to(out.mask.device)]]})
+    return rows
+
+
+def run(args) -> int:
+    from ..models import load_model
+    from ..resolve import load_data, model_path
+    from ..selectors import get_selector
+
+    get_selector(args.selector)
+    if args.limit < 0:
+        raise UserError("--limit must be 0 or more")
+    params = parse_params(args.param)
+    bench = load_data(args.data)
+    model, tok = load_model(model_path(args.model), args.device)
+    rows = sample_rows(args.selector, model, tok, bench.forget, params, args.batch_size)
+    print(f"selector {args.selector} on {bench.name} ({len(rows)} forget samples), model {args.model}")
+    for r in rows[:args.limit]:
+        print(f"\nQ: {r['question']}")
+        print(" ".join(f"{t.strip() or repr(t)}{'*' if m else ''}:{x:.3g}" for t, x, m in
+                       zip(r["tokens"], r["scores"], r["mask"])))
+    write_json(args.json, {"selector": args.selector, "params": params, "model": args.model, "data": bench.name,
+                           "samples": rows})
+    return 0

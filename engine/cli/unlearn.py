@@ -1,0 +1,126 @@
+"""`unlearn`: run one unlearning job (loss + selector or mask set), evaluate every epoch, record it.
+
+Ctrl-C cancels after the current step (the run is recorded as cancelled). Several GPUs:
+    accelerate launch --multi_gpu --num_processes 4 -m engine unlearn --model M --data D --loss npo
+(or `torchrun --nproc_per_node N -m engine unlearn …`); the main process evaluates and records.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+
+from . import parse_params, write_json
+
+NAME = "unlearn"
+HELP = "unlearn: train with a loss on selected tokens, evaluate every epoch, keep checkpoints"
+
+
+def add_arguments(p) -> None:
+    from ..losses import LOSSES
+    from ..train import RunConfig
+
+    d = RunConfig()
+    p.add_argument("--model", default=d.model, help="model name or local HF directory (default: demo)")
+    p.add_argument("--data", default=d.data, help="data name or TOFU directory (default: demo)")
+    p.add_argument("--loss", required=True, choices=sorted(LOSSES), help="unlearning loss")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--selector", default=None, help="token selector (default: all), e.g. all, oracle, tif, dto, atwu")
+    src.add_argument("--mask-set", default=None, help="a saved (hand-edited) mask set instead of a selector")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="selector parameter (repeatable)")
+    p.add_argument("--loss-param", action="append", metavar="KEY=VALUE",
+                   help="loss parameter (repeatable), e.g. alpha=0.5 or forget=npo")
+    p.add_argument("--weighting", default=d.weighting, choices=["auto", "mask", "scores"],
+                   help="hard selector mask, soft scores, or auto (scores for atwu; default)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--grad-accum", type=int, default=d.grad_accum)
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--beta", type=float, default=None, help="the loss's β (NPO, TPO, ATWU)")
+    p.add_argument("--orthogonalize", action="store_true",
+                   help="project the forget gradient off the preservation gradient (e.g. for dto)")
+    p.add_argument("--lora", action="store_true", help="train LoRA adapters (merged into saved checkpoints)")
+    p.add_argument("--lora-r", type=int, default=d.lora_r)
+    p.add_argument("--lora-alpha", type=int, default=d.lora_alpha)
+    p.add_argument("--lora-targets", default=d.lora_targets, help="all-linear or comma-separated module names")
+    p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    p.add_argument("--retain-eval-size", type=int, default=d.retain_eval_size,
+                   help="retain questions used for model utility (default: 200)")
+    p.add_argument("--eval-max-new-tokens", type=int, default=d.eval_max_new_tokens,
+                   help="greedy answer length for ROUGE in the evaluation (default: 64)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
+    p.add_argument("--no-eval", action="store_true", help="skip the per-epoch evaluation")
+    p.add_argument("--no-checkpoints", action="store_true", help="keep no best/final checkpoints")
+    p.add_argument("--json", default=None, help="also write the run's result (per-epoch metrics) to this JSON file")
+
+
+def config_from_args(args):
+    from ..train import RunConfig
+
+    return RunConfig(model=args.model, data=args.data, loss=args.loss,
+                     selector=None if args.mask_set else (args.selector or "all"), mask_set=args.mask_set,
+                     selector_params=parse_params(args.param, "--param"),
+                     loss_params=parse_params(args.loss_param, "--loss-param"), weighting=args.weighting,
+                     epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
+                     warmup_steps=args.warmup_steps, seed=args.seed, beta=args.beta, orthogonalize=args.orthogonalize,
+                     lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_targets=args.lora_targets,
+                     device=args.device, retain_eval_size=args.retain_eval_size,
+                     eval_max_new_tokens=args.eval_max_new_tokens, max_steps=args.max_steps,
+                     eval_every_epoch=not args.no_eval, save_checkpoints=not args.no_checkpoints)
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.3g}" if isinstance(x, float) else str(x)
+
+
+def format_epoch(m: dict) -> str:
+    keys = ("forget_quality", "model_utility", "forget_probability", "target_prob_drop", "nontarget_prob_drop")
+    return f"epoch {m['epoch']:>2}  " + "  ".join(
+        f"{k.replace('_probability', '_prob')} {_fmt(m.get(k))}" for k in keys if k in m)
+
+
+def run(args) -> int:
+    from tqdm.auto import tqdm
+    from transformers.utils import logging as hf_logging
+
+    from ..train import unlearn
+
+    hf_logging.disable_progress_bar()  # no per-file loading / saving bars between ours
+    config = config_from_args(args)
+    cancel = threading.Event()
+    bar = None
+
+    def progress(info: dict) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=info["total_steps"], desc=f"run {info['run_id']}", unit="step")
+        bar.n = info["step"]
+        if info["loss"] is not None:
+            bar.set_postfix(epoch=info["epoch"], loss=f"{info['loss']:.3f}", refresh=False)
+        bar.refresh()
+        if info["metrics"] is not None:
+            tqdm.write(format_epoch(info["metrics"]))
+
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C: stop after this step
+    try:
+        result = unlearn(config, progress=progress, cancel=cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if bar is not None:
+            bar.close()
+    if result.run_id is None:  # a non-main process of a multi-process launch: the main one reports
+        return {"finished": 0, "cancelled": 130}.get(result.status, 1)
+    print(f"run {result.run_id}: {result.status} after {result.epochs_completed} epoch(s) in {result.seconds:.0f} s")
+    if result.best_epoch is not None:
+        print(f"best forget quality at epoch {result.best_epoch}")
+    for kind, path in result.checkpoints.items():
+        print(f"{kind} checkpoint: {path}")
+    if result.scorer_path:
+        print(f"ATWU scorer saved: {result.scorer_path}")
+    if result.error:
+        print(f"error: {result.error}")
+    write_json(args.json, {"config": config.to_dict(), **result.to_dict()})
+    return {"finished": 0, "cancelled": 130}.get(result.status, 1)

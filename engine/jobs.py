@@ -1,0 +1,201 @@
+"""Background unlearning runs for the app: one at a time per process, a thread, a progress snapshot.
+
+    jobs = JobManager(store)
+    jobs.start(RunConfig(epochs=1))      # RunBusy when a run is already going
+    jobs.snapshot()                      # {"state": "running", "epoch": 1, "step": 3, ...}
+    jobs.cancel()                        # the run stops before its next step, recorded 'cancelled'
+
+The run itself is `engine.train.unlearn(config, store, progress=…, cancel=threading.Event())`;
+the thread outlives any page, so a reloaded page polls `snapshot()` and picks the run up again.
+No Gradio here.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+
+class RunBusy(RuntimeError):
+    """A run is already going in this server; the message says which."""
+
+
+@dataclass
+class JobSnapshot:
+    """What the app shows about the current (or latest) run.
+
+    state: idle | starting | running | cancelling | finished | cancelled | failed.
+    """
+
+    state: str = "idle"
+    job: int = 0  # increases with every started job
+    run_id: int | None = None
+    phase: str | None = None  # setup | train | eval
+    epoch: int | None = None
+    epochs: int | None = None
+    step: int = 0
+    total_steps: int | None = None
+    loss: float | None = None
+    last_metrics: dict | None = None
+    message: str = "no run started yet"
+    error: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    config: dict = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("starting", "running", "cancelling")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["active"] = self.active
+        return d
+
+
+def preflight(config, store) -> None:
+    """Raise ValueError naming the problem for a run that cannot start, before any thread.
+
+    Checks what a person can get wrong in the app: the config itself (RunConfig.check), the
+    model directory, the data loading, a loss that needs retain data on a split without it, a missing or empty
+    mask set, and a mask set made for other data.
+    """
+    from .data import DataError
+    from .losses import get_loss
+    from .models.loading import check_model_dir
+    from .resolve import load_data, model_path
+
+    try:
+        config.check()
+    except KeyError as err:  # unknown loss or selector names
+        raise ValueError(str(err.args[0]) if err.args else str(err)) from None
+    check_model_dir(model_path(config.model))  # ModelLoadError (a ValueError) names the problem
+    try:
+        bench = load_data(config.data)
+    except DataError as err:
+        raise ValueError(str(err)) from None
+    if not bench.forget:
+        raise ValueError(f"{bench.name}: the forget split is empty")
+    spec = get_loss(config.loss)
+    kwargs = config.loss_kwargs()
+    if spec.needs_retain(kwargs) and not bench.retain:
+        raise ValueError(f"loss {config.loss!r} needs retain data ({spec.retain_param} = "
+                         f"{kwargs[spec.retain_param]}), but {bench.name} has no retain split: choose a loss "
+                         f"without a retain term (ga, dto) or data with a retain split")
+    if config.mask_set:
+        ms = store.get_mask_set(config.mask_set)  # NotFound is a ValueError
+        masks = ms.get("masks") or {}
+        if not any(any(m["mask"]) for m in masks.values()):
+            raise ValueError(f"mask set {config.mask_set!r} is empty: it marks no tokens of any sample")
+        uids = {s.uid for s in bench.forget}
+        if not uids & set(masks):
+            raise ValueError(f"mask set {config.mask_set!r} was made for data {ms['data']!r}; it covers none "
+                             f"of the {len(uids)} forget samples of {config.data!r}")
+
+
+class JobManager:
+    """Runs at most one unlearning job at a time in a daemon thread and keeps its progress.
+
+    runner: the function that does the work, `unlearn(config, store, progress, cancel)` by default
+    (tests may pass a stand-in). store: an engine.store.Store shared with the app.
+    """
+
+    def __init__(self, store, runner: Callable | None = None):
+        self.store = store
+        self._runner = runner
+        self._lock = threading.Lock()
+        self._snap = JobSnapshot()
+        self._thread: threading.Thread | None = None
+        self._cancel: threading.Event | None = None
+
+    @property
+    def runner(self) -> Callable:
+        if self._runner is None:
+            from .train import unlearn
+
+            self._runner = unlearn
+        return self._runner
+
+    def snapshot(self) -> JobSnapshot:
+        with self._lock:
+            return copy.deepcopy(self._snap)
+
+    def busy(self) -> bool:
+        with self._lock:
+            return self._thread is not None and self._thread.is_alive()
+
+    def start(self, config, check: bool = True) -> JobSnapshot:
+        """Start `config` in a thread; RunBusy when one is going, ValueError when it cannot run."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                s = self._snap
+                which = f"run {s.run_id}" if s.run_id is not None else "a run"
+                raise RunBusy(f"{which} is already going ({s.state}, step {s.step}/{s.total_steps or '?'}): "
+                              f"one run at a time per server; stop it or wait for it to finish")
+        if check:
+            preflight(config, self.store)
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():  # lost a race with another start
+                raise RunBusy("a run is already going: one run at a time per server")
+            cancel = threading.Event()
+            self._snap = JobSnapshot(state="starting", job=self._snap.job + 1, phase="setup",
+                                     epochs=config.epochs, message="loading the model and computing token weights",
+                                     started=time.time(), config=config.to_dict())
+            self._cancel = cancel
+            self._thread = threading.Thread(target=self._run, args=(config, cancel), name="unlearning-run",
+                                            daemon=True)
+            self._thread.start()
+            return copy.deepcopy(self._snap)
+
+    def cancel(self) -> bool:
+        """Ask the running job to stop before its next step; False when nothing runs."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive() or self._cancel is None:
+                return False
+            self._cancel.set()
+            self._snap.state = "cancelling"
+            self._snap.message = "stopping after the current step"
+            return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the current job ends; True when none is running afterwards."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.busy()
+
+    # -- the thread
+
+    def _progress(self, info: dict) -> None:
+        with self._lock:
+            s = self._snap
+            s.run_id = info.get("run_id", s.run_id)
+            s.phase = info.get("phase")
+            s.epoch = info.get("epoch")
+            s.step = info.get("step") or 0
+            s.total_steps = info.get("total_steps")
+            if info.get("loss") is not None:
+                s.loss = float(info["loss"])
+            if info.get("metrics"):
+                s.last_metrics = {k: v for k, v in info["metrics"].items()
+                                  if isinstance(v, (int, float)) or v is None}
+            if s.state != "cancelling":
+                s.state = "running"
+                s.message = "evaluating" if s.phase == "eval" else "training"
+
+    def _run(self, config, cancel: threading.Event) -> None:
+        try:
+            result = self.runner(config, self.store, progress=self._progress, cancel=cancel)
+            state, error = result.status, result.error
+            run_id = result.run_id
+        except Exception as err:  # a config error raised before the run was recorded
+            state, error, run_id = "failed", f"{type(err).__name__}: {err}", None
+        with self._lock:
+            s = self._snap
+            s.state = state
+            s.error = error
+            s.run_id = run_id if run_id is not None else s.run_id
+            s.finished = time.time()
+            s.message = {"finished": "finished", "cancelled": "stopped by request"}.get(state, f"failed: {error}")

@@ -1,0 +1,123 @@
+"""What decides a run (`RunConfig`) and what a run returns (`RunResult`)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable
+
+from ..losses import get_loss
+
+Progress = Callable[[dict], None]
+
+
+@dataclass
+class RunConfig:
+    """Everything that decides an unlearning run. Defaults work on the built-in model (CPU).
+
+    selector | mask_set: where the token weights come from (exactly one; mask_set wins when both).
+    weighting: 'mask' (the selector's hard mask), 'scores' (its scores as soft weights, scaled
+    into [0, 1] per row when larger) or 'auto' (scores for `atwu`, the mask otherwise).
+    selector='atwu' in a run means ATWU's joint training: a fresh zero-initialised scorer (or
+    the saved one with selector_params init='saved') steps every `atwu_every` model steps and
+    is saved at the end for the `atwu` selector; every other selector runs once, on the
+    initial model, before the first step.
+    lr / epochs defaults: measured on the built-in model (benchmarks/results_table.py sweeps
+    learning rates); real models want ~1e-5 (SPEC §3).
+    loss_params: the loss's keyword hyper-parameters (see `LOSSES[name].defaults`); `beta`,
+    when set, overrides the loss's β. atwu_every: model steps per ATWU scorer step (n = 5).
+    lr schedule: linear warm-up over `warmup_steps`, then constant.
+    max_steps: a cap on optimiser steps; the epoch it cuts short is still evaluated and counted.
+    retain_eval_size / eval_max_new_tokens: the evaluation's retain subset and generation length.
+    """
+
+    model: str = "demo"
+    data: str = "demo"
+    loss: str = "ga"
+    selector: str | None = "all"
+    mask_set: str | None = None
+    selector_params: dict = field(default_factory=dict)
+    loss_params: dict = field(default_factory=dict)
+    weighting: str = "auto"
+    epochs: int = 10
+    lr: float = 3e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    lora: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_targets: str = "all-linear"
+    device: str = "auto"
+    eval_every_epoch: bool = True
+    retain_eval_size: int = 200
+    eval_max_new_tokens: int = 64
+    orthogonalize: bool = False
+    beta: float | None = None
+    atwu_every: int = 5
+    max_steps: int | None = None
+    save_checkpoints: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def loss_kwargs(self) -> dict:
+        """The loss's hyper-parameters: its defaults, then loss_params, then `beta`."""
+        spec = get_loss(self.loss)
+        over = dict(self.loss_params)
+        if self.beta is not None:
+            if "beta" not in spec.defaults:
+                raise ValueError(f"loss {self.loss!r} has no beta")
+            over["beta"] = self.beta
+        return spec.params(over)
+
+    def check(self) -> None:
+        """Raise ValueError (KeyError for unknown names) for a config that cannot run, before
+        anything is loaded."""
+        spec = get_loss(self.loss)
+        if not self.selector and not self.mask_set:
+            raise ValueError("name a selector (e.g. --selector all) or a mask set (--mask-set NAME)")
+        if self.mask_set is None:
+            from ..selectors import get_selector
+
+            get_selector(self.selector)
+        if self.weighting not in ("auto", "mask", "scores"):
+            raise ValueError(f"weighting must be auto, mask or scores, got {self.weighting!r}")
+        for name in ("epochs", "batch_size", "grad_accum", "atwu_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        self.loss_kwargs()  # unknown loss parameters fail here
+        if self.orthogonalize and not spec.preserve_params:
+            raise ValueError(f"orthogonalize needs a loss with a preservation term; {self.loss!r} has none")
+
+    @property
+    def uses_atwu_scorer(self) -> bool:
+        return self.mask_set is None and self.selector == "atwu"
+
+
+@dataclass
+class RunResult:
+    """What `unlearn` returns; `history[0]` is the step-0 evaluation when one was made."""
+
+    run_id: int | None
+    status: str  # finished | cancelled | failed
+    epochs_completed: int
+    history: list[dict]
+    best_epoch: int | None
+    checkpoints: dict[str, str]
+    error: str | None = None
+    seconds: float = 0.0
+    scorer_path: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)

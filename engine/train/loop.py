@@ -1,0 +1,154 @@
+"""The run: evaluate at step 0, epochs of `step`, evaluate after each, keep the best-FQ and
+final checkpoints, record everything in the store; plus the short ATWU scorer fit."""
+from __future__ import annotations
+
+import math
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from .. import paths
+from .checkpoint import save_checkpoint, save_run_scorer
+from .config import Progress, RunConfig, RunResult
+from .evaluation import eval_context, evaluate_state
+from .state import State, prepare
+from .step import plan_epoch, step
+
+
+def default_store():
+    from ..store import Store
+
+    return Store(paths.store_path())
+
+
+def total_steps(state: State) -> int:
+    """Optimiser steps the run will take (epochs × steps per epoch, capped by max_steps)."""
+    cfg = state.config
+    per_epoch = math.ceil(math.ceil(len(state.forget) / cfg.batch_size) / (cfg.grad_accum * state.world))
+    total = per_epoch * cfg.epochs
+    return min(total, cfg.max_steps) if cfg.max_steps else total
+
+
+def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
+            cancel: threading.Event | None = None) -> RunResult:
+    """Run one unlearning job and record it; returns a RunResult (status finished|cancelled|failed).
+
+    store: an engine.store.Store (default: the workbench's). progress(dict) gets, after every
+    step, {run_id, phase: 'train', step, total_steps, epoch, loss, metrics: None} and, after every
+    evaluation, {..., phase: 'eval', metrics: {...}}. cancel: a threading.Event checked before
+    every step; a cancelled run is recorded as 'cancelled' with the epochs it finished (their
+    metrics and best checkpoint). A ValueError for a config that cannot run (unknown names, no
+    retain data for the loss, an empty or mismatched mask set) is raised before a run is
+    recorded; anything that goes wrong later is recorded as 'failed' with the message and
+    returned. A process killed mid-run leaves the run 'running' until `Store.mark_stale_runs`.
+    """
+    started = time.perf_counter()
+    store = store if store is not None else default_store()
+    state = prepare(config, store)
+    main = state.is_main
+    run_id = store.create_run(config.to_dict(), store.mask_set_hash(config.mask_set) if config.mask_set else None) \
+        if main else None
+    run_dir = paths.runs_dir() / str(run_id)
+    history: list[dict] = []
+    checkpoints: dict[str, str] = {}
+    best: tuple[float, int] | None = None  # (forget quality, epoch)
+    epochs_done = 0
+    total = total_steps(state)
+    notify = progress if progress is not None and main else (lambda info: None)
+
+    def report(epoch: int, loss: float | None, metrics: dict | None) -> None:
+        notify({"run_id": run_id, "phase": "train" if metrics is None else "eval", "step": state.step,
+                "total_steps": total, "epoch": epoch, "loss": loss, "metrics": metrics})
+
+    def record(epoch: int, train_loss: float | None) -> None:
+        """Evaluate, store the epoch's metrics, keep the best-FQ checkpoint (main process only)."""
+        nonlocal best
+        m = {"epoch": epoch, "step": state.step, "train_loss": train_loss,
+             **(evaluate_state(state, ctx) if ctx is not None else {})}
+        history.append(m)
+        store.add_epoch_metrics(run_id, epoch, state.step, m)
+        fq = m.get("forget_quality")
+        if epoch >= 1 and config.save_checkpoints and fq is not None and (best is None or fq > best[0]):
+            best = (fq, epoch)
+            checkpoints["best"] = str(save_checkpoint(state, run_dir / "best"))
+            store.set_checkpoint(run_id, "best", checkpoints["best"], epoch)
+        report(epoch, train_loss, m)
+
+    def out_of_steps() -> bool:
+        return config.max_steps is not None and state.step >= config.max_steps
+
+    try:
+        ctx = eval_context(state) if config.eval_every_epoch and main else None
+        if ctx is not None:
+            record(0, None)
+        status = "finished"
+        for epoch in range(1, config.epochs + 1):
+            losses = []
+            for micro in plan_epoch(state, epoch):
+                if cancel is not None and cancel.is_set():
+                    status = "cancelled"
+                    break
+                if out_of_steps():
+                    break
+                stats = step(state, micro)
+                if not math.isfinite(stats["loss"]):
+                    raise FloatingPointError(f"the loss became {stats['loss']} at step {state.step}; lower the lr")
+                losses.append(stats["loss"])
+                report(epoch, stats["loss"], None)
+            if status == "cancelled":
+                break
+            epochs_done = epoch
+            if state.accelerator is not None:
+                state.accelerator.wait_for_everyone()
+            if main:
+                record(epoch, sum(losses) / max(1, len(losses)))
+            if out_of_steps():
+                break
+        scorer_path = None
+        if main and status == "finished":
+            if config.save_checkpoints:
+                checkpoints["final"] = str(save_checkpoint(state, run_dir / "final"))
+                store.set_checkpoint(run_id, "final", checkpoints["final"], epochs_done)
+            scorer_path = save_run_scorer(state, run_id)
+        if main:
+            store.finish_run(run_id, status, None)
+        return RunResult(run_id, status, epochs_done, history, best[1] if best else None, checkpoints,
+                         None, time.perf_counter() - started, scorer_path)
+    except Exception as err:  # recorded, then returned: the app and the CLI show the message
+        message = f"{type(err).__name__}: {err}"
+        if main:
+            store.finish_run(run_id, "failed", message)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "error.txt").write_text(traceback.format_exc())
+        return RunResult(run_id, "failed", epochs_done, history, best[1] if best else None, checkpoints,
+                         message, time.perf_counter() - started)
+
+
+def fit_atwu_scorer(model_spec: str, data_spec: str, steps: int = 40, device: str = "auto", seed: int = 0,
+                    progress: Progress | None = None, **overrides) -> Path:
+    """Fit an ATWU scorer by a short alternating run (loss atwu, selector atwu) on a copy of the
+    model in memory, without evaluation or checkpoints; save it for the `atwu` selector.
+
+    The model on disk is untouched. `steps` counts model steps; the scorer steps every
+    `atwu_every` (5) of them. overrides: other RunConfig fields (lr, batch_size, …).
+    Returns the saved scorer's path.
+    """
+    cfg = RunConfig(model=model_spec, data=data_spec, loss="atwu", selector="atwu", device=device, seed=seed,
+                    max_steps=steps, eval_every_epoch=False, save_checkpoints=False)
+    for k, v in overrides.items():
+        if not hasattr(cfg, k):
+            raise ValueError(f"RunConfig has no field {k!r}")
+        setattr(cfg, k, v)
+    state = prepare(cfg)
+    epoch = 0
+    while state.step < steps:
+        epoch += 1
+        for micro in plan_epoch(state, epoch):
+            if state.step >= steps:
+                break
+            stats = step(state, micro)
+            if progress:
+                progress({"run_id": None, "phase": "train", "step": state.step, "total_steps": steps,
+                          "epoch": epoch, "loss": stats["loss"], "metrics": None})
+    return Path(save_run_scorer(state, None))

@@ -1,0 +1,177 @@
+"""One optimiser step: the epoch's batch plan, the loss's inputs from one forward, the backward
+(optionally with the forget gradient orthogonalised), and the ATWU scorer's own step."""
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+
+from ..losses import REFERENCE_INPUTS, RETAIN_INPUTS
+from ..tokens import Batch, encode_samples, kl_ref, label_logit, per_token_nll
+from .state import State
+from .weights import gather_rows
+
+Micro = tuple[list[int], Batch, "Batch | None"]  # (forget indices, forget batch, retain batch or None)
+
+
+def lr_at(step: int, peak: float, warmup: int) -> float:
+    """Linear warm-up to `peak` over `warmup` steps, then constant (a pure function of the step)."""
+    return peak * min(1.0, (step + 1) / warmup) if warmup > 0 else peak
+
+
+def plan_epoch(state: State, epoch: int) -> list[list[Micro]]:
+    """The epoch's steps, each a list of `grad_accum` micro-batches (forget, retain when the loss
+    has a retain term). Seeded by (seed, epoch); under several processes each takes every
+    world-th micro-batch, so a step sees grad_accum · world forget batches in all."""
+    cfg = state.config
+    rng = random.Random(cfg.seed * 1000 + epoch)
+    order = list(range(len(state.forget)))
+    rng.shuffle(order)
+    chunks = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    want_retain = state.spec.needs_retain(state.loss_kwargs)
+    r_order = list(range(len(state.retain)))
+    rng.shuffle(r_order)
+    world = state.world
+    rank = state.accelerator.process_index if state.accelerator else 0
+    per_step = cfg.grad_accum * world
+    steps = []
+    for s in range(math.ceil(len(chunks) / per_step)):
+        group = [chunks[(s * per_step + j) % len(chunks)] for j in range(per_step)]
+        micro = []
+        for k, idx in enumerate(group[rank::world]):
+            retain = None
+            if want_retain:
+                start = ((s * per_step + k * world + rank) * cfg.batch_size) % len(r_order)
+                r_idx = [r_order[(start + j) % len(r_order)] for j in range(cfg.batch_size)]
+                retain = encode_samples(state.tokenizer, [state.retain[j] for j in r_idx])
+            micro.append((idx, encode_samples(state.tokenizer, [state.forget[j] for j in idx]), retain))
+        steps.append(micro)
+    return steps
+
+
+def _reference_logits(state: State, batch: Batch) -> torch.Tensor:
+    """Logits (B, T, V) of the frozen reference: the copy, or the LoRA model with its adapter off."""
+    with torch.no_grad():
+        if state.reference is not None:
+            return state.reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        with state.base_model().disable_adapter():
+            return state.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+
+
+def loss_inputs(state: State, indices: list[int], batch: Batch, retain: Batch | None) -> dict:
+    """The tensors `state.spec` asks for, from one forward on the forget (and retain) batch.
+
+    Always: nll, weights, answer_mask (B, T). When asked: logit; ref_nll/ref_logit (gathered
+    from the cache) or kl (one reference forward); retain_nll/retain_mask (B', T') (one
+    retain forward).
+    """
+    need = set(state.spec.inputs)
+    atwu = state.scorer is not None
+    out = state.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=atwu)
+    logits = out.logits  # (B, T, V)
+    nll = per_token_nll(logits, batch)  # (B, T)
+    inputs = {"nll": nll, "answer_mask": batch.answer_mask}
+    if atwu:
+        hidden = out.hidden_states[-1].detach().float()  # (B, T, H), the token's own position
+        with torch.no_grad():
+            g = state.scorer(hidden) * batch.answer_mask  # (B, T)
+        soft = state.config.weighting in ("auto", "scores")
+        inputs["weights"] = g if soft else (g > state.scorer_params["threshold"]).float()
+        state.last_atwu = (hidden, nll.detach(), batch.answer_mask)
+    else:
+        inputs["weights"] = state.weights.for_batch(indices, batch)
+    if "logit" in need:
+        inputs["logit"] = label_logit(logits, batch)
+    if state.reference_rows is not None:
+        for k, rows in state.reference_rows.items():
+            inputs[k] = gather_rows(rows, indices, batch)  # (B, T)
+    elif need & set(REFERENCE_INPUTS):
+        ref_logits = _reference_logits(state, batch)  # (B, T, V)
+        if "ref_nll" in need:
+            inputs["ref_nll"] = per_token_nll(ref_logits, batch)
+        if "ref_logit" in need:
+            inputs["ref_logit"] = label_logit(ref_logits, batch)
+        if "kl" in need:
+            inputs["kl"] = kl_ref(ref_logits, logits, batch)
+    if retain is not None and need & set(RETAIN_INPUTS):
+        r_logits = state.model(input_ids=retain.input_ids, attention_mask=retain.attention_mask).logits
+        inputs["retain_nll"] = per_token_nll(r_logits, retain)  # (B', T')
+        inputs["retain_mask"] = retain.label_mask
+    return {k: v for k, v in inputs.items() if k in need}
+
+
+def orthogonal_backward(state: State, inputs: dict, scale: float) -> None:
+    """Add scale · (g_f⊥ + g_p) to .grad, with g_f⊥ = g_f − (⟨g_f, g_p⟩ / ‖g_p‖²)·g_p.
+
+    g_f: gradient of the loss with its preservation side off (`preserve_params` at 0);
+    g_p: gradient with the forget side off (gamma = 0). The projection is always applied, not
+    only on conflict [choice], so a forget step leaves the preservation loss unchanged to
+    first order.
+    """
+    kw = state.loss_kwargs
+    f_loss, _ = state.spec(**inputs, **{**kw, **{k: 0.0 for k in state.spec.preserve_params}})
+    p_loss, _ = state.spec(**inputs, **{**kw, "gamma": 0.0})
+    params = state.trainable
+    g_f = torch.autograd.grad(f_loss, params, retain_graph=True, allow_unused=True)
+    g_p = torch.autograd.grad(p_loss, params, allow_unused=True)
+    g_f = [torch.zeros_like(p) if g is None else g for g, p in zip(g_f, params)]
+    g_p = [torch.zeros_like(p) if g is None else g for g, p in zip(g_p, params)]
+    dot = sum((a.float() * b.float()).sum() for a, b in zip(g_f, g_p))
+    norm = sum((b.float() ** 2).sum() for b in g_p)
+    coef = dot / norm if norm > 0 else torch.zeros(())
+    for p, a, b in zip(params, g_f, g_p):
+        g = (a - coef.to(a.dtype) * b + b) * scale
+        p.grad = g if p.grad is None else p.grad + g
+
+
+def step(state: State, micro_batches: list[Micro]) -> dict:
+    """One optimiser step over `grad_accum` micro-batches; returns the mean loss and stats (floats).
+
+    Every `atwu_every` steps the ATWU scorer takes one step on the last forget micro-batch's
+    detached hidden states and NLL.
+    """
+    cfg = state.config
+    state.model.train()
+    for group in state.optimizer.param_groups:
+        group["lr"] = lr_at(state.step, cfg.lr, cfg.warmup_steps)
+    totals: dict = {}
+    scale = 1.0 / len(micro_batches)
+    for indices, batch, retain in micro_batches:
+        batch = batch.to(state.device)
+        retain = retain.to(state.device) if retain is not None else None
+        inputs = loss_inputs(state, indices, batch, retain)
+        loss, stats = state.spec(**inputs, **state.loss_kwargs)
+        if cfg.orthogonalize:
+            orthogonal_backward(state, inputs, scale)
+        elif state.accelerator is not None:
+            state.accelerator.backward(loss * scale)
+        else:
+            (loss * scale).backward()
+        for k, v in {"loss": loss.detach(), **stats}.items():
+            totals[k] = totals.get(k, 0.0) + v * scale  # tensors: one device sync at the end
+    if cfg.max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(state.trainable, cfg.max_grad_norm)
+    state.optimizer.step()
+    state.optimizer.zero_grad(set_to_none=True)
+    state.step += 1
+    if state.scorer is not None and state.step % cfg.atwu_every == 0 and state.last_atwu is not None:
+        totals.update(_scorer_step(state))
+    return {k: float(v) for k, v in totals.items()}
+
+
+def _scorer_step(state: State) -> dict:
+    """`selectors.atwu.scorer_step`, plus averaging the scorer's gradient across processes."""
+    from ..selectors.atwu import scorer_loss
+
+    hidden, nll, answer_mask = state.last_atwu
+    params = {k: v for k, v in state.scorer_params.items() if k != "threshold"}
+    g = state.scorer(hidden)  # (B, T)
+    loss, stats = scorer_loss(g, nll, answer_mask, state.scorer.linear.weight, **params)
+    state.scorer_opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if state.accelerator is not None:  # keep every process's scorer identical
+        for p in state.scorer.parameters():
+            p.grad = state.accelerator.reduce(p.grad, reduction="mean")
+    state.scorer_opt.step()
+    return {"scorer_loss": loss.detach(), **{f"scorer_{k}": v for k, v in stats.items()}}

@@ -1,0 +1,108 @@
+"""Per-sample token weights for a run: from a selector (run once on the initial model) or from
+a saved mask set. Stored per sample over its label positions, so any batch can gather them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..store import text_hash
+from ..tokens import Batch, encode_samples, iter_batches
+
+
+def normalise_scores(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Soft weights in [0, 1]: scores clamped at 0; a row whose max exceeds 1 is divided by it.
+
+    [choice] Selectors such as `entropy` or `dto` score on unbounded scales; dividing those rows
+    by their max keeps the weights' ordering and makes 1 − w a valid non-target weight.
+    scores, allowed: (B, T). Returns (B, T).
+    """
+    s = scores.float().clamp(min=0) * allowed
+    peak = s.max(dim=1, keepdim=True).values  # (B, 1)
+    return torch.where(peak > 1, s / peak.clamp(min=1e-8), s)
+
+
+def label_rows(values: torch.Tensor, batch: Batch) -> list[torch.Tensor]:
+    """Split a (B, T) tensor into per-row 1-D CPU tensors over each row's label positions."""
+    return [values[i][batch.label_mask[i]].detach().cpu() for i in range(values.shape[0])]
+
+
+def gather_rows(rows: list[torch.Tensor], indices: list[int], batch: Batch, dtype=torch.float32) -> torch.Tensor:
+    """(B, T) tensor of samples `indices`' per-label-position rows placed on the batch's label
+    positions (row-major, so one scatter), 0 elsewhere. Inverse of `label_rows`."""
+    out = torch.zeros(batch.label_mask.shape, dtype=dtype, device=batch.label_mask.device)
+    out[batch.label_mask] = torch.cat([rows[i] for i in indices]).to(out.device, dtype)
+    return out
+
+
+@dataclass
+class SampleWeights:
+    """Per forget sample: weights and target mask over its label positions (1-D, CPU)."""
+
+    weights: list[torch.Tensor]
+    targets: list[torch.Tensor]
+    source: str
+
+    def for_batch(self, indices: list[int], batch: Batch) -> torch.Tensor:
+        """(B, T) float weights of samples `indices`, zero off the answer tokens."""
+        return gather_rows(self.weights, indices, batch) * batch.answer_mask
+
+
+def weights_from_selector(model, tokenizer, samples, name: str, params: dict, weighting: str,
+                          batch_size: int = 32) -> SampleWeights:
+    """Run selector `name` once on the (initial) model over all forget samples, in batches.
+
+    weighting: 'mask' → the selector's hard mask; 'scores' → its scores through
+    `normalise_scores`; 'auto' → scores for `atwu`, the mask otherwise.
+    """
+    from ..selectors import select
+
+    soft = weighting == "scores" or (weighting == "auto" and name == "atwu")
+    weights, targets = [], []
+    for chunk in iter_batches(list(samples), batch_size):
+        batch = encode_samples(tokenizer, chunk)
+        out = select(name, model, tokenizer, chunk, batch=batch, **params)
+        batch = batch.to(out.mask.device)
+        w = normalise_scores(out.scores, batch.answer_mask) if soft else out.mask.float()
+        weights += label_rows(w, batch)
+        targets += label_rows(out.mask, batch)
+    return SampleWeights(weights, targets, f"selector:{name}")
+
+
+def weights_from_mask_set(store, name: str, tokenizer, samples) -> SampleWeights:
+    """Per-sample masks of a saved mask set, checked against these samples and this tokenizer.
+
+    A sample missing from the set gets no targets; a sample whose text changed, or whose label
+    positions differ in number (another tokenizer), is refused with the sample named. The
+    closing EOS is never a target, whatever the set says.
+    """
+    ms = store.get_mask_set(name)  # NotFound (a KeyError and a ValueError) names an unknown set
+    masks = ms.get("masks") or {}
+    if not masks:
+        raise ValueError(f"mask set {name!r} is empty: it marks no tokens of any sample")
+    weights, targets, found = [], [], 0
+    for chunk in iter_batches(list(samples), 64):
+        batch = encode_samples(tokenizer, chunk)
+        for i, s in enumerate(chunk):
+            answer = batch.answer_mask[i][batch.label_mask[i]]  # (n,) label positions that may be targets
+            entry = masks.get(s.uid)
+            if entry is None:
+                vec = torch.zeros(answer.numel(), dtype=torch.bool)
+            else:
+                if entry.get("text_hash") and entry["text_hash"] != text_hash(s.question, s.answer):
+                    raise ValueError(f"mask set {name!r} was made for a different text of sample {s.uid} "
+                                     f"({s.question[:50]!r}…): re-create it on this data")
+                vec = torch.tensor([bool(x) for x in entry["mask"]], dtype=torch.bool)
+                if vec.numel() != answer.numel():
+                    raise ValueError(f"mask set {name!r} has {vec.numel()} label positions for sample {s.uid} "
+                                     f"but this tokenizer gives {answer.numel()}: it was made for another tokenizer")
+                found += 1
+            vec = vec & answer
+            weights.append(vec.float())
+            targets.append(vec)
+    if found == 0:
+        raise ValueError(f"mask set {name!r} covers none of these {len(samples)} forget samples "
+                         f"(was it made for another data split?)")
+    if not any(t.any() for t in targets):
+        raise ValueError(f"mask set {name!r} marks no tokens: nothing to forget")
+    return SampleWeights(weights, targets, f"mask_set:{name}")

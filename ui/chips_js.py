@@ -1,0 +1,61 @@
+"""The browser side of mask editing: mouse gestures on chips become one `click` event to Python.
+
+Runs once as the gr.HTML's `js_on_load` (Gradio 6): `element` is the component's root, which
+stays while its HTML is re-rendered, so the listeners are delegated to it. A gesture sends
+`trigger('click', {action, start, end})`, which Python receives as `gr.EventData`:
+
+    plain click on a chip        -> {action: "toggle", start: i, end: i}
+    shift-click on a chip        -> {action: "shift",  start: i, end: i}   (brush from the anchor)
+    alt-click on a chip          -> {action: "word",   start: i, end: i}   (the whole word)
+    drag from chip i to chip j   -> {action: "brush",  start: i, end: j}
+
+While dragging, the chips in range get class `wb-brushing` (a preview only; Python decides).
+"""
+
+CHIPS_JS = r"""
+let down = null;
+const chipOf = (e) => {
+  const chip = e.target.closest ? e.target.closest('.tv-chip') : null;
+  return chip && element.contains(chip) ? chip : null;
+};
+const clearPreview = () => element.querySelectorAll('.wb-brushing').forEach((c) => c.classList.remove('wb-brushing'));
+element.addEventListener('mousedown', (e) => {
+  const chip = chipOf(e);
+  if (!chip || e.button !== 0) return;
+  down = Number(chip.dataset.idx);
+  e.preventDefault();
+});
+element.addEventListener('mouseover', (e) => {
+  const chip = chipOf(e);
+  if (down === null || !chip) return;
+  const a = Math.min(down, Number(chip.dataset.idx)), b = Math.max(down, Number(chip.dataset.idx));
+  element.querySelectorAll('.tv-chip').forEach((c) => {
+    const i = Number(c.dataset.idx);
+    c.classList.toggle('wb-brushing', i >= a && i <= b);
+  });
+});
+element.addEventListener('mouseup', (e) => {
+  const chip = chipOf(e);
+  const start = down;
+  down = null;
+  clearPreview();
+  if (!chip || start === null) return;
+  const end = Number(chip.dataset.idx);
+  let action = 'toggle';
+  if (e.shiftKey) action = 'shift';
+  else if (e.altKey) action = 'word';
+  else if (start !== end) action = 'brush';
+  const s = action === 'brush' ? start : end;
+  trigger('click', {action: action, start: s, end: end});
+});
+document.addEventListener('mouseup', () => { if (down !== null) { down = null; clearPreview(); } });
+"""
+
+APP_CSS = """
+.wb-banner { padding: 8px 12px; background: #fff4d6; border: 1px solid #e0c060; border-radius: 6px; }
+.wb-banner.wb-error { background: #fde2e1; border-color: #d9534f; }
+.wb-row-error { color: #8a1f11; font-size: 13px; padding: 4px 0; }
+.wb-selector { border-bottom: 1px solid #eee; padding: 2px 0; }
+.tv-chip.wb-brushing { outline: 2px dashed #d95f02 !important; }
+.wb-edit .tv-chips { font-size: 15px; }
+"""

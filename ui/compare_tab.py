@@ -1,0 +1,138 @@
+"""Compare: trade-off curves of all runs, a best/final table, CSV, and before/after generations."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from engine.explore import canonical_data
+from tokenviz.plots import runs_table, tradeoff_figure
+
+from . import render
+from .context import AppContext, fail, message_of, ok
+
+
+def run_label(run: dict) -> str:
+    cfg = run.get("config", {})
+    source = f"mask set {cfg.get('mask_set')}" if cfg.get("mask_set") else cfg.get("selector")
+    state = "" if run.get("status") == "finished" else f" [{run.get('status')}]"
+    return f"run {run['id']}: {cfg.get('loss')} · {source} · {cfg.get('data')}{state}"
+
+
+class CompareHandlers:
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+
+    def _runs(self, model: str | None = None, data: str | None = None) -> list[dict]:
+        """Runs as tokenviz.plots wants them; only those on `model`/`data` when given."""
+        out = []
+        for run in self.ctx.store.list_runs():
+            cfg = run.get("config", {})
+            if model is not None and (cfg.get("model") != model or
+                                      canonical_data(cfg.get("data", "")) != canonical_data(data)):
+                continue
+            out.append({"run_id": run["id"], "label": run_label(run), "status": run["status"],
+                        "rows": self.ctx.store.run_metrics_rows(run["id"])})
+        return out
+
+    def _references(self, model: str, data: str, retain_eval_size: int, max_new_tokens: int) -> list[dict]:
+        return self.ctx.explore.cached_reference_points(model, data, int(retain_eval_size), int(max_new_tokens)) or []
+
+    def refresh(self, model: str, data: str, retain_eval_size=200, max_new_tokens=64, only_here: bool = True):
+        """(figure, table, checkpoint choices, status) from the store (and cached reference points).
+
+        only_here: only runs on the model and data chosen above (the references are theirs).
+        """
+        try:
+            runs = self._runs(model, data) if only_here else self._runs()
+            refs = self._references(model, data, retain_eval_size, max_new_tokens)
+            fig = tradeoff_figure(runs, refs)
+            table = runs_table(runs)
+        except Exception as err:
+            return gr.update(), gr.update(), gr.update(), fail(f"cannot draw the runs: {message_of(err)}")
+        note = "" if refs else " · reference points not computed yet (button above)"
+        where = f" on {model} / {data}" if only_here else ""
+        return fig, table, self.checkpoint_choices(), ok(f"{len(runs)} run(s){where}{note}")
+
+    def references(self, model: str, data: str, retain_eval_size, max_new_tokens, only_here: bool = True,
+                   progress=gr.Progress()):
+        """Evaluate the target (and retain) model once; cached on disk afterwards."""
+        progress(0.05, desc="evaluating the target and retain models (cached afterwards)")
+        try:
+            self.ctx.explore.reference_points(model, data, int(retain_eval_size), int(max_new_tokens))
+        except Exception as err:
+            return (gr.update(), gr.update(), gr.update(),
+                    fail(f"reference points unavailable: {message_of(err)}"))
+        return self.refresh(model, data, retain_eval_size, max_new_tokens, only_here)
+
+    def csv(self):
+        """The table (best and final rows of every run) plus every epoch row, as a CSV file."""
+        import pandas as pd
+
+        runs = self._runs()
+        summary = runs_table(runs)
+        epochs = pd.DataFrame([{"label": r["label"], "row": "epoch", **row} for r in runs for row in r["rows"]])
+        path = Path(tempfile.mkdtemp(prefix="runs-")) / "runs.csv"
+        pd.concat([summary, epochs], ignore_index=True).to_csv(path, index=False)
+        return str(path), ok(f"CSV of {len(runs)} run(s) written")
+
+    def checkpoint_choices(self):
+        choices = []
+        for run in self.ctx.store.list_runs():
+            for kind, ck in sorted(run.get("checkpoints", {}).items()):
+                choices.append((f"run {run['id']} · {kind} (epoch {ck['epoch']}) · {run['config'].get('loss')}",
+                                f"{run['id']}:{kind}"))
+        return gr.update(choices=choices, value=choices[-1][1] if choices else None)
+
+    def before_after(self, model: str, data: str, split: str, index, checkpoint: str | None):
+        if not checkpoint:
+            return "", fail("choose a run checkpoint (finished runs keep 'best' and 'final')")
+        try:
+            run_id, kind = checkpoint.split(":")
+            run = self.ctx.store.get_run(int(run_id))
+            ck = run["checkpoints"].get(kind)
+            if ck is None:
+                raise ValueError(f"run {run_id} has no {kind} checkpoint")
+            cfg = run["config"]
+            result = self.ctx.explore.before_after(cfg.get("model", model), cfg.get("data", data), split,
+                                                   int(index or 0), ck["path"])
+        except Exception as err:
+            return "", fail(message_of(err))
+        return render.before_after_html(result, f"run {run_id} ({kind}, epoch {ck['epoch']})"), ok("generated")
+
+
+def build(ctx: AppContext, top: dict) -> dict:
+    h = CompareHandlers(ctx)
+    with gr.Row():
+        refresh = gr.Button("refresh", elem_id="compare-refresh")
+        refs = gr.Button("compute reference points (target / retain model)", elem_id="compare-refs")
+        ref_size = gr.Number(value=200, precision=0, minimum=1, label="retain questions (reference)",
+                             elem_id="compare-ref-size")
+        ref_tokens = gr.Number(value=64, precision=0, minimum=1, label="max new tokens (reference)",
+                               elem_id="compare-ref-tokens")
+        only_here = gr.Checkbox(value=True, label="only runs on the model / data above")
+    plot = gr.Plot(label="trade-off (use the camera icon in the plot's toolbar for a PNG)", elem_id="compare-plot")
+    status = gr.Markdown(elem_id="compare-status")
+    table = gr.Dataframe(interactive=False, label="runs: best and final epochs", elem_id="compare-table",
+                         max_height=320)
+    with gr.Row():
+        csv_btn = gr.Button("export CSV")
+        csv_file = gr.File(label="CSV", interactive=False)
+    gr.Markdown("### Before / after")
+    with gr.Row():
+        split = gr.Radio(["forget", "retain"], value="forget", label="question from")
+        index = gr.Number(value=0, precision=0, minimum=0, label="sample index")
+        checkpoint = gr.Dropdown([], label="run checkpoint", elem_id="compare-checkpoint", allow_custom_value=True)
+        generate = gr.Button("generate", elem_id="compare-generate")
+    ba = gr.HTML(elem_id="compare-before-after", js_on_load=None)
+
+    model, data = top["model"], top["data"]
+    outs = [plot, table, checkpoint, status]
+    inputs = [model, data, ref_size, ref_tokens, only_here]
+    refresh.click(h.refresh, inputs, outs, api_name="compare_refresh")
+    only_here.change(h.refresh, inputs, outs, api_visibility="undocumented")
+    refs.click(h.references, inputs, outs, api_name="compare_references")
+    csv_btn.click(h.csv, None, [csv_file, status], api_name="compare_csv")
+    generate.click(h.before_after, [model, data, split, index, checkpoint], [ba, status], api_name="before_after")
+    return {"refresh": dict(fn=h.refresh, inputs=inputs, outputs=outs)}

@@ -1,0 +1,133 @@
+"""What every tab shares: the store, the explore service, the run manager, the bootstrap state,
+plus small formatting helpers for status lines. No maths here."""
+from __future__ import annotations
+
+import html
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from engine.explore import ExploreService
+from engine.jobs import JobManager
+from engine.store import Store
+
+DEFAULT_MODEL = "demo"
+DEFAULT_DATA = "demo"
+MODEL_CHOICES = ["demo", "demo-retain"]
+DATA_CHOICES = ["demo", "demo/forget01", "demo/forget05", "demo/forget10"]
+
+
+def store_location() -> Path:
+    """`WORKBENCH_STORE` when set (tests use a temporary file), else the workbench's store."""
+    from engine import paths
+
+    env = os.environ.get("WORKBENCH_STORE")
+    return Path(env).expanduser() if env else paths.store_path()
+
+
+class Bootstrap:
+    """Progress of building the built-in models (engine.models.builtin.ensure_builtin) in a thread."""
+
+    def __init__(self):
+        self.fraction = 0.0
+        self.message = "checking the built-in models"
+        self.done = False
+        self.error: str | None = None
+        self._thread: threading.Thread | None = None
+        self._bar = None
+
+    def update(self, fraction: float, message: str) -> None:
+        self.fraction, self.message = float(fraction), message
+        if self._bar is None:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=1000, desc="built-in models", unit="‰")
+        self._bar.set_description(message[:60], refresh=False)
+        self._bar.update(int(fraction * 1000) - self._bar.n)
+
+    def _build(self) -> None:
+        from engine.models.builtin import ensure_builtin
+
+        try:
+            ensure_builtin(self.update)
+            self.fraction, self.message = 1.0, "built-in models ready"
+        except Exception as err:  # shown in the page banner
+            self.error = f"building the built-in models failed: {type(err).__name__}: {err}"
+        finally:
+            self.done = True
+            if self._bar is not None:
+                self._bar.close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the build is over (or `timeout` seconds); True when it is."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.done or self._thread is None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._build, name="builtin-bootstrap", daemon=True)
+            self._thread.start()
+
+    def banner(self) -> str:
+        if self.error:
+            return f'<div class="wb-banner wb-error">{html.escape(self.error)}</div>'
+        if self.done:
+            return ""
+        pct = int(self.fraction * 100)
+        return (f'<div class="wb-banner" id="wb-bootstrap">First start: building the built-in benchmark and '
+                f'models (about 3 minutes on 2 CPU cores). <progress max="100" value="{pct}"></progress> '
+                f'{pct}% — {html.escape(self.message)}</div>')
+
+
+@dataclass
+class AppContext:
+    """The store, the explore service, the run manager and the bootstrap, shared by every tab.
+
+    `explore` waits for the built-in models' bootstrap first, so a handler never starts a second
+    build of its own while the first start's build (with the page banner) is going.
+    """
+
+    store: Store
+    explore_service: ExploreService
+    jobs: JobManager
+    bootstrap: Bootstrap
+    histories: dict = field(default_factory=dict)  # (mask set, uid) -> EditState (Edit tab)
+    edit_lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def explore(self) -> ExploreService:
+        self.bootstrap.wait()
+        return self.explore_service
+
+    @classmethod
+    def create(cls, store_path: str | Path | None = None, device: str = "auto", runner=None) -> "AppContext":
+        store = Store(store_path or store_location())
+        store.mark_stale_runs()  # runs of a server that died are 'interrupted', not 'running' forever
+        return cls(store, ExploreService(device=device), JobManager(store, runner), Bootstrap())
+
+
+# ---------------------------------------------------------------- status helpers
+
+def ok(text: str) -> str:
+    return f"**OK:** {text}"
+
+
+def fail(text: str, toast: bool = True) -> str:
+    """A status line for a failure a person caused; also a gr.Warning toast (inside an event)."""
+    if toast:
+        try:
+            gr.Warning(text)
+        except Exception:  # outside an event (direct calls in tests): the status line is enough
+            pass
+    return f"**Problem:** {text}"
+
+
+def message_of(err: BaseException) -> str:
+    """The readable message of an exception (KeyError's repr quotes stripped)."""
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    return str(err) or type(err).__name__

@@ -1,0 +1,406 @@
+"""Edit: named mask sets over all forget samples, edited token by token, saved at once to SQLite."""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from engine.selectors import SELECTORS
+from tokenviz import EditHistory, brush, count_targets, select_word, toggle
+
+from . import render
+from .chips_js import CHIPS_JS
+from .context import AppContext, fail, message_of, ok
+
+SPLIT = "forget"
+ACTIONS = ("toggle", "brush", "shift", "word", "undo", "redo", "reset")
+TABLE_COLUMNS = ["index", "uid", "targets", "answer tokens", "edited", "question"]
+
+
+@dataclass
+class EditState:
+    """Undo/redo of one sample in one mask set, and the last clicked token (shift-click anchor)."""
+
+    history: EditHistory
+    anchor: int | None = None
+
+
+class EditHandlers:
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+
+    # -- reading
+
+    def _sample(self, name: str, index: int):
+        """(mask set meta, SampleInfo, current mask) for one sample; ValueError/IndexError with a message."""
+        if not name:
+            raise ValueError("choose a mask set, or create one from a selector")
+        ms = self.ctx.store.get_mask_set(name)
+        info = self.ctx.explore.info(ms["model"], ms["data"], SPLIT, int(index or 0))
+        entry = ms["masks"].get(info.uid)
+        mask = [0] * len(info.tokens) if entry is None else [int(x) for x in entry["mask"]]
+        if len(mask) != len(info.tokens):
+            raise ValueError(f"mask set {name!r} has {len(mask)} label positions for sample {info.uid}, this "
+                             f"tokenizer gives {len(info.tokens)}: the set was made for another tokenizer")
+        if entry is not None and entry["text_hash"] != info.text_hash:
+            raise ValueError(f"mask set {name!r} was made for a different text of sample {info.uid}")
+        return ms, info, mask
+
+    def table(self, name: str, only_edited: bool = False) -> pd.DataFrame:
+        """Targets per sample of the set (all samples, or the hand-edited ones)."""
+        if not name:
+            return pd.DataFrame(columns=TABLE_COLUMNS)
+        ms = self.ctx.store.get_mask_set(name)
+        rows = []
+        for i, s in enumerate(self.ctx.explore.samples(ms["data"], SPLIT)):
+            entry = ms["masks"].get(s.uid)
+            if only_edited and not (entry and entry["edited"]):
+                continue
+            rows.append([i, s.uid, count_targets(entry["mask"]) if entry else 0,
+                         len(entry["mask"]) - 1 if entry else None, bool(entry and entry["edited"]), s.question])
+        return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+    def view(self, name: str, index, only_edited: bool = False, note: str | None = None):
+        """(question, chips, count, status, table) of one sample of a mask set."""
+        if not name:
+            return "", "", "", "No mask set yet: create one from a selector above, or import one.", self.table(None)
+        try:
+            ms, info, mask = self._sample(name, index)
+            total = len(self.ctx.explore.samples(ms["data"], SPLIT))
+        except Exception as err:
+            return gr.update(), "", "", fail(message_of(err)), gr.update()
+        source = ms.get("source_selector")
+        scores, label = None, "p(token)"
+        if source in SELECTORS:
+            row = self.ctx.explore.selector_row(ms["model"], ms["data"], SPLIT, info.index, source)
+            if row.ok:
+                scores, label = row.scores, f"{source} score"
+        n_answer = sum(info.answer_mask)
+        entry = ms["masks"].get(info.uid)
+        count = (f'<span id="edit-count" data-targets="{count_targets(mask)}">targets: <b>{count_targets(mask)}'
+                 f'</b> of {n_answer} answer tokens{" · edited by hand" if entry and entry["edited"] else ""}</span>')
+        status = note or ok(f"mask set {name!r}: {ms['model']} / {ms['data']}, made from {source or 'an import'}; "
+                            f"{sum(1 for m in ms['masks'].values() if m['edited'])} samples edited by hand")
+        return (render.question_md(info, total, SPLIT), render.edit_html(info, mask, scores, label), count, status,
+                self.table(name, only_edited))
+
+    # -- editing
+
+    def _state(self, name: str, uid: str, mask: list[int]) -> EditState:
+        key = (name, uid)
+        st = self.ctx.histories.get(key)
+        if st is None or st.history.current != mask:  # first edit, or changed elsewhere (bulk, another tab)
+            st = EditState(EditHistory(list(mask)), st.anchor if st else None)
+            self.ctx.histories[key] = st
+        return st
+
+    def apply(self, name: str, index, action: str, start=None, end=None, reset_selector: str | None = None,
+              only_edited: bool = False):
+        """One edit of one sample, saved at once; returns the refreshed view (see `view`)."""
+        with self.ctx.edit_lock:
+            try:
+                note = self._apply(name, int(index or 0), action, start, end, reset_selector)
+            except Exception as err:
+                note = fail(message_of(err))
+        return self.view(name, index, only_edited, note)
+
+    def _apply(self, name: str, index: int, action: str, start, end, reset_selector: str | None) -> str:
+        if action not in ACTIONS:
+            raise ValueError(f"unknown edit {action!r}; use one of {', '.join(ACTIONS)}")
+        ms, info, mask = self._sample(name, index)
+        st = self._state(name, info.uid, mask)
+        n = len(mask)
+        start = None if start is None else int(start)
+        end = start if end is None else int(end)
+        if action in ("toggle", "brush", "shift", "word"):
+            if start is None or not (0 <= start < n and 0 <= end < n):
+                raise IndexError(f"token {start if start is not None else '?'} is out of range (0..{n - 1})")
+            if action == "toggle" and not info.answer_mask[start]:
+                return fail("the closing EOS is never a forget target", toast=False)
+        edited = True
+        if action == "toggle":
+            new, st.anchor = toggle(mask, start), start
+        elif action == "brush":
+            new, st.anchor = brush(mask, start, end, not mask[start]), end
+        elif action == "shift":
+            anchor = st.anchor if st.anchor is not None else end
+            value = bool(mask[anchor]) if anchor != end else not mask[end]
+            new, st.anchor = brush(mask, anchor, end, value), end
+        elif action == "word":
+            new, st.anchor = select_word(mask, info.tokens, start), start
+        elif action == "undo":
+            if not st.history.can_undo:
+                return ok("nothing to undo")
+            new = st.history.undo()
+        elif action == "redo":
+            if not st.history.can_redo:
+                return ok("nothing to redo")
+            new = st.history.redo()
+        else:  # reset to a selector's default mask
+            selector = reset_selector or ms.get("source_selector")
+            if selector not in SELECTORS:
+                raise ValueError("choose a selector to reset to")
+            row = self.ctx.explore.selector_row(ms["model"], ms["data"], SPLIT, index, selector)
+            if not row.ok:
+                raise ValueError(row.error)
+            new = list(row.mask)
+            edited = selector != ms.get("source_selector")
+        new = [int(bool(v) and a) for v, a in zip(new, info.answer_mask)]  # never the EOS
+        if action not in ("undo", "redo"):
+            st.history.push(new)
+        self.ctx.store.save_sample_mask(name, info.uid, info.text_hash, new, edited=edited)
+        return ok(f"{action}: saved ({count_targets(new)} targets)")
+
+    def api_apply(self, name: str, index: int, action: str, start: int | None = None, end: int | None = None,
+                  selector: str | None = None) -> dict:
+        """The same edit as a chip gesture, for API clients: returns {status, mask, targets}."""
+        with self.ctx.edit_lock:
+            try:
+                status = self._apply(name, int(index or 0), action, start, end, selector)
+            except Exception as err:
+                status = fail(message_of(err), toast=False)
+        try:
+            _, _, mask = self._sample(name, index)
+        except Exception:
+            mask = None
+        return {"status": status, "mask": mask, "targets": None if mask is None else count_targets(mask)}
+
+    def button(self, name: str, index, reset_selector: str | None, only_edited: bool, action: str = "undo"):
+        """The undo / redo / reset buttons."""
+        return self.apply(name, index, action, reset_selector=reset_selector, only_edited=only_edited)
+
+    def on_chip(self, name: str, index, only_edited: bool, evt: gr.EventData):
+        """A chip gesture from the browser (see ui/chips_js.py)."""
+        data = getattr(evt, "_data", None) or {}
+        return self.apply(name, index, data.get("action", "toggle"), data.get("start"), data.get("end"),
+                          only_edited=only_edited)
+
+    def word_of_anchor(self, name: str, index, only_edited: bool):
+        """The 'select whole word' button: the word of the last clicked token."""
+        try:
+            ms, info, _ = self._sample(name, index)
+        except Exception as err:
+            return self.view(name, index, only_edited, fail(message_of(err)))
+        st = self.ctx.histories.get((name, info.uid))
+        if st is None or st.anchor is None:
+            return self.view(name, index, only_edited, fail("click a token first, then select its word"))
+        return self.apply(name, index, "word", st.anchor, st.anchor, only_edited=only_edited)
+
+    # -- mask sets
+
+    def choices(self, value: str | None = None):
+        names = [m["name"] for m in self.ctx.store.list_mask_sets()]
+        if value not in names:
+            value = self.latest() if names else None
+        return gr.update(choices=names, value=value)
+
+    def latest(self) -> str | None:
+        """The most recently updated mask set (what a reloaded page opens)."""
+        sets = self.ctx.store.list_mask_sets()
+        return max(sets, key=lambda m: m["updated"])["name"] if sets else None
+
+    def create(self, name: str, selector: str, model: str, data: str, progress=gr.Progress()):
+        """A new mask set from a selector's default masks over all forget samples of model/data."""
+        name = (name or "").strip()
+        try:
+            if not name:
+                raise ValueError("give the new mask set a name")
+            if name in {m["name"] for m in self.ctx.store.list_mask_sets()}:
+                raise ValueError(f"a mask set named {name!r} already exists")
+            masks = self.ctx.explore.default_masks(
+                model, data, selector, progress=lambda f: progress(f, desc=f"scoring forget samples with {selector}"))
+            fp = self.ctx.explore.fingerprint(model)
+            self.ctx.store.create_mask_set(name, model, data, fp, source_selector=selector, masks=masks)
+        except Exception as err:
+            return self.choices(), fail(f"mask set not created: {message_of(err)}")
+        return self.choices(name), ok(f"mask set {name!r} created from {selector} ({len(masks)} samples)")
+
+    def duplicate(self, name: str, new: str):
+        try:
+            self.ctx.store.duplicate_mask_set(name, (new or "").strip())
+        except Exception as err:
+            return self.choices(name), fail(f"not duplicated: {message_of(err)}")
+        return self.choices(new.strip()), ok(f"{name!r} duplicated as {new.strip()!r}")
+
+    def rename(self, name: str, new: str):
+        try:
+            self.ctx.store.rename_mask_set(name, (new or "").strip())
+        except Exception as err:
+            return self.choices(name), fail(f"not renamed: {message_of(err)}")
+        with self.ctx.edit_lock:
+            for key in [k for k in self.ctx.histories if k[0] == name]:
+                self.ctx.histories[(new.strip(), key[1])] = self.ctx.histories.pop(key)
+        return self.choices(new.strip()), ok(f"{name!r} renamed to {new.strip()!r}")
+
+    def delete(self, name: str):
+        try:
+            self.ctx.store.delete_mask_set(name)
+        except Exception as err:
+            return self.choices(name), fail(f"not deleted: {message_of(err)}"), gr.update(visible=False)
+        return self.choices(), ok(f"mask set {name!r} deleted"), gr.update(visible=False)
+
+    def ask_delete(self, name: str):
+        if not name:
+            return gr.update(visible=False), fail("choose a mask set to delete")
+        return gr.update(visible=True), f"Delete mask set **{name}** and all its edits? This cannot be undone."
+
+    def export(self, name: str):
+        try:
+            payload = self.ctx.store.export_mask_set(name)
+        except Exception as err:
+            return None, fail(f"not exported: {message_of(err)}")
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        path = Path(tempfile.mkdtemp(prefix="maskset-")) / f"{safe}.json"
+        path.write_text(json.dumps(payload, indent=1))
+        return str(path), ok(f"exported {name!r} ({len(payload['masks'])} samples)")
+
+    def import_file(self, file, new_name: str):
+        """Import an exported JSON file; a bad file is refused with the reason, nothing written."""
+        if file is None:
+            return self.choices(), fail("choose a mask-set JSON file to import")
+        path = Path(file if isinstance(file, str) else getattr(file, "name", file))
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            return self.choices(), fail(f"{path.name} is not a mask-set JSON file: {err}")
+        try:
+            name = self.ctx.store.import_mask_set(payload, (new_name or "").strip() or None)
+        except Exception as err:
+            return self.choices(), fail(f"{path.name} was not imported: {message_of(err)}")
+        return self.choices(name), ok(f"imported {path.name} as {name!r}")
+
+    def bulk(self, name: str, selector: str, keep_edited: bool, progress=gr.Progress()):
+        """Apply a selector's default mask to every sample (hand-edited ones kept when asked)."""
+        try:
+            ms = self.ctx.store.get_mask_set(name) if name else None
+            if ms is None:
+                raise ValueError("choose a mask set")
+            masks = self.ctx.explore.default_masks(
+                ms["model"], ms["data"], selector,
+                progress=lambda f: progress(f, desc=f"scoring forget samples with {selector}"))
+            with self.ctx.edit_lock:
+                written = 0
+                for uid, (text_hash, mask) in masks.items():
+                    old = ms["masks"].get(uid)
+                    if keep_edited and old is not None and old["edited"]:
+                        continue
+                    self.ctx.store.save_sample_mask(name, uid, text_hash, mask, edited=False)
+                    self.ctx.histories.pop((name, uid), None)
+                    written += 1
+        except Exception as err:
+            return fail(f"not applied: {message_of(err)}")
+        return ok(f"{selector} applied to {written} of {len(masks)} samples"
+                  + (" (hand-edited samples kept)" if keep_edited else ""))
+
+
+def build(ctx: AppContext, top: dict) -> dict:
+    h = EditHandlers(ctx)
+    names = list(SELECTORS)
+    with gr.Row():
+        mask_set = gr.Dropdown(label="mask set", choices=[], elem_id="edit-set", scale=3, allow_custom_value=True)
+        refresh = gr.Button("↻", size="sm", scale=0, min_width=40)
+    with gr.Row():
+        new_name = gr.Textbox(label="new mask set name", elem_id="edit-new-name", scale=2)
+        new_selector = gr.Dropdown(names, value="oracle" if "oracle" in names else names[0],
+                                   label="start from selector", elem_id="edit-new-selector", scale=1)
+        create = gr.Button("create from selector (model/data above)", variant="primary", elem_id="edit-create")
+    with gr.Accordion("duplicate · rename · delete · export · import", open=False):
+        with gr.Row():
+            other_name = gr.Textbox(label="name for duplicate / rename / import", scale=2)
+            dup = gr.Button("duplicate")
+            ren = gr.Button("rename")
+            ask = gr.Button("delete…", variant="stop", elem_id="edit-delete")
+        with gr.Row(visible=False) as confirm_row:
+            confirm_md = gr.Markdown()
+            confirm = gr.Button("yes, delete", variant="stop", elem_id="edit-delete-confirm")
+            cancel = gr.Button("cancel")
+        with gr.Row():
+            export = gr.Button("export JSON")
+            export_file = gr.File(label="exported file", interactive=False)
+            upload = gr.File(label="import JSON", file_types=[".json"], type="filepath")
+    with gr.Row():
+        prev_btn = gr.Button("◀ previous", size="sm")
+        index = gr.Number(value=0, precision=0, minimum=0, label="sample index", elem_id="edit-index")
+        next_btn = gr.Button("next ▶", size="sm")
+    question = gr.Markdown()
+    gr.Markdown("Click a token to toggle it · shift-click or drag to brush a span · alt-click selects a whole "
+                "word · the closing EOS is never a target.")
+    chips = gr.HTML(elem_id="edit-chips", js_on_load=CHIPS_JS, min_height=60)
+    count = gr.HTML(elem_id="edit-count-box")
+    with gr.Row():
+        undo = gr.Button("↶ undo", elem_id="edit-undo")
+        redo = gr.Button("↷ redo", elem_id="edit-redo")
+        word = gr.Button("select whole word (last clicked)", elem_id="edit-word")
+        reset_selector = gr.Dropdown(names, value=None, label="reset / bulk selector", scale=1)
+        reset = gr.Button("reset sample to selector", elem_id="edit-reset")
+    with gr.Row():
+        keep = gr.Checkbox(value=True, label="bulk: keep hand-edited samples")
+        bulk = gr.Button("apply selector to all samples")
+    status = gr.Markdown(elem_id="edit-status")
+    only_edited = gr.Checkbox(value=False, label="list only samples edited by hand")
+    table = gr.Dataframe(headers=TABLE_COLUMNS, interactive=False, label="targets per sample (click a row to open)",
+                         max_height=300)
+
+    # ---- wiring
+    view_out = [question, chips, count, status, table]
+    view = dict(fn=h.view, inputs=[mask_set, index, only_edited], outputs=view_out)
+    mask_set.change(**view, api_name="edit_view")
+    index.submit(**view, api_visibility="undocumented")
+    only_edited.change(**view, api_visibility="undocumented")
+    refresh.click(h.choices, mask_set, mask_set, api_name="mask_sets")
+    lock = dict(concurrency_limit=1, concurrency_id="edit")
+    chips.click(h.on_chip, [mask_set, index, only_edited], view_out, api_visibility="undocumented",
+                show_progress="hidden", **lock)
+    for btn, action in ((undo, "undo"), (redo, "redo"), (reset, "reset")):
+        btn.click(partial(h.button, action=action), [mask_set, index, reset_selector, only_edited], view_out,
+                  api_visibility="undocumented", **lock)
+    word.click(h.word_of_anchor, [mask_set, index, only_edited], view_out, api_visibility="undocumented", **lock)
+    gr.api(h.api_apply, api_name="edit_apply", concurrency_limit=1, concurrency_id="edit")
+    prev_btn.click(partial(_step, delta=-1), index, index, api_visibility="undocumented").then(
+        **view, api_visibility="undocumented")
+    next_btn.click(partial(_step, delta=+1), index, index, api_visibility="undocumented").then(
+        **view, api_visibility="undocumented")
+    table.select(_row_index, table, index, api_visibility="undocumented").then(**view, api_visibility="undocumented")
+
+    create.click(h.create, [new_name, new_selector, top["model"], top["data"]], [mask_set, status],
+                 api_name="mask_set_create")
+    dup.click(h.duplicate, [mask_set, other_name], [mask_set, status], api_name="mask_set_duplicate")
+    ren.click(h.rename, [mask_set, other_name], [mask_set, status], api_name="mask_set_rename")
+    ask.click(h.ask_delete, mask_set, [confirm_row, confirm_md], api_visibility="undocumented")
+    confirm.click(h.delete, mask_set, [mask_set, status, confirm_row], api_name="mask_set_delete")
+    cancel.click(_hide, None, confirm_row, api_visibility="undocumented")
+    export.click(h.export, mask_set, [export_file, status], api_name="mask_set_export")
+    upload.upload(h.import_file, [upload, other_name], [mask_set, status], api_name="mask_set_import")
+    bulk.click(h.bulk, [mask_set, reset_selector, keep], status, api_name="mask_set_bulk", **lock).then(
+        **view, api_visibility="undocumented")
+    mask_set.change(partial(_source, ctx), mask_set, reset_selector, api_visibility="undocumented")
+    return {"mask_set": mask_set, "choices": h.choices, "view": view, "handlers": h}
+
+
+def _source(ctx: AppContext, name: str | None):
+    """The selector a mask set was made from (the default for reset and bulk)."""
+    try:
+        return ctx.store.get_mask_set(name).get("source_selector") if name else None
+    except Exception:
+        return gr.update()
+
+
+def _step(index, delta: int = 1) -> int:
+    return max(0, int(index or 0) + delta)
+
+
+def _hide():
+    return gr.update(visible=False)
+
+
+def _row_index(table, evt: gr.SelectData):
+    """The sample index of the clicked table row."""
+    try:
+        return int(table.iloc[evt.index[0]]["index"])
+    except Exception:
+        return gr.update()

@@ -1,0 +1,126 @@
+"""Explore: one sample's answer as token chips, one row per registered selector."""
+from __future__ import annotations
+
+from functools import partial
+
+import gradio as gr
+
+from engine.explore import MASK_RULES, SPLITS
+
+from . import render
+from .context import AppContext, fail, message_of, ok
+
+
+class ExploreHandlers:
+    """Event handlers: adapt widget values, call the explore service, render with tokenviz."""
+
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+
+    def render(self, model: str, data: str, split: str, index, rule: str, k, threshold):
+        """(question markdown, chips HTML, status) for one sample; a failure becomes the status."""
+        try:
+            index = int(index or 0)
+            total = len(self.ctx.explore.samples(data, split))
+            view = self.ctx.explore.view(model, data, split, index)
+        except Exception as err:  # unknown model dir, bad data, index out of range: said in the page
+            return gr.update(), gr.update(), fail(message_of(err))
+        unavailable = [n for n, r in view.rows.items() if not r.ok]
+        note = f"; unavailable here: {', '.join(unavailable)} (see their rows)" if unavailable else ""
+        return (render.question_md(view.info, total, split),
+                render.explore_html(view, rule, int(k), float(threshold)),
+                ok(f"{len(view.rows)} selectors on {model} / {data}{note}"))
+
+    def goto(self, data: str, split: str, text: str, index, delta: int = 1):
+        """Next/previous sample: through the search matches when a search is active, else all."""
+        try:
+            matches = self.ctx.explore.search(data, split, text)
+        except Exception as err:
+            return gr.update(), fail(message_of(err))
+        if not matches:
+            return gr.update(), fail(f"no sample matches {text!r}")
+        index = int(index or 0)
+        after = [i for i in matches if (i > index if delta > 0 else i < index)]
+        target = (after[0] if delta > 0 else after[-1]) if after else (matches[0] if delta > 0 else matches[-1])
+        return target, ok(f"sample {target} ({matches.index(target) + 1} of {len(matches)} "
+                          f"{'matches' if text else 'samples'})")
+
+    def search(self, data: str, split: str, text: str):
+        """Matches as dropdown choices ("index: question"); jumps to the first one."""
+        try:
+            samples = self.ctx.explore.samples(data, split)
+            matches = self.ctx.explore.search(data, split, text)
+        except Exception as err:
+            return gr.update(), gr.update(), fail(message_of(err))
+        if not matches:
+            return gr.update(choices=[], value=None), gr.update(), fail(f"no sample matches {text!r}")
+        choices = [(f"{i}: {samples[i].question[:80]}", i) for i in matches[:500]]
+        return (gr.update(choices=choices, value=matches[0]), matches[0],
+                ok(f"{len(matches)} of {len(samples)} samples match {text!r}" if text else f"{len(samples)} samples"))
+
+    def fit_atwu(self, model: str, data: str, steps, progress=gr.Progress()):
+        """Fit the ATWU scorer (engine.train.fit_atwu_scorer), then drop cached atwu scores."""
+        from engine.train import fit_atwu_scorer
+
+        steps = int(steps or 40)
+
+        def report(info: dict) -> None:
+            progress((info.get("step") or 0) / steps, desc=f"fitting the ATWU scorer, step {info.get('step')}")
+
+        try:
+            path = fit_atwu_scorer(model, data, steps=steps, progress=report)
+        except Exception as err:
+            return fail(f"fitting the ATWU scorer failed: {message_of(err)}")
+        self.ctx.explore.forget("atwu")
+        return ok(f"ATWU scorer fitted ({steps} steps) and saved: {path.name}")
+
+
+def build(ctx: AppContext, top: dict) -> dict:
+    """Lay out the Explore tab, then wire its events. `top`: the shared model and data widgets."""
+    h = ExploreHandlers(ctx)
+    with gr.Row():
+        split = gr.Radio(list(SPLITS), value="forget", label="split", scale=2)
+        search = gr.Textbox(label="search question/answer text", placeholder="e.g. Porto", scale=2)
+        matches = gr.Dropdown(label="matches", choices=[], scale=3, allow_custom_value=True)
+    with gr.Row():
+        prev_btn = gr.Button("◀ previous", size="sm", elem_id="explore-prev")
+        index = gr.Number(value=0, precision=0, minimum=0, label="sample index", elem_id="explore-index")
+        next_btn = gr.Button("next ▶", size="sm", elem_id="explore-next")
+    question = gr.Markdown(elem_id="explore-question")
+    with gr.Row():
+        rule = gr.Radio(list(MASK_RULES), value="default", label="mask rule",
+                        info="default: each selector's own mask; top-k / threshold: from its cached scores")
+        k = gr.Slider(1, 40, value=5, step=1, label="top-k", elem_id="explore-k")
+        threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="threshold (row-normalised score)")
+    chips = gr.HTML(elem_id="explore-chips", js_on_load=None, min_height=120)
+    with gr.Row():
+        atwu_steps = gr.Number(value=40, precision=0, minimum=1, label="ATWU fit steps", scale=1)
+        fit_btn = gr.Button("fit ATWU scorer", elem_id="fit-atwu", scale=1)
+    status = gr.Markdown(elem_id="explore-status")
+
+    model, data = top["model"], top["data"]
+    view_inputs = [model, data, split, index, rule, k, threshold]
+    view_outputs = [question, chips, status]
+    api = dict(fn=h.render, inputs=view_inputs, outputs=view_outputs)
+    index.submit(**api, api_name="explore_render")
+    for widget in (rule, k, threshold):
+        widget.change(**api, api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last")
+    for widget in (model, data, split):
+        widget.change(lambda: 0, outputs=index, api_visibility="undocumented").then(
+            **api, api_visibility="undocumented")
+    prev_btn.click(partial(h.goto, delta=-1), [data, split, search, index], [index, status],
+                   api_visibility="undocumented").then(**api, api_visibility="undocumented")
+    next_btn.click(partial(h.goto, delta=+1), [data, split, search, index], [index, status],
+                   api_name="explore_next").then(**api, api_visibility="undocumented")
+    search.submit(h.search, [data, split, search], [matches, index, status], api_name="explore_search").then(
+        **api, api_visibility="undocumented")
+    matches.input(_match_index, matches, index,
+                  api_visibility="undocumented").then(**api, api_visibility="undocumented")
+    fit_btn.click(h.fit_atwu, [model, data, atwu_steps], status, api_name="fit_atwu").then(
+        **api, api_visibility="undocumented")
+    return {"render": api, "index": index, "chips": chips, "status": status}
+
+
+def _match_index(match):
+    """The sample index of a chosen search match (unchanged when none)."""
+    return match if match is not None else gr.update()

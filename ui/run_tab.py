@@ -1,0 +1,114 @@
+"""Run: pick a loss and a selector or mask set, start one unlearning run, watch it, stop it."""
+from __future__ import annotations
+
+import gradio as gr
+
+from engine.jobs import RunBusy
+from engine.losses import LOSSES
+from engine.selectors import SELECTORS
+from engine.train import RunConfig
+
+from . import render
+from .context import AppContext, fail, message_of, ok
+
+SOURCES = ("selector", "mask set")
+
+
+class RunHandlers:
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+
+    def config(self, model, data, loss, source, selector, mask_set, epochs, lr, batch_size, max_steps, weighting,
+               lora, retain_eval_size, eval_max_new_tokens, eval_every_epoch, save_checkpoints, seed) -> RunConfig:
+        """A RunConfig from the form (ValueError for a value that cannot be one)."""
+        if source == "mask set" and not mask_set:
+            raise ValueError("choose a mask set (make one in the Edit tab), or run with a selector")
+        if source != "mask set" and not selector:
+            raise ValueError("choose a selector")
+        return RunConfig(
+            model=model, data=data, loss=loss, selector=None if source == "mask set" else selector,
+            mask_set=mask_set if source == "mask set" else None, epochs=int(epochs), lr=float(lr),
+            batch_size=int(batch_size), max_steps=int(max_steps) if max_steps and int(max_steps) > 0 else None,
+            weighting=weighting, lora=bool(lora), retain_eval_size=int(retain_eval_size),
+            eval_max_new_tokens=int(eval_max_new_tokens), eval_every_epoch=bool(eval_every_epoch),
+            save_checkpoints=bool(save_checkpoints), seed=int(seed))
+
+    def start(self, *form):
+        """Start a run in the background; refused (with the reason) when one is going or it cannot run."""
+        try:
+            cfg = self.config(*form)
+            snap = self.ctx.jobs.start(cfg)
+        except RunBusy as err:
+            return fail(str(err)), render.progress_html(self.ctx.jobs.snapshot())
+        except Exception as err:
+            return fail(f"run not started: {message_of(err)}"), render.progress_html(self.ctx.jobs.snapshot())
+        source = f"mask set {cfg.mask_set!r}" if cfg.mask_set else f"selector {cfg.selector}"
+        return (ok(f"started: {cfg.loss} with {source} on {cfg.model} / {cfg.data}, {cfg.epochs} epoch(s)"),
+                render.progress_html(snap))
+
+    def stop(self):
+        if self.ctx.jobs.cancel():
+            return ok("stopping: the run ends after its current step and is recorded as cancelled")
+        return fail("no run is going")
+
+    def poll(self, seen: str = ""):
+        """(progress HTML, status, marker): the marker changes when a run starts or ends (Compare
+        refreshes then); the status line is only rewritten on such a change."""
+        snap = self.ctx.jobs.snapshot()
+        marker = f"{snap.job}:{snap.state}" if not snap.active else f"{snap.job}:active"
+        if marker == seen or snap.state == "idle":
+            status = gr.update()
+        elif snap.state == "failed":
+            status = fail(f"run {snap.run_id if snap.run_id is not None else ''} failed: {snap.error}")
+        elif snap.state in ("finished", "cancelled"):
+            status = ok(f"run {snap.run_id} {snap.state}: see the Compare tab")
+        else:
+            status = gr.update()
+        return render.progress_html(snap), status, marker
+
+    def status_json(self) -> dict:
+        """The current job's snapshot as a dict (API)."""
+        return self.ctx.jobs.snapshot().to_dict()
+
+
+def build(ctx: AppContext, top: dict) -> dict:
+    h = RunHandlers(ctx)
+    d = RunConfig()
+    with gr.Row():
+        loss = gr.Dropdown(list(LOSSES), value=d.loss if d.loss in LOSSES else list(LOSSES)[0], label="loss",
+                           elem_id="run-loss")
+        source = gr.Radio(list(SOURCES), value="selector", label="token weights from")
+        selector = gr.Dropdown(list(SELECTORS), value=d.selector, label="selector", elem_id="run-selector")
+        mask_set = gr.Dropdown([], label="mask set", elem_id="run-mask-set", allow_custom_value=True)
+    with gr.Row():
+        epochs = gr.Number(value=d.epochs, precision=0, minimum=1, label="epochs", elem_id="run-epochs")
+        lr = gr.Number(value=d.lr, label="learning rate")
+        batch_size = gr.Number(value=d.batch_size, precision=0, minimum=1, label="batch size")
+        max_steps = gr.Number(value=0, precision=0, minimum=0, label="max steps (0 = no limit)",
+                              elem_id="run-max-steps")
+        weighting = gr.Radio(["auto", "mask", "scores"], value=d.weighting, label="weighting")
+        lora = gr.Checkbox(value=d.lora, label="LoRA")
+    with gr.Accordion("evaluation and checkpoints", open=False):
+        with gr.Row():
+            retain_eval_size = gr.Number(value=d.retain_eval_size, precision=0, minimum=1,
+                                         label="retain questions for utility", elem_id="run-retain-eval")
+            eval_tokens = gr.Number(value=d.eval_max_new_tokens, precision=0, minimum=1,
+                                    label="max new tokens in evaluation", elem_id="run-eval-tokens")
+            eval_every = gr.Checkbox(value=d.eval_every_epoch, label="evaluate every epoch")
+            save_ckpt = gr.Checkbox(value=d.save_checkpoints, label="keep best and final checkpoints")
+            seed = gr.Number(value=d.seed, precision=0, label="seed")
+    with gr.Row():
+        start = gr.Button("start", variant="primary", elem_id="run-start")
+        stop = gr.Button("stop", variant="stop", elem_id="run-stop")
+    progress = gr.HTML(render.progress_html(ctx.jobs.snapshot()), elem_id="run-progress")
+    status = gr.Markdown(elem_id="run-status")
+    marker = gr.State("")
+    timer = gr.Timer(1.0)
+
+    form = [top["model"], top["data"], loss, source, selector, mask_set, epochs, lr, batch_size, max_steps,
+            weighting, lora, retain_eval_size, eval_tokens, eval_every, save_ckpt, seed]
+    start.click(h.start, form, [status, progress], api_name="run_start")
+    stop.click(h.stop, None, status, api_name="run_stop")
+    timer.tick(h.poll, marker, [progress, status, marker], show_progress="hidden", api_visibility="undocumented")
+    gr.api(h.status_json, api_name="run_status")
+    return {"mask_set": mask_set, "marker": marker}
