@@ -220,9 +220,12 @@ def test_auroc_and_precision_recall_by_hand():
     assert (p, r) == pytest.approx((2 / 3, 2 / 3)) and f1 == pytest.approx(2 / 3)
 
 
-def test_selector_report_on_the_builtin_model(builtin):
+def test_selector_report_on_the_builtin_model(builtin, tmp_path, monkeypatch):
     from engine.models import load_model
     from engine.resolve import load_data
+    from engine.selectors import atwu
+
+    monkeypatch.setattr(atwu, "scorer_dir", lambda: tmp_path)  # a workbench where no scorer was fitted yet
 
     model, tok = load_model(builtin.target, "cpu")
     samples = load_data("demo").forget[:40]
@@ -261,3 +264,16 @@ def test_score_and_report_cli_write_json_and_csv(builtin, tmp_path, capsys):
     assert {r["selector"] for r in rows} == {"all", "oracle"}
     assert main(["score", "--selector", "nope"]) == 2
     assert "unknown selector" in capsys.readouterr().err
+
+
+def test_tif_predictor_model_replaces_the_target_as_predictor(builtin):
+    from engine.models import load_model
+    from engine.resolve import load_data
+
+    target, tok = load_model(builtin.target, "cpu")
+    retain, _ = load_model(builtin.retain, "cpu")
+    samples = load_data("demo").forget[:8]
+    via_param = select("tif", target, tok, samples, predictor="demo-retain", with_question=True)
+    direct = select("tif", retain, tok, samples, with_question=True)
+    assert torch.equal(via_param.mask, direct.mask)
+    assert not torch.equal(via_param.mask, select("tif", target, tok, samples, with_question=True).mask)

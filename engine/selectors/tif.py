@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import torch
 
@@ -39,19 +40,35 @@ def words_missed(miss: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
     return (per_word[flat] > 0) & valid
 
 
-def select_tif(inp: SelectorInput, with_question: bool = False) -> SelectorOutput:
+@lru_cache(maxsize=2)
+def _predictor(spec: str, device: str):
+    """A predictor model by name or directory (e.g. `demo-retain`), loaded once per process."""
+    from ..models import load_model
+    from ..resolve import model_path
+
+    return load_model(model_path(spec), device)
+
+
+def select_tif(inp: SelectorInput, with_question: bool = False, predictor: str | None = None) -> SelectorOutput:
     """score_t = 1 for tokens of unwanted words, 0 for general words; mask = the same.
 
     [choice] With no masked LM offline, the target model is the predictor: a word is *general*
     when the model predicts all its tokens greedily from the left context of the answer without
     the question (prompt of the empty question), *unwanted* otherwise. with_question=True keeps
-    the question in the context instead. Words map to tokens by offsets. One batched forward.
+    the question in the context instead. predictor: another model with the same tokenizer that
+    never saw the forget facts (the paper's external LLM; e.g. a base model) instead of the
+    target model. Words map to tokens by offsets. One batched forward.
     """
     b = inp.batch
+    model = inp.model
+    if predictor:
+        model, tok = _predictor(predictor, str(b.input_ids.device))
+        if tok.get_vocab() != inp.tokenizer.get_vocab():
+            raise ValueError(f"tif predictor {predictor!r} has another tokenizer than the model being unlearned")
     ctx = b if with_question else with_prompt(inp.tokenizer, b, "")
-    hit = greedy_hit(logits_of(inp.model, ctx), ctx)
+    hit = greedy_hit(logits_of(model, ctx), ctx)
     if ctx is not b:
         hit = relocate(hit, ctx, b)
     words = word_ids(b).to(hit.device)
     unwanted = words_missed(~hit & b.answer_mask, words) & b.answer_mask
-    return SelectorOutput(unwanted.float(), unwanted, "tif", {"with_question": with_question})
+    return SelectorOutput(unwanted.float(), unwanted, "tif", {"with_question": with_question, "predictor": predictor})
