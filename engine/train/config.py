@@ -20,8 +20,8 @@ class RunConfig:
     the saved one with selector_params init='saved') steps every `atwu_every` model steps and
     is saved at the end for the `atwu` selector; every other selector runs once, on the
     initial model, before the first step.
-    lr / epochs defaults: measured on the built-in model (benchmarks/results_table.py sweeps
-    learning rates); real models want ~1e-5 (SPEC §3).
+    lr default 3e-4: the best of {3e-5, 1e-4, 3e-4, 1e-3} for most methods on the built-in model
+    (benchmarks/results/results_table.md, 5 epochs); real models want ~1e-5 (SPEC §3).
     loss_params: the loss's keyword hyper-parameters (see `LOSSES[name].defaults`); `beta`,
     when set, overrides the loss's β. atwu_every: model steps per ATWU scorer step (n = 5).
     lr schedule: linear warm-up over `warmup_steps`, then constant.
