@@ -32,7 +32,12 @@ def store_path() -> Path:
     return home() / "store.sqlite"
 
 
-def runs_dir() -> Path:
-    path = home() / "runs"
+def runs_dir(store: str | os.PathLike | None = None) -> Path:
+    """Checkpoint folders of the runs a store records, beside that store: `<home>/runs` for the
+    default store, `<dir>/<stem>-runs` for any other, so two stores never share run ids' folders."""
+    if store is None or Path(store).resolve() == store_path().resolve():
+        path = home() / "runs"
+    else:
+        path = Path(store).parent / f"{Path(store).stem}-runs"
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -32,7 +32,7 @@ def tiny_env(tmp_path, monkeypatch, tiny_model, builtin_tokenizer):
     runs = tmp_path / "runs"
     runs.mkdir()
     monkeypatch.setattr(paths, "store_path", lambda: tmp_path / "store.sqlite")
-    monkeypatch.setattr(paths, "runs_dir", lambda: runs)
+    monkeypatch.setattr(paths, "runs_dir", lambda store=None: runs)
     return model_dir, tmp_path
 
 

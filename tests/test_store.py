@@ -406,3 +406,14 @@ def test_crash_by_sigkill_mid_write_loop(tmp_path):
     r = _check_after_crash(path, run)
     epochs = [m["epoch"] for m in r["metrics"]]
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= 2
+
+
+def test_runs_dir_sits_beside_its_store(tmp_path, monkeypatch):
+    """Two stores never share run folders: run 1 of one store cannot overwrite run 1 of another."""
+    from engine import paths
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    assert paths.runs_dir() == tmp_path / "home" / "runs"
+    assert paths.runs_dir(paths.store_path()) == tmp_path / "home" / "runs"
+    other = paths.runs_dir(tmp_path / "elsewhere" / "mine.sqlite")
+    assert other == tmp_path / "elsewhere" / "mine-runs" and other.is_dir()

@@ -54,7 +54,7 @@ def workdirs(tmp_path, monkeypatch):
     scorers = tmp_path / "atwu"
     runs.mkdir()
     scorers.mkdir()
-    monkeypatch.setattr(paths, "runs_dir", lambda: runs)
+    monkeypatch.setattr(paths, "runs_dir", lambda store=None: runs)
     monkeypatch.setattr(atwu, "scorer_dir", lambda: scorers)
     return Store(tmp_path / "store.sqlite")
 
@@ -317,7 +317,7 @@ KILL_SCRIPT = """
 import sys, time
 from pathlib import Path
 import engine.paths as paths
-paths.runs_dir = lambda: Path(sys.argv[3])
+paths.runs_dir = lambda store=None: Path(sys.argv[3])
 from engine.store import Store
 from engine.train import RunConfig, unlearn
 

@@ -9,7 +9,7 @@ data, the frozen reference when the loss needs one, and the per-sample token `we
 the run) → `loop.unlearn` evaluates at step 0 (`evaluation`), runs epochs of `step.step` (one
 optimiser step over `grad_accum` micro-batches of forget [+ retain] data), evaluates after
 every epoch and keeps the final and best-forget-quality `checkpoint`s (safetensors, LoRA
-merged) under `runs_dir()/<run id>/`, recording everything in the store.
+merged) under `runs_dir(store)/<run id>/` (beside the store), recording everything in the store.
 
 Device: cuda + bf16 when present, CPU + fp32 otherwise (`engine.models.device`).
 Several GPUs: the same code runs data-parallel under accelerate (or torchrun), e.g.

@@ -49,7 +49,7 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
     main = state.is_main
     run_id = store.create_run(config.to_dict(), store.mask_set_hash(config.mask_set) if config.mask_set else None) \
         if main else None
-    run_dir = paths.runs_dir() / str(run_id)
+    run_dir = paths.runs_dir(getattr(store, "path", None)) / str(run_id)
     history: list[dict] = []
     checkpoints: dict[str, str] = {}
     best: tuple[float, int] | None = None  # (forget quality, epoch)
