@@ -3,7 +3,8 @@ one sample per call, in the same run, on the built-in target model and forget10.
 
     python benchmarks/selectors.py [--batch-size 32] [--samples 96] [--repeats 3]
 
-Prints answer tokens per second for both and their ratio. The ATWU row uses a scorer with random
+Prints answer tokens per second for both and their ratio, and first the same for the bare model
+forward (already-encoded batches): the ceiling any selector's speed-up can reach on this device. The ATWU row uses a scorer with random
 weights saved in a temporary directory (speed only; accuracy lives in `selector-report`).
 """
 from __future__ import annotations
@@ -61,6 +62,14 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, built-in target model, "
           f"{len(samples)} forget samples, {n_tokens} answer tokens, batch {args.batch_size}")
     print(f"{'selector':<13} {'batched tok/s':>14} {'per-sample tok/s':>17} {'speed-up':>9}")
+    with torch.no_grad():  # the ceiling: the model forward alone, batched vs one sample per call
+        batches = [encode_samples(tok, c) for c in iter_batches(samples, args.batch_size)]
+        singles = [encode_samples(tok, [s]) for s in samples]
+        fwd_b = timed(lambda: [model(input_ids=b.input_ids, attention_mask=b.attention_mask) for b in batches],
+                      args.repeats)
+        fwd_1 = timed(lambda: [model(input_ids=b.input_ids, attention_mask=b.attention_mask) for b in singles],
+                      args.repeats)
+    print(f"{'(forward)':<13} {n_tokens / fwd_b:>14,.0f} {n_tokens / fwd_1:>17,.0f} {fwd_1 / fwd_b:>8.1f}x")
     for name in SELECTORS:
         batched = timed(lambda: [select(name, model, tok, c) for c in iter_batches(samples, args.batch_size)],
                         args.repeats)
