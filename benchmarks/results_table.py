@@ -47,6 +47,11 @@ ORACLE_METHODS = [  # upper-bound references: the ground-truth fact spans as the
     ("DTO + oracle", {"loss": "dto", "selector": "oracle"}),
     ("NPO + oracle", {"loss": "npo", "selector": "oracle"}),
 ]
+CROSS_METHODS = [  # one paper's loss with another paper's selector: still token-level, no ground truth
+    ("TPO+RT + dto", {"loss": "tpo", "selector": "dto", "loss_params": {"alpha": 1.0}}),
+    ("TPO+RT + entropy", {"loss": "tpo", "selector": "entropy", "loss_params": {"alpha": 1.0}}),
+    ("NPO + dto", {"loss": "npo", "selector": "dto"}),
+]
 BASELINES = ("GA", "GradDiff", "NPO")
 MU_FRACTION = 0.9
 
@@ -92,6 +97,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lrs", default="1e-4,3e-4,1e-3", help="learning rates tried for every method")
     p.add_argument("--oracle", action="store_true", help="add TPO / DTO / NPO with the oracle (fact-span) mask")
+    p.add_argument("--cross", action="store_true", help="add cross pairings (TPO+RT or NPO with dto / entropy)")
     p.add_argument("--only", default=None, help="comma-separated method labels (lower case, no spaces)")
     p.add_argument("--store", default=None, help="SQLite store to record the runs in (default: a temporary one)")
     p.add_argument("--batch-size", type=int, default=None, help="default: RunConfig's")
@@ -127,7 +133,7 @@ def main() -> None:
     wanted = None if not args.only else {s.strip() for s in args.only.split(",")}
     results, skipped = {}, []
     lrs = [float(x) for x in args.lrs.split(",") if x.strip()]
-    for label, fields in METHODS + (ORACLE_METHODS if args.oracle else []):
+    for label, fields in METHODS + (ORACLE_METHODS if args.oracle else []) + (CROSS_METHODS if args.cross else []):
         key = label.lower().replace(" ", "")
         if wanted and key not in wanted:
             continue
