@@ -13,7 +13,8 @@ from engine.selectors import SELECTORS
 
 FORM = dict(model="demo", data="demo/forget01", loss="ga", source="selector", selector="oracle", mask_set=None,
             epochs=1, lr=3e-4, batch_size=8, max_steps=0, weighting="auto", lora=False, retain_eval_size=20,
-            eval_tokens=16, eval_every=True, save_ckpt=True, seed=0)
+            eval_tokens=16, eval_every=True, save_ckpt=True, seed=0, selector_params="", loss_params="",
+            orthogonalize=False)
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +223,12 @@ def test_run_errors_a_person_can_cause(client, ctx, home_data):
     assert "is empty" in status
     status, _ = start_run(client, source="mask set", mask_set=None)
     assert "choose a mask set" in status
+    status, _ = start_run(client, loss_params="beta")
+    assert "not started" in status and "expects KEY=VALUE" in status
+    status, _ = start_run(client, loss="npo", loss_params="beta=0.2, nope=1")
+    assert "not started" in status and "nope" in status
+    status, _ = start_run(client, loss="ga", orthogonalize=True)
+    assert "not started" in status and "preservation term" in status
     assert call(client, "run_status")["state"] == "idle"
 
 

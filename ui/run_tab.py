@@ -5,6 +5,7 @@ import gradio as gr
 
 from engine.jobs import RunBusy
 from engine.losses import LOSSES
+from engine.params import parse_params
 from engine.selectors import SELECTORS
 from engine.train import RunConfig
 
@@ -19,7 +20,8 @@ class RunHandlers:
         self.ctx = ctx
 
     def config(self, model, data, loss, source, selector, mask_set, epochs, lr, batch_size, max_steps, weighting,
-               lora, retain_eval_size, eval_max_new_tokens, eval_every_epoch, save_checkpoints, seed) -> RunConfig:
+               lora, retain_eval_size, eval_max_new_tokens, eval_every_epoch, save_checkpoints, seed,
+               selector_params="", loss_params="", orthogonalize=False) -> RunConfig:
         """A RunConfig from the form (ValueError for a value that cannot be one)."""
         if source == "mask set" and not mask_set:
             raise ValueError("choose a mask set (make one in the Edit tab), or run with a selector")
@@ -31,7 +33,9 @@ class RunHandlers:
             batch_size=int(batch_size), max_steps=int(max_steps) if max_steps and int(max_steps) > 0 else None,
             weighting=weighting, lora=bool(lora), retain_eval_size=int(retain_eval_size),
             eval_max_new_tokens=int(eval_max_new_tokens), eval_every_epoch=bool(eval_every_epoch),
-            save_checkpoints=bool(save_checkpoints), seed=int(seed))
+            save_checkpoints=bool(save_checkpoints), seed=int(seed),
+            selector_params=parse_params(selector_params or "", "selector parameters"),
+            loss_params=parse_params(loss_params or "", "loss parameters"), orthogonalize=bool(orthogonalize))
 
     def start(self, *form):
         """Start a run in the background; refused (with the reason) when one is going or it cannot run."""
@@ -88,6 +92,14 @@ def build(ctx: AppContext, top: dict) -> dict:
                               elem_id="run-max-steps")
         weighting = gr.Radio(["auto", "mask", "scores"], value=d.weighting, label="weighting")
         lora = gr.Checkbox(value=d.lora, label="LoRA")
+    with gr.Accordion("selector and loss parameters", open=False):
+        with gr.Row():
+            selector_params = gr.Textbox(label="selector parameters (KEY=VALUE, comma-separated)",
+                                         placeholder="e.g. ratio=0.2, probe_lr=0.05", elem_id="run-selector-params")
+            loss_params = gr.Textbox(label="loss parameters (KEY=VALUE, comma-separated)",
+                                     placeholder="e.g. beta=0.25, alpha=1.0", elem_id="run-loss-params")
+            orthogonalize = gr.Checkbox(value=d.orthogonalize,
+                                        label="orthogonalise the forget gradient (losses with a preservation term)")
     with gr.Accordion("evaluation and checkpoints", open=False):
         with gr.Row():
             retain_eval_size = gr.Number(value=d.retain_eval_size, precision=0, minimum=1,
@@ -106,7 +118,8 @@ def build(ctx: AppContext, top: dict) -> dict:
     timer = gr.Timer(1.0)
 
     form = [top["model"], top["data"], loss, source, selector, mask_set, epochs, lr, batch_size, max_steps,
-            weighting, lora, retain_eval_size, eval_tokens, eval_every, save_ckpt, seed]
+            weighting, lora, retain_eval_size, eval_tokens, eval_every, save_ckpt, seed, selector_params, loss_params,
+            orthogonalize]
     start.click(h.start, form, [status, progress], api_name="run_start")
     stop.click(h.stop, None, status, api_name="run_stop")
     timer.tick(h.poll, marker, [progress, status, marker], show_progress="hidden", api_visibility="undocumented")

@@ -10,6 +10,8 @@ import importlib
 import json
 import sys
 
+from ..params import parse_params  # noqa: F401  (the commands import it from here)
+
 COMMANDS = ["setup", "eval", "score", "selector-report", "unlearn", "runs", "fit-scorer"]
 
 NAMES_HELP = """built-in names:
@@ -28,20 +30,6 @@ def write_json(path: str | None, payload: dict) -> None:
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=2)
         print(f"wrote {path}")
-
-
-def parse_params(items: list[str] | None, flag: str = "--param") -> dict:
-    """['k=v', …] -> {k: v}; values are read as JSON when they parse (numbers, true/false), else strings."""
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise UserError(f"{flag} expects KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
