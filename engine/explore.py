@@ -25,7 +25,7 @@ import torch
 
 from . import paths
 from .data import Benchmark, Sample
-from .tokens import encode_samples, per_token_nll
+from .tokens import encode_samples, label_rows, per_token_nll
 
 EOS_DISPLAY = "⟨eos⟩"
 SPLITS = ("forget", "retain", "real_authors", "world_facts")
@@ -124,11 +124,6 @@ def apply_mask_rule(row: SelectorRow, answer_mask: list[bool], rule: str = "defa
 
 def _params_key(params: dict | None) -> str:
     return json.dumps(params or {}, sort_keys=True, default=str)
-
-
-def _label_rows(values: torch.Tensor, label_mask: torch.Tensor) -> list[list]:
-    """(B, T) -> per row the values at that row's label positions, as Python lists."""
-    return [values[i][label_mask[i]].tolist() for i in range(values.shape[0])]
 
 
 # ---------------------------------------------------------------- the service
@@ -266,12 +261,10 @@ class ExploreService:
         except Exception as err:  # a selector bug is shown in its row, not a crash of the page
             return [SelectorRow(selector, error=f"{selector} failed: {type(err).__name__}: {err}", params=params)
                     for _ in chunk]
-        lm = batch.label_mask
-        scores = _label_rows(out.scores.detach().float().cpu(), lm)
-        masks = _label_rows(out.mask.detach().cpu(), lm)
+        scores = label_rows(out.scores.float(), batch)
+        masks = label_rows(out.mask, batch)
         shown = {k: v for k, v in (out.params or {}).items() if isinstance(v, (int, float, str, bool))}
-        return [SelectorRow(selector, [float(x) for x in s], [bool(x) for x in m], None, shown)
-                for s, m in zip(scores, masks)]
+        return [SelectorRow(selector, s.tolist(), m.tolist(), None, shown) for s, m in zip(scores, masks)]
 
     def view(self, model_spec: str, data_spec: str, split: str, index: int,
              selectors: list[str] | None = None) -> SampleView:

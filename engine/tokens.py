@@ -133,6 +133,19 @@ def relocate(values: torch.Tensor, src: Batch, dst: Batch) -> torch.Tensor:
     return out
 
 
+def label_rows(values: torch.Tensor, batch: Batch) -> list[torch.Tensor]:
+    """Split a (B, T) tensor into per-row 1-D CPU tensors over each row's label positions."""
+    return [values[i][batch.label_mask[i]].detach().cpu() for i in range(values.shape[0])]
+
+
+def gather_rows(rows: list[torch.Tensor], indices: list[int], batch: Batch, dtype=torch.float32) -> torch.Tensor:
+    """(B, T) tensor of samples `indices`' per-label-position rows placed on the batch's label
+    positions (row-major, so one scatter), 0 elsewhere. Inverse of `label_rows`."""
+    out = torch.zeros(batch.label_mask.shape, dtype=dtype, device=batch.label_mask.device)
+    out[batch.label_mask] = torch.cat([rows[i] for i in indices]).to(out.device, dtype)
+    return out
+
+
 def spans_to_mask(offsets: torch.Tensor, spans_per_row: list[list[tuple[int, int]]]) -> torch.Tensor:
     """(B, T) bool: token (a, b) is inside span [s, e) when a < e and b > s (SPEC §1)."""
     start, end = offsets[..., 0], offsets[..., 1]  # (B, T)

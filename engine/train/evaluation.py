@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..tokens import encode_samples, iter_batches, per_token_nll, spans_to_mask
+from ..tokens import encode_samples, iter_batches, label_rows, per_token_nll, spans_to_mask
 from .state import State
-from .weights import label_rows
 
 
 @torch.no_grad()

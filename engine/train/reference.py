@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..losses import REFERENCE_INPUTS
-from ..tokens import encode_samples, forward_logits, iter_batches, label_logit, per_token_nll
-from .weights import label_rows
+from ..tokens import encode_samples, forward_logits, iter_batches, label_logit, label_rows, per_token_nll
 
 CACHEABLE = ("ref_nll", "ref_logit")  # per-token scalars; `kl` needs whole distributions
 _PER_TOKEN = {"ref_nll": per_token_nll, "ref_logit": label_logit}

@@ -8,9 +8,8 @@ import random
 import torch
 
 from ..losses import REFERENCE_INPUTS, RETAIN_INPUTS
-from ..tokens import Batch, encode_samples, kl_ref, label_logit, per_token_nll
+from ..tokens import Batch, encode_samples, gather_rows, kl_ref, label_logit, per_token_nll
 from .state import State
-from .weights import gather_rows
 
 Micro = tuple[list[int], Batch, "Batch | None"]  # (forget indices, forget batch, retain batch or None)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..store import text_hash
-from ..tokens import Batch, encode_samples, iter_batches
+from ..tokens import Batch, encode_samples, gather_rows, iter_batches, label_rows
 
 
 def normalise_scores(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -20,19 +20,6 @@ def normalise_scores(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tenso
     s = scores.float().clamp(min=0) * allowed
     peak = s.max(dim=1, keepdim=True).values  # (B, 1)
     return torch.where(peak > 1, s / peak.clamp(min=1e-8), s)
-
-
-def label_rows(values: torch.Tensor, batch: Batch) -> list[torch.Tensor]:
-    """Split a (B, T) tensor into per-row 1-D CPU tensors over each row's label positions."""
-    return [values[i][batch.label_mask[i]].detach().cpu() for i in range(values.shape[0])]
-
-
-def gather_rows(rows: list[torch.Tensor], indices: list[int], batch: Batch, dtype=torch.float32) -> torch.Tensor:
-    """(B, T) tensor of samples `indices`' per-label-position rows placed on the batch's label
-    positions (row-major, so one scatter), 0 elsewhere. Inverse of `label_rows`."""
-    out = torch.zeros(batch.label_mask.shape, dtype=dtype, device=batch.label_mask.device)
-    out[batch.label_mask] = torch.cat([rows[i] for i in indices]).to(out.device, dtype)
-    return out
 
 
 @dataclass
