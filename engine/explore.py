@@ -25,7 +25,7 @@ import torch
 
 from . import paths
 from .data import Benchmark, Sample
-from .tokens import encode_samples, label_rows, per_token_nll
+from .tokens import encode_samples, fact_mask, label_rows
 
 EOS_DISPLAY = "⟨eos⟩"
 SPLITS = ("forget", "retain", "real_authors", "world_facts")
@@ -122,6 +122,15 @@ def apply_mask_rule(row: SelectorRow, answer_mask: list[bool], rule: str = "defa
     raise ValueError(f"unknown mask rule {rule!r}; use one of {', '.join(MASK_RULES)}")
 
 
+def display_tokens(tokenizer, batch, i: int) -> list[str]:
+    """Row i's label tokens as display strings (the closing EOS as ⟨eos⟩)."""
+    from tokenviz.chips import display_token
+
+    lm = batch.label_mask[i]
+    raw = tokenizer.convert_ids_to_tokens(batch.input_ids[i][lm].tolist())
+    return [EOS_DISPLAY if e else display_token(r) for r, e in zip(raw, batch.eos_mask[i][lm].tolist())]
+
+
 def _params_key(params: dict | None) -> str:
     return json.dumps(params or {}, sort_keys=True, default=str)
 
@@ -208,31 +217,21 @@ class ExploreService:
             return self._info[key][index - c * self.chunk_size]
 
     def _compute_info(self, model_spec: str, chunk: list[Sample], start: int) -> list[SampleInfo]:
-        from tokenviz.chips import display_token
-
-        from .tokens import spans_to_mask
+        from .train.evaluation import forget_token_probs
 
         model, tok = self.model(model_spec)
-        device = next(model.parameters()).device
         batch = encode_samples(tok, chunk)
-        with torch.no_grad():
-            logits = model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device)).logits
-        probs = torch.exp(-per_token_nll(logits, batch.to(device))).cpu()  # (B, T)
-        has_spans = any(s.spans for s in chunk)
-        spans = spans_to_mask(batch.offsets, [[(sp.start, sp.end) for sp in s.spans] for s in chunk]) \
-            if has_spans else None
+        probs = forget_token_probs(model, tok, chunk, batch_size=len(chunk))  # per sample, over label positions
+        spans = fact_mask(batch, chunk) if any(s.spans for s in chunk) else None
         out = []
         for i, s in enumerate(chunk):
             lm = batch.label_mask[i]
-            ids = batch.input_ids[i][lm].tolist()
             eos = batch.eos_mask[i][lm].tolist()
-            raw = tok.convert_ids_to_tokens(ids)
-            tokens = [EOS_DISPLAY if e else display_token(r) for r, e in zip(raw, eos)]
+            tokens = display_tokens(tok, batch, i)
             out.append(SampleInfo(
                 index=start + i, uid=s.uid, question=s.question, answer=s.answer, text_hash=sample_text_hash(s),
-                tokens=tokens, probs=[float(p) for p in probs[i][lm].tolist()],
-                answer_mask=[not e for e in eos],
-                spans=(spans[i][lm] & batch.answer_mask[i][lm]).tolist() if spans is not None and s.spans else None))
+                tokens=tokens, probs=probs[i].tolist(), answer_mask=[not e for e in eos],
+                spans=spans[i][lm].tolist() if spans is not None and s.spans else None))
         return out
 
     # -- selector scores (cached)
@@ -304,18 +303,10 @@ class ExploreService:
 
     def answer_probs(self, model, tokenizer, sample: Sample) -> tuple[list[str], list[float]]:
         """Display tokens and p(y_t) of a sample's ground-truth answer under `model`."""
-        from tokenviz.chips import display_token
+        from .train.evaluation import forget_token_probs
 
-        device = next(model.parameters()).device
         batch = encode_samples(tokenizer, [sample])
-        with torch.no_grad():
-            logits = model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device)).logits
-        probs = torch.exp(-per_token_nll(logits, batch.to(device))).cpu()[0]
-        lm = batch.label_mask[0]
-        raw = tokenizer.convert_ids_to_tokens(batch.input_ids[0][lm].tolist())
-        eos = batch.eos_mask[0][lm].tolist()
-        tokens = [EOS_DISPLAY if e else display_token(r) for r, e in zip(raw, eos)]
-        return tokens, [float(p) for p in probs[lm].tolist()]
+        return display_tokens(tokenizer, batch, 0), forget_token_probs(model, tokenizer, [sample])[0].tolist()
 
     def before_after(self, model_spec: str, data_spec: str, split: str, index: int, checkpoint: str | Path,
                      max_new_tokens: int = 48) -> dict:

@@ -14,7 +14,7 @@ from scipy.stats import rankdata
 
 from .data import Sample
 from .selectors import SELECTORS, NoSpansError, SelectorUnavailable, select
-from .tokens import encode_samples, iter_batches, spans_to_mask
+from .tokens import encode_samples, fact_mask, iter_batches
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
@@ -69,7 +69,7 @@ def _token_truth(tokenizer, samples: list[Sample], batch_size: int) -> tuple[np.
         ans = batch.answer_mask
         code = torch.full(ans.shape, -1, dtype=torch.long)
         for j, t in enumerate(types):  # later types never overwrite an earlier one
-            m = spans_to_mask(batch.offsets, [[(sp.start, sp.end) for sp in s.spans if sp.type == t] for s in chunk])
+            m = fact_mask(batch, chunk, t)
             code = torch.where(m & (code < 0), torch.full_like(code, j), code)
         fact.append((code >= 0)[ans].numpy())
         type_idx.append(code[ans].numpy())

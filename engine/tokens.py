@@ -156,6 +156,13 @@ def spans_to_mask(offsets: torch.Tensor, spans_per_row: list[list[tuple[int, int
     return mask
 
 
+def fact_mask(batch: Batch, samples, span_type: str | None = None) -> torch.Tensor:
+    """(B, T) bool on CPU: answer tokens (not the EOS) overlapping the samples' ground-truth fact
+    spans (`Sample.spans`), only spans of `span_type` when given."""
+    spans = [[(sp.start, sp.end) for sp in s.spans if span_type is None or sp.type == span_type] for s in samples]
+    return spans_to_mask(batch.offsets, spans) & batch.answer_mask.cpu()
+
+
 def forward_logits(model, batch: Batch) -> torch.Tensor:
     """Model logits (B, T, V) for a batch on the model's device."""
     return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..tokens import encode_samples, iter_batches, label_rows, per_token_nll, spans_to_mask
+from ..tokens import encode_samples, fact_mask, iter_batches, label_rows, per_token_nll
 from .state import State
 
 
@@ -75,8 +75,7 @@ def eval_context(state: State) -> EvalContext:
         batch = encode_samples(state.tokenizer, chunk)
         answer_rows += label_rows(batch.answer_mask, batch)
         if has_spans:
-            facts = spans_to_mask(batch.offsets, [[(sp.start, sp.end) for sp in s.spans] for s in chunk])
-            spans += label_rows(facts & batch.answer_mask, batch)
+            spans += label_rows(fact_mask(batch, chunk), batch)
     return EvalContext(ref_tr, p0, answer_rows, spans if has_spans else None)
 
 
