@@ -154,12 +154,14 @@ def test_a_short_run_shows_progress_and_adds_a_curve(page):
     fill(page, "top-data", "demo/forget01")
     page.wait_for_selector("#explore-question:has-text('of 10')")  # the data change reached the server
     open_tab(page, "Run")
-    fill(page, "run-epochs", "1")
+    page.wait_for_selector("#run-start", state="visible")  # the tab is rendered before its inputs are filled
     page.get_by_text("evaluation and checkpoints").click()
-    fill(page, "run-retain-eval", "20")
-    fill(page, "run-eval-tokens", "16")
+    for elem_id, value in (("run-epochs", "1"), ("run-retain-eval", "20"), ("run-eval-tokens", "16")):
+        fill(page, elem_id, value)
+        page.wait_for_function(f"() => document.querySelector('#{elem_id} input').value === '{value}'")
     page.click("#run-start")
     page.wait_for_selector("#run-status:has-text('started')")
+    assert "1 epoch(s)" in page.inner_text("#run-status")  # the server got the form as filled
     page.wait_for_selector("#run-progress .wb-progress[data-state='running'], "
                            "#run-progress .wb-progress[data-state='finished']")
     page.reload()  # the run goes on in its thread; the reloaded page picks it up by polling
