@@ -1,7 +1,6 @@
 """A full TOFU evaluation of one model on one benchmark, and the retain model's cached truth ratios."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,6 +9,7 @@ import numpy as np
 
 from . import metrics, paths
 from .data import Benchmark, Sample
+from .fingerprint import content_hash, weights_fingerprint
 
 EVAL_RETAIN_SIZE = 200
 
@@ -67,13 +67,9 @@ def evaluate(model, tokenizer, bench: Benchmark, reference_tr: np.ndarray | None
 
 
 def _fingerprint(model_dir: Path, samples: list[Sample]) -> str:
-    h = hashlib.sha256()
-    for f in sorted(model_dir.glob("*.safetensors")):
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    for s in samples:
-        h.update(json.dumps(s.to_json(), sort_keys=True).encode())
-    return h.hexdigest()[:20]
+    """Cache key of a retain model's truth ratios: its weights and the samples' content."""
+    return content_hash(weights_fingerprint(model_dir) or str(model_dir),
+                        *(json.dumps(s.to_json(), sort_keys=True) for s in samples), length=20)
 
 
 def reference_truth_ratios(retain_model_dir: str | Path, bench: Benchmark, device: str = "auto") -> np.ndarray | None:

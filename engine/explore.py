@@ -14,7 +14,6 @@ store's masks use; the EOS is never a target (`answer_mask` is False there).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections import OrderedDict
@@ -25,6 +24,7 @@ import torch
 
 from . import paths
 from .data import Benchmark, Sample
+from .fingerprint import content_hash, text_hash, tokenizer_fingerprint, weights_fingerprint
 from .tokens import encode_samples, fact_mask, label_rows
 
 EOS_DISPLAY = "⟨eos⟩"
@@ -70,27 +70,9 @@ class SampleView:
 
 # ---------------------------------------------------------------- small pure helpers
 
-def tokenizer_fingerprint(tokenizer) -> str:
-    """First 16 hex digits of sha256 over the tokenizer's vocabulary and special tokens."""
-    h = hashlib.sha256()
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        h.update(backend.to_str().encode("utf-8"))
-    else:
-        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode("utf-8"))
-    h.update(json.dumps([tokenizer.eos_token, tokenizer.pad_token]).encode("utf-8"))
-    return h.hexdigest()[:16]
-
-
 def canonical_data(spec: str) -> str:
     """One name per data split: `demo` is `demo/forget10` (engine.resolve's default split)."""
     return "demo/forget10" if spec == "demo" else str(spec).rstrip("/")
-
-
-def sample_text_hash(sample: Sample) -> str:
-    from .store import text_hash
-
-    return text_hash(sample.question, sample.answer)
 
 
 def apply_mask_rule(row: SelectorRow, answer_mask: list[bool], rule: str = "default", k: int = 5,
@@ -229,7 +211,7 @@ class ExploreService:
             eos = batch.eos_mask[i][lm].tolist()
             tokens = display_tokens(tok, batch, i)
             out.append(SampleInfo(
-                index=start + i, uid=s.uid, question=s.question, answer=s.answer, text_hash=sample_text_hash(s),
+                index=start + i, uid=s.uid, question=s.question, answer=s.answer, text_hash=text_hash(s.question, s.answer),
                 tokens=tokens, probs=probs[i].tolist(), answer_mask=[not e for e in eos],
                 spans=spans[i][lm].tolist() if spans is not None and s.spans else None))
         return out
@@ -391,13 +373,8 @@ class ExploreService:
     def _ref_digest(specs, bench: Benchmark, key: tuple) -> str:
         from .resolve import model_path
 
-        h = hashlib.sha256(json.dumps([bench.name, len(bench.forget), len(bench.retain), *key[2:]]).encode())
-        for _, spec in specs:
-            directory = model_path(spec)
-            for f in sorted(Path(directory).glob("*.safetensors")):
-                st = f.stat()
-                h.update(f"{directory}:{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-        return h.hexdigest()[:20]
+        return content_hash(json.dumps([bench.name, len(bench.forget), len(bench.retain), *key[2:]]),
+                            *(weights_fingerprint(model_path(spec)) or str(spec) for _, spec in specs), length=20)
 
 
 def view_to_dict(view: SampleView) -> dict:

@@ -13,7 +13,6 @@ catch config errors); a duplicate name raises ValueError.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import socket
@@ -21,6 +20,8 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
+
+from .fingerprint import content_hash
 
 SCHEMA_VERSION = 1
 EXPORT_FORMAT = "unlearning-workbench/mask-set"
@@ -87,11 +88,6 @@ class NotFound(KeyError, ValueError):
 
 
 # ---------------------------------------------------------------- small helpers
-
-def text_hash(question: str, answer: str) -> str:
-    """The per-sample text hash a mask records: first 16 hex digits of sha256(question + "\\n" + answer)."""
-    return hashlib.sha256(f"{question}\n{answer}".encode("utf-8")).hexdigest()[:16]
-
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -165,7 +161,7 @@ def _mask_hash(tokenizer_fingerprint: str, masks: dict[str, dict]) -> str:
     """sha256 over the tokenizer fingerprint and the sorted (uid, text_hash, mask) triples."""
     rows = [[uid, m["text_hash"], [int(x) for x in m["mask"]]] for uid, m in sorted(masks.items())]
     blob = json.dumps({"tokenizer": tokenizer_fingerprint, "masks": rows}, separators=(",", ":"), sort_keys=True)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return content_hash(blob, length=64)
 
 
 def _flatten(metrics: dict, prefix: str = "") -> dict:

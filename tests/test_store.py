@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.store import NotFound, Store, text_hash
+from engine.fingerprint import text_hash
+from engine.store import NotFound, Store
 
 REPO = Path(__file__).resolve().parents[1]
 MASKS = {"s1": ("h1", [0, 1, 1, 0]), "s2": ("h2", [1, 0, 0])}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.store import text_hash
+from engine.fingerprint import text_hash
 from engine.train import RunConfig, forget_token_probs, loss_inputs, plan_epoch, prepare, step, unlearn
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,7 +12,6 @@ an ATWU unlearning run or `python -m engine fit-scorer --model M --data D` made 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .. import paths
+from ..fingerprint import model_fingerprint as model_key, text_hash
 from .base import SelectorInput, SelectorOutput, SelectorUnavailable
 
 SCORER_DEFAULTS = {"beta": 5.0, "lam_h": 1.0, "lam_pop": 10.0, "budget": 0.2, "lam_2": 1.0}
@@ -100,25 +100,11 @@ def scorer_step(scorer: AtwuScorer, optimizer: torch.optim.Optimizer, hidden: to
 
 # ---------------------------------------------------------------- saved scorers
 
-def model_key(model) -> str:
-    """A short id of a model's weights: its directory and weight files, else its config."""
-    cfg = getattr(model, "config", None)
-    src = Path(str(getattr(cfg, "_name_or_path", "") or ""))
-    h = hashlib.sha256()
-    files = sorted(src.glob("*.safetensors")) if str(src) and src.is_dir() else []
-    if files:
-        h.update(str(src.resolve()).encode())
-        for f in files:
-            st = f.stat()
-            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    else:
-        h.update((cfg.to_json_string(use_diff=False) if cfg is not None else repr(model)).encode())
-    return h.hexdigest()[:16]
 
 
 def sample_id(sample) -> str:
     """Content id of a sample (question + answer), independent of file names."""
-    return hashlib.sha1(f"{sample.question}\n{sample.answer}".encode()).hexdigest()[:12]
+    return text_hash(sample.question, sample.answer)
 
 
 def scorer_dir() -> Path:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..store import text_hash
+from ..fingerprint import text_hash
 from ..tokens import Batch, encode_samples, gather_rows, iter_batches, label_rows
 
 
