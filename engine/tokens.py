@@ -7,6 +7,7 @@ nobody else slices `[:, :-1]`.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -220,3 +221,29 @@ def iter_batches(items: list, batch_size: int):
     """Consecutive chunks of a list."""
     for i in range(0, len(items), batch_size):
         yield items[i:i + batch_size]
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Switch `model` to eval mode for the block, then restore its training flag (even on error)."""
+    was = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was)
+
+
+@torch.no_grad()
+def per_token_rows(model, tokenizer, samples, fns: dict, batch_size: int = 64) -> dict[str, list[torch.Tensor]]:
+    """{name: per-sample 1-D CPU tensors over label positions} with fns[name](logits, batch) → (B, T),
+    from one batched eval-mode forward per chunk of `batch_size` samples, no gradients."""
+    device = next(model.parameters()).device
+    rows: dict[str, list[torch.Tensor]] = {k: [] for k in fns}
+    with eval_mode(model):
+        for chunk in iter_batches(list(samples), batch_size):
+            batch = encode_samples(tokenizer, chunk).to(device)
+            logits = forward_logits(model, batch)  # (B, T, V)
+            for k, fn in fns.items():
+                rows[k] += label_rows(fn(logits, batch), batch)
+    return rows

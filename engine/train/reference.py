@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..losses import REFERENCE_INPUTS
-from ..tokens import encode_samples, forward_logits, iter_batches, label_logit, label_rows, per_token_nll
+from ..tokens import label_logit, per_token_nll, per_token_rows
 
 CACHEABLE = ("ref_nll", "ref_logit")  # per-token scalars; `kl` needs whole distributions
 _PER_TOKEN = {"ref_nll": per_token_nll, "ref_logit": label_logit}
@@ -32,14 +32,4 @@ def can_cache(inputs: tuple[str, ...]) -> bool:
 def reference_rows(model, tokenizer, samples, keys: set[str], batch_size: int = 32) -> dict[str, list[torch.Tensor]]:
     """{key: per-sample 1-D CPU tensors over label positions} for key in `keys` ⊆ CACHEABLE,
     from the (initial) model in eval mode; gather them per batch with `weights.gather_rows`."""
-    device = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    rows: dict[str, list[torch.Tensor]] = {k: [] for k in sorted(keys)}
-    for chunk in iter_batches(list(samples), batch_size):
-        batch = encode_samples(tokenizer, chunk).to(device)
-        logits = forward_logits(model, batch)  # (B, T, V)
-        for k in rows:
-            rows[k] += label_rows(_PER_TOKEN[k](logits, batch), batch)
-    model.train(was)
-    return rows
+    return per_token_rows(model, tokenizer, samples, {k: _PER_TOKEN[k] for k in sorted(keys)}, batch_size)
