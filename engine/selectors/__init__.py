@@ -11,6 +11,7 @@ from .atwu import select_atwu
 from .base import SelectorInput, SelectorOutput, SelectorUnavailable
 from .dto import select_dto
 from .entropy import select_entropy
+from .lexical import select_lexical
 from .oracle import NoSpansError, select_oracle
 from .satimp import select_satimp
 from .tif import select_tif
@@ -19,6 +20,7 @@ from .wga import select_wga
 
 SELECTORS = {
     "all": select_all,
+    "lexical": select_lexical,
     "oracle": select_oracle,
     "wga": select_wga,
     "satimp": select_satimp,
