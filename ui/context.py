@@ -15,13 +15,10 @@ from engine import paths
 from engine.explore import ExploreService
 from engine.jobs import JobManager
 from engine.models.builtin import ensure_builtin
-from engine.resolve import data_choices, model_choices
 from engine.store import Store
 
 DEFAULT_MODEL = "demo"
 DEFAULT_DATA = "demo"
-MODEL_CHOICES = model_choices()
-DATA_CHOICES = data_choices()
 
 
 def store_location() -> Path:
