@@ -16,10 +16,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import gradio as gr  # noqa: E402
 
+from engine.resolve import data_choices, model_choices  # noqa: E402
 from tokenviz import CHIPS_CSS  # noqa: E402
 from ui import compare_tab, edit_tab, explore_tab, run_tab  # noqa: E402
 from ui.chips_js import APP_CSS  # noqa: E402
-from ui.context import DATA_CHOICES, DEFAULT_DATA, DEFAULT_MODEL, MODEL_CHOICES, AppContext  # noqa: E402
+from ui.context import DEFAULT_DATA, DEFAULT_MODEL, AppContext  # noqa: E402
 
 CSS = CHIPS_CSS + APP_CSS
 
@@ -32,9 +33,9 @@ def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | No
         gr.Markdown("## Token-level unlearning workbench")
         banner = gr.HTML(ctx.bootstrap.banner(), elem_id="bootstrap-banner", js_on_load=None)
         with gr.Row():
-            model = gr.Dropdown(MODEL_CHOICES, value=DEFAULT_MODEL, allow_custom_value=True, elem_id="top-model",
+            model = gr.Dropdown(model_choices(), value=DEFAULT_MODEL, allow_custom_value=True, elem_id="top-model",
                                 label="model (built-in name or local HF directory)")
-            data = gr.Dropdown(DATA_CHOICES, value=DEFAULT_DATA, allow_custom_value=True, elem_id="top-data",
+            data = gr.Dropdown(data_choices(), value=DEFAULT_DATA, allow_custom_value=True, elem_id="top-data",
                                label="data (built-in split or TOFU directory)")
         top = {"model": model, "data": data}
         with gr.Tabs():

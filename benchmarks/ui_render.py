@@ -20,6 +20,11 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from engine.selectors import SELECTORS  # noqa: E402  (after the sys.path fix above)
+from ui.context import AppContext  # noqa: E402
+from ui.explore_tab import ExploreHandlers  # noqa: E402
+from ui.harness import isolated_home  # noqa: E402
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -28,11 +33,6 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
-
-    from engine.selectors import SELECTORS
-    from ui.context import AppContext
-    from ui.explore_tab import ExploreHandlers
-    from ui.harness import isolated_home
 
     with isolated_home(tempfile.mkdtemp(prefix="ui-render-")) as home:
         ctx = AppContext.create(home / "store.sqlite", device="cpu")

@@ -10,16 +10,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from .data import Benchmark, DataError, load_benchmark
+from .models.builtin import ensure_builtin
 
 MODEL_NAMES = {"demo": "target", "demo-retain": "retain"}
 DATA_NAMES = ("demo", "demo/forget01", "demo/forget05", "demo/forget10")
 
 
+def model_choices() -> list[str]:
+    """The short model names, for a picker (local directories are typed in)."""
+    return list(MODEL_NAMES)
+
+
+def data_choices() -> list[str]:
+    """The short data names, for a picker (TOFU directories are typed in)."""
+    return list(DATA_NAMES)
+
+
+def canonical_data(spec: str) -> str:
+    """One name per data split: `demo` is `demo/forget10` (the default split of `load_data`)."""
+    return "demo/forget10" if spec == "demo" else str(spec).rstrip("/")
+
+
 def model_path(spec: str, progress=None) -> Path:
     """A model directory for a short name (building the built-in models if needed) or a path."""
     if spec in MODEL_NAMES:
-        from .models.builtin import ensure_builtin
-
         return getattr(ensure_builtin(progress), MODEL_NAMES[spec])
     return Path(spec).expanduser()
 
@@ -36,8 +50,6 @@ def retain_model_for(model_spec: str, data_spec: str) -> str | None:
 def load_data(spec: str, progress=None) -> Benchmark:
     """A Benchmark from a short name, a TOFU directory, or `DIR/<forget stem>`."""
     if spec == "demo" or spec.startswith("demo/"):
-        from .models.builtin import ensure_builtin
-
         split = spec.split("/", 1)[1] if "/" in spec else "forget10"
         if spec not in DATA_NAMES:
             raise DataError(f"unknown built-in split {spec!r}; use one of {', '.join(DATA_NAMES)}")

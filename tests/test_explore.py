@@ -1,4 +1,5 @@
-"""engine/explore.py (the app's selector score cache) and engine/jobs.py (background runs), no Gradio."""
+"""engine/explore/ (the app's selector score cache), engine/selectors/mask_rules.py and engine/jobs.py
+(background runs), no Gradio."""
 from __future__ import annotations
 
 import threading
@@ -6,11 +7,13 @@ import time
 
 import pytest
 
-from engine.explore import EOS_DISPLAY, ExploreService, SelectorRow, apply_mask_rule
+from engine.explore import ExploreService, SelectorRow, apply_mask_rule
 from engine.jobs import JobManager, RunBusy, preflight
 from engine.selectors import SELECTORS
+from engine.selectors.mask_rules import mask_by_rule
 from engine.store import Store
 from engine.train import RunConfig, RunResult
+from tokenviz import EOS_DISPLAY, display_tokens
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +35,9 @@ def test_view_has_a_row_per_registered_selector_on_label_positions(svc):
     info = view.info
     assert list(view.rows) == list(SELECTORS)
     n = len(info.tokens)
-    assert info.tokens[-1] == EOS_DISPLAY and info.answer_mask[-1] is False and all(info.answer_mask[:-1])
-    assert "".join(info.tokens[:-1]) == info.answer  # display strings rebuild the answer exactly
+    shown = display_tokens(info.tokens, info.eos)
+    assert shown[-1] == EOS_DISPLAY and info.answer_mask[-1] is False and all(info.answer_mask[:-1])
+    assert "".join(shown[:-1]) == info.answer  # display strings rebuild the answer exactly
     assert len(info.probs) == n and all(0.0 < p <= 1.0 for p in info.probs)
     assert info.spans is not None and len(info.spans) == n and any(info.spans) and not info.spans[-1]
     ok_rows = [r for r in view.rows.values() if r.ok]
@@ -81,6 +85,29 @@ def test_mask_rules_never_pick_the_eos_and_respect_k_and_threshold():
     assert apply_mask_rule(SelectorRow("e", error="nope"), allowed) is None
     with pytest.raises(ValueError, match="unknown mask rule"):
         apply_mask_rule(row, allowed, "bottom-k")
+
+
+def test_mask_rules_work_on_plain_lists_and_the_service_applies_them_to_every_row(svc):
+    scores, default, allowed = [0.1, 0.9, 0.5, 0.7, 5.0], [False, True, False, False, False], [True] * 4 + [False]
+    assert mask_by_rule(scores, default, allowed, "default") == default
+    assert mask_by_rule(scores, default, allowed, "top-k", 1) == [False, True, False, False, False]
+    assert mask_by_rule(scores, default, allowed, "top-k", 0) == [False, True, False, False, False]  # k >= 1
+    assert mask_by_rule([2.0] * 5, default, allowed, "threshold", threshold=1.0) == allowed  # constant row: all
+    assert mask_by_rule(scores, default, [False] * 5, "threshold") == [False] * 5
+    view = svc.view("demo", "demo", "world_facts", 0, selectors=["oracle", "all"])
+    masks = svc.masks(view, "top-k", 2)
+    assert masks["oracle"] is None  # no spans on world_facts: the row carries its error
+    assert masks["all"] == apply_mask_rule(view.rows["all"], view.info.answer_mask, "top-k", 2)
+    assert sum(masks["all"]) == 2 and masks["all"][-1] is False
+
+
+def test_the_engine_returns_raw_tokens_and_never_imports_tokenviz():
+    import subprocess
+    import sys
+
+    code = ("import sys, engine.explore, engine.eval.reference_points, engine.selectors.mask_rules; "
+            "sys.exit('tokenviz' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_default_masks_cover_every_forget_sample_without_eos(svc):

@@ -2,10 +2,11 @@
 
 No torch and no Gradio here: the app calls these with plain lists and strings.
 """
-from .chips import CHIPS_CSS, auto_range, decode_token, display_token, render_chips, render_rows
+from .chips import (CHIPS_CSS, EOS_DISPLAY, auto_range, decode_token, display_token, display_tokens, render_chips,
+                    render_rows)
 from .colors import legend_html, score_to_color, text_color
 from .mask_edit import EditHistory, brush, count_targets, reset, select_word, toggle, word_ids_from_tokens
 
-__all__ = ["CHIPS_CSS", "EditHistory", "auto_range", "brush", "count_targets", "decode_token", "display_token",
-           "legend_html", "render_chips", "render_rows", "reset", "score_to_color", "select_word", "text_color",
-           "toggle", "word_ids_from_tokens"]
+__all__ = ["CHIPS_CSS", "EOS_DISPLAY", "EditHistory", "auto_range", "brush", "count_targets", "decode_token",
+           "display_token", "display_tokens", "legend_html", "render_chips", "render_rows", "reset", "score_to_color",
+           "select_word", "text_color", "toggle", "word_ids_from_tokens"]

@@ -2,7 +2,7 @@
 
 Pure string work (no torch, no Gradio): `render_chips` for one selector row, `render_rows` for
 several rows one under another. `display_token` turns a raw tokenizer piece (byte-level BPE or
-SentencePiece) into the text a person should see.
+SentencePiece) into the text a person should see; `display_tokens` does a row, EOS included.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from .colors import legend_html, score_to_color, text_color
 
+EOS_DISPLAY = "⟨eos⟩"
 NEWLINE_MARK = "⏎"
 TAB_MARK = "⇥"
 _SP_BYTE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
@@ -80,6 +81,13 @@ def display_token(raw: str, byte_level: bool | None = None) -> str:
     """
     text = decode_token(raw, byte_level)
     return text.replace("\r\n", NEWLINE_MARK).replace("\n", NEWLINE_MARK).replace("\t", TAB_MARK)
+
+
+def display_tokens(tokens: list[str], eos: list[bool] | None = None, byte_level: bool | None = None) -> list[str]:
+    """Display strings for a row of raw tokens: each through `display_token`, the closing EOS
+    (eos[i] True) as ⟨eos⟩."""
+    eos = eos if eos is not None else [False] * len(tokens)
+    return [EOS_DISPLAY if e else display_token(t, byte_level) for t, e in zip(tokens, eos)]
 
 
 def _fmt(x: float | None) -> str:

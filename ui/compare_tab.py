@@ -5,8 +5,9 @@ import tempfile
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
-from engine.explore import canonical_data
+from engine.resolve import canonical_data
 from tokenviz.plots import runs_table, tradeoff_figure
 
 from . import render
@@ -68,8 +69,6 @@ class CompareHandlers:
 
     def csv(self):
         """The table (best and final rows of every run) plus every epoch row, as a CSV file."""
-        import pandas as pd
-
         runs = self._runs()
         summary = runs_table(runs)
         epochs = pd.DataFrame([{"label": r["label"], "row": "epoch", **row} for r in runs for row in r["rows"]])

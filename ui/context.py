@@ -9,21 +9,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+from tqdm.auto import tqdm
 
+from engine import paths
 from engine.explore import ExploreService
 from engine.jobs import JobManager
+from engine.models.builtin import ensure_builtin
 from engine.store import Store
 
 DEFAULT_MODEL = "demo"
 DEFAULT_DATA = "demo"
-MODEL_CHOICES = ["demo", "demo-retain"]
-DATA_CHOICES = ["demo", "demo/forget01", "demo/forget05", "demo/forget10"]
 
 
 def store_location() -> Path:
     """`WORKBENCH_STORE` when set (tests use a temporary file), else the workbench's store."""
-    from engine import paths
-
     env = os.environ.get("WORKBENCH_STORE")
     return Path(env).expanduser() if env else paths.store_path()
 
@@ -42,15 +41,11 @@ class Bootstrap:
     def update(self, fraction: float, message: str) -> None:
         self.fraction, self.message = float(fraction), message
         if self._bar is None:
-            from tqdm.auto import tqdm
-
             self._bar = tqdm(total=1000, desc="built-in models", unit="‰")
         self._bar.set_description(message[:60], refresh=False)
         self._bar.update(int(fraction * 1000) - self._bar.n)
 
     def _build(self) -> None:
-        from engine.models.builtin import ensure_builtin
-
         try:
             ensure_builtin(self.update)
             self.fraction, self.message = 1.0, "built-in models ready"

@@ -6,6 +6,7 @@ from functools import partial
 import gradio as gr
 
 from engine.explore import MASK_RULES, SPLITS
+from engine.train import fit_atwu_scorer
 
 from . import render
 from .context import AppContext, fail, message_of, ok
@@ -27,8 +28,9 @@ class ExploreHandlers:
             return gr.update(), gr.update(), fail(message_of(err))
         unavailable = [n for n, r in view.rows.items() if not r.ok]
         note = f"; unavailable here: {', '.join(unavailable)} (see their rows)" if unavailable else ""
+        masks = self.ctx.explore.masks(view, rule, int(k), float(threshold))
         return (render.question_md(view.info, total, split),
-                render.explore_html(view, rule, int(k), float(threshold)),
+                render.explore_html(view, masks),
                 ok(f"{len(view.rows)} selectors on {model} / {data}{note}"))
 
     def goto(self, data: str, split: str, text: str, index, delta: int = 1):
@@ -60,8 +62,6 @@ class ExploreHandlers:
 
     def fit_atwu(self, model: str, data: str, steps, progress=gr.Progress()):
         """Fit the ATWU scorer (engine.train.fit_atwu_scorer), then drop cached atwu scores."""
-        from engine.train import fit_atwu_scorer
-
         steps = int(steps or 40)
 
         def report(info: dict) -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import html
 
-from engine.explore import SampleView, apply_mask_rule
-from tokenviz import auto_range, count_targets, legend_html, render_chips, render_rows
+from engine.explore import SampleInfo, SampleView
+from tokenviz import auto_range, count_targets, display_tokens, legend_html, render_chips, render_rows
 
 ESC = html.escape
 
@@ -23,27 +23,34 @@ def error_row(name: str, message: str) -> str:
                       f'<div class="tv-row-body wb-row-error">{ESC(message)}</div></div>', "wb-unavailable")
 
 
-def explore_html(view: SampleView, rule: str = "default", k: int = 5, threshold: float = 0.5) -> str:
+def shown_tokens(info: SampleInfo) -> list[str]:
+    """A sample's label tokens as a person reads them (the closing EOS as ⟨eos⟩)."""
+    return display_tokens(info.tokens, info.eos)
+
+
+def explore_html(view: SampleView, masks: dict[str, list[bool] | None]) -> str:
     """Ground-truth spans (when the sample has them), then one row per selector with its legend.
 
-    Colour = score on the sequential ramp, outline = mask (selector default or the rule's),
-    underline = ground-truth span; hover (title) = token, exact score, probability.
+    masks: each selector's mask (its default or a mask rule's, from `ExploreService.masks`).
+    Colour = score on the sequential ramp, outline = mask, underline = ground-truth span;
+    hover (title) = token, exact score, probability.
     """
     info = view.info
+    tokens = shown_tokens(info)
     parts = []
     if info.spans is not None:
         spans = [bool(s) for s in info.spans]
         parts.append(_row("ground truth", render_rows([{
-            "tokens": info.tokens, "scores": [float(s) for s in spans], "mask": spans, "probs": info.probs,
+            "tokens": tokens, "scores": [float(s) for s in spans], "mask": spans, "probs": info.probs,
             "label": "ground truth", "legend_label": "in fact span", "sample_id": info.uid}]), "wb-truth"))
     for name, row in view.rows.items():
         if not row.ok:
             parts.append(error_row(name, row.error))
             continue
-        mask = apply_mask_rule(row, info.answer_mask, rule, k, threshold)
+        mask = masks[name]
         label = f"{name} ({count_targets(mask)})"
         parts.append(_row(name, render_rows([{
-            "tokens": info.tokens, "scores": row.scores, "mask": mask, "probs": info.probs, "label": label,
+            "tokens": tokens, "scores": row.scores, "mask": mask, "probs": info.probs, "label": label,
             "legend_label": f"{name} score", "spans_mask": info.spans, "sample_id": info.uid}])))
     return f'<div class="wb-explore" data-sample="{ESC(info.uid)}">{"".join(parts)}</div>'
 
@@ -52,14 +59,14 @@ def edit_html(info, mask: list, scores: list[float] | None, score_label: str) ->
     """The one editable row of the Edit tab: chips clickable (data-idx), outline = target."""
     colour = scores if scores is not None else info.probs
     lo, hi = auto_range(colour)
-    chips = render_chips(info.tokens, colour, [bool(m) for m in mask], probs=info.probs, row_label="mask",
+    chips = render_chips(shown_tokens(info), colour, [bool(m) for m in mask], probs=info.probs, row_label="mask",
                          sample_id=info.uid, editable=True, spans_mask=info.spans, vmin=lo, vmax=hi)
     legend = legend_html(lo, hi, score_label)
     return f'<div class="wb-edit" data-sample="{ESC(info.uid)}">{chips}{legend}</div>'
 
 
 def probs_html(tokens: list[str], probs: list[float], label: str) -> str:
-    """Ground-truth answer tokens coloured by p(token) under one model."""
+    """Ground-truth answer tokens (display strings) coloured by p(token) under one model."""
     return render_rows([{"tokens": tokens, "scores": probs, "mask": [False] * len(tokens), "probs": probs,
                          "label": label, "legend_label": "p(token)", "vmin": 0.0, "vmax": 1.0}])
 
@@ -94,6 +101,6 @@ def before_after_html(result: dict, after_label: str) -> str:
         r = result[side]
         cols.append(f'<div class="wb-ba-col" data-side="{side}"><h4>{ESC(title)}</h4>'
                     f'<p><b>greedy:</b> {ESC(r["generation"]) or "<i>(empty)</i>"}</p>'
-                    f'{probs_html(r["tokens"], r["probs"], "p(answer)")}</div>')
+                    f'{probs_html(display_tokens(r["tokens"], r["eos"]), r["probs"], "p(answer)")}</div>')
     return (f'<div class="wb-ba"><p><b>Q:</b> {ESC(result["question"])}<br><b>ground truth:</b> '
             f'{ESC(result["answer"])}</p><div style="display:flex;gap:16px">{"".join(cols)}</div></div>')
