@@ -41,15 +41,8 @@ class EditHandlers:
         if not name:
             raise ValueError("choose a mask set, or create one from a selector")
         ms = self.ctx.store.get_mask_set(name)
-        info = self.ctx.explore.info(ms["model"], ms["data"], SPLIT, int(index or 0))
-        entry = ms["masks"].get(info.uid)
-        mask = [0] * len(info.tokens) if entry is None else [int(x) for x in entry["mask"]]
-        if len(mask) != len(info.tokens):
-            raise ValueError(f"mask set {name!r} has {len(mask)} label positions for sample {info.uid}, this "
-                             f"tokenizer gives {len(info.tokens)}: the set was made for another tokenizer")
-        if entry is not None and entry["text_hash"] != info.text_hash:
-            raise ValueError(f"mask set {name!r} was made for a different text of sample {info.uid}")
-        return ms, info, mask
+        info = self.ctx.explore.info(ms.model, ms.data, SPLIT, int(index or 0))
+        return ms, info, ms.mask_for(info, len(info.tokens))
 
     def table(self, name: str, only_edited: bool = False) -> pd.DataFrame:
         """Targets per sample of the set (all samples, or the hand-edited ones)."""
@@ -57,12 +50,12 @@ class EditHandlers:
             return pd.DataFrame(columns=TABLE_COLUMNS)
         ms = self.ctx.store.get_mask_set(name)
         rows = []
-        for i, s in enumerate(self.ctx.explore.samples(ms["data"], SPLIT)):
-            entry = ms["masks"].get(s.uid)
-            if only_edited and not (entry and entry["edited"]):
+        for i, s in enumerate(self.ctx.explore.samples(ms.data, SPLIT)):
+            entry = ms.masks.get(s.uid)
+            if only_edited and not (entry and entry.edited):
                 continue
-            rows.append([i, s.uid, count_targets(entry["mask"]) if entry else 0,
-                         len(entry["mask"]) - 1 if entry else None, bool(entry and entry["edited"]), s.question])
+            rows.append([i, s.uid, count_targets(entry.mask) if entry else 0,
+                         len(entry.mask) - 1 if entry else None, bool(entry and entry.edited), s.question])
         return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
     def view(self, name: str, index, only_edited: bool = False, note: str | None = None):
@@ -71,21 +64,21 @@ class EditHandlers:
             return "", "", "", "No mask set yet: create one from a selector above, or import one.", self.table(None)
         try:
             ms, info, mask = self._sample(name, index)
-            total = len(self.ctx.explore.samples(ms["data"], SPLIT))
+            total = len(self.ctx.explore.samples(ms.data, SPLIT))
         except Exception as err:
             return gr.update(), "", "", fail(message_of(err)), gr.update()
-        source = ms.get("source_selector")
+        source = ms.source_selector
         scores, label = None, "p(token)"
         if source in SELECTORS:
-            row = self.ctx.explore.selector_row(ms["model"], ms["data"], SPLIT, info.index, source)
+            row = self.ctx.explore.selector_row(ms.model, ms.data, SPLIT, info.index, source)
             if row.ok:
                 scores, label = row.scores, f"{source} score"
         n_answer = sum(info.answer_mask)
-        entry = ms["masks"].get(info.uid)
+        entry = ms.masks.get(info.uid)
         count = (f'<span id="edit-count" data-targets="{count_targets(mask)}">targets: <b>{count_targets(mask)}'
-                 f'</b> of {n_answer} answer tokens{" · edited by hand" if entry and entry["edited"] else ""}</span>')
-        status = note or ok(f"mask set {name!r}: {ms['model']} / {ms['data']}, made from {source or 'an import'}; "
-                            f"{sum(1 for m in ms['masks'].values() if m['edited'])} samples edited by hand")
+                 f'</b> of {n_answer} answer tokens{" · edited by hand" if entry and entry.edited else ""}</span>')
+        status = note or ok(f"mask set {name!r}: {ms.model} / {ms.data}, made from {source or 'an import'}; "
+                            f"{ms.n_edited} samples edited by hand")
         return (render.question_md(info, total, SPLIT), render.edit_html(info, mask, scores, label), count, status,
                 self.table(name, only_edited))
 
@@ -142,14 +135,14 @@ class EditHandlers:
                 return ok("nothing to redo")
             new = st.history.redo()
         else:  # reset to a selector's default mask
-            selector = reset_selector or ms.get("source_selector")
+            selector = reset_selector or ms.source_selector
             if selector not in SELECTORS:
                 raise ValueError("choose a selector to reset to")
-            row = self.ctx.explore.selector_row(ms["model"], ms["data"], SPLIT, index, selector)
+            row = self.ctx.explore.selector_row(ms.model, ms.data, SPLIT, index, selector)
             if not row.ok:
                 raise ValueError(row.error)
             new = list(row.mask)
-            edited = selector != ms.get("source_selector")
+            edited = selector != ms.source_selector
         new = [int(bool(v) and a) for v, a in zip(new, info.answer_mask)]  # never the EOS
         if action not in ("undo", "redo"):
             st.history.push(new)
@@ -194,7 +187,7 @@ class EditHandlers:
     # -- mask sets
 
     def choices(self, value: str | None = None):
-        names = [m["name"] for m in self.ctx.store.list_mask_sets()]
+        names = [m.name for m in self.ctx.store.list_mask_sets()]
         if value not in names:
             value = self.latest() if names else None
         return gr.update(choices=names, value=value)
@@ -202,7 +195,7 @@ class EditHandlers:
     def latest(self) -> str | None:
         """The most recently updated mask set (what a reloaded page opens)."""
         sets = self.ctx.store.list_mask_sets()
-        return max(sets, key=lambda m: m["updated"])["name"] if sets else None
+        return max(sets, key=lambda m: m.updated).name if sets else None
 
     def create(self, name: str, selector: str, model: str, data: str, progress=gr.Progress()):
         """A new mask set from a selector's default masks over all forget samples of model/data."""
@@ -210,7 +203,7 @@ class EditHandlers:
         try:
             if not name:
                 raise ValueError("give the new mask set a name")
-            if name in {m["name"] for m in self.ctx.store.list_mask_sets()}:
+            if name in {m.name for m in self.ctx.store.list_mask_sets()}:
                 raise ValueError(f"a mask set named {name!r} already exists")
             masks = self.ctx.explore.default_masks(
                 model, data, selector, progress=lambda f: progress(f, desc=f"scoring forget samples with {selector}"))
@@ -281,13 +274,13 @@ class EditHandlers:
             if ms is None:
                 raise ValueError("choose a mask set")
             masks = self.ctx.explore.default_masks(
-                ms["model"], ms["data"], selector,
+                ms.model, ms.data, selector,
                 progress=lambda f: progress(f, desc=f"scoring forget samples with {selector}"))
             with self.ctx.edit_lock:
                 written = 0
                 for uid, (text_hash, mask) in masks.items():
-                    old = ms["masks"].get(uid)
-                    if keep_edited and old is not None and old["edited"]:
+                    old = ms.masks.get(uid)
+                    if keep_edited and old is not None and old.edited:
                         continue
                     self.ctx.store.save_sample_mask(name, uid, text_hash, mask, edited=False)
                     self.ctx.histories.pop((name, uid), None)
@@ -385,7 +378,7 @@ def build(ctx: AppContext, top: dict) -> dict:
 def _source(ctx: AppContext, name: str | None):
     """The selector a mask set was made from (the default for reset and bulk)."""
     try:
-        return ctx.store.get_mask_set(name).get("source_selector") if name else None
+        return ctx.store.get_mask_set(name).source_selector if name else None
     except Exception:
         return gr.update()
 
