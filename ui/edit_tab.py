@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -11,23 +10,15 @@ import gradio as gr
 import pandas as pd
 
 from engine.selectors import SELECTORS
-from tokenviz import EditHistory, brush, count_targets, select_word, toggle
+from tokenviz import count_targets
+from tokenviz.mask_editor import MaskEditor, Refused, bulk_plan, check_action
 
 from . import render
 from .chips_js import CHIPS_JS
 from .context import AppContext, fail, message_of, ok
 
 SPLIT = "forget"
-ACTIONS = ("toggle", "brush", "shift", "word", "undo", "redo", "reset")
 TABLE_COLUMNS = ["index", "uid", "targets", "answer tokens", "edited", "question"]
-
-
-@dataclass
-class EditState:
-    """Undo/redo of one sample in one mask set, and the last clicked token (shift-click anchor)."""
-
-    history: EditHistory
-    anchor: int | None = None
 
 
 class EditHandlers:
@@ -84,13 +75,12 @@ class EditHandlers:
 
     # -- editing
 
-    def _state(self, name: str, uid: str, mask: list[int]) -> EditState:
-        key = (name, uid)
-        st = self.ctx.histories.get(key)
-        if st is None or st.history.current != mask:  # first edit, or changed elsewhere (bulk, another tab)
-            st = EditState(EditHistory(list(mask)), st.anchor if st else None)
-            self.ctx.histories[key] = st
-        return st
+    def _editor(self, name: str, uid: str, mask: list[int]) -> MaskEditor:
+        """The sample's editor, restarted at `mask` when that was changed elsewhere (bulk, another tab)."""
+        ed = self.ctx.histories.get((name, uid))
+        ed = MaskEditor.start(mask) if ed is None else ed.sync(mask)
+        self.ctx.histories[(name, uid)] = ed
+        return ed
 
     def apply(self, name: str, index, action: str, start=None, end=None, reset_selector: str | None = None,
               only_edited: bool = False):
@@ -103,49 +93,24 @@ class EditHandlers:
         return self.view(name, index, only_edited, note)
 
     def _apply(self, name: str, index: int, action: str, start, end, reset_selector: str | None) -> str:
-        if action not in ACTIONS:
-            raise ValueError(f"unknown edit {action!r}; use one of {', '.join(ACTIONS)}")
+        check_action(action)
         ms, info, mask = self._sample(name, index)
-        st = self._state(name, info.uid, mask)
-        n = len(mask)
-        start = None if start is None else int(start)
-        end = start if end is None else int(end)
-        if action in ("toggle", "brush", "shift", "word"):
-            if start is None or not (0 <= start < n and 0 <= end < n):
-                raise IndexError(f"token {start if start is not None else '?'} is out of range (0..{n - 1})")
-            if action == "toggle" and not info.answer_mask[start]:
-                return fail("the closing EOS is never a forget target", toast=False)
-        edited = True
-        if action == "toggle":
-            new, st.anchor = toggle(mask, start), start
-        elif action == "brush":
-            new, st.anchor = brush(mask, start, end, not mask[start]), end
-        elif action == "shift":
-            anchor = st.anchor if st.anchor is not None else end
-            value = bool(mask[anchor]) if anchor != end else not mask[end]
-            new, st.anchor = brush(mask, anchor, end, value), end
-        elif action == "word":
-            new, st.anchor = select_word(mask, info.tokens, start), start
-        elif action == "undo":
-            if not st.history.can_undo:
-                return ok("nothing to undo")
-            new = st.history.undo()
-        elif action == "redo":
-            if not st.history.can_redo:
-                return ok("nothing to redo")
-            new = st.history.redo()
-        else:  # reset to a selector's default mask
+        editor = self._editor(name, info.uid, mask)
+        default, edited = None, True
+        if action == "reset":  # to a selector's default mask; the set's own selector clears "edited"
             selector = reset_selector or ms.source_selector
             if selector not in SELECTORS:
                 raise ValueError("choose a selector to reset to")
             row = self.ctx.explore.selector_row(ms.model, ms.data, SPLIT, index, selector)
             if not row.ok:
                 raise ValueError(row.error)
-            new = list(row.mask)
-            edited = selector != ms.source_selector
-        new = [int(bool(v) and a) for v, a in zip(new, info.answer_mask)]  # never the EOS
-        if action not in ("undo", "redo"):
-            st.history.push(new)
+            default, edited = row.mask, selector != ms.source_selector
+        try:
+            new = editor.apply(action, mask, info.answer_mask, info.tokens, start, end, default)
+        except Refused as err:
+            return fail(str(err), toast=False)
+        if new is None:
+            return ok(f"nothing to {action}")
         self.ctx.store.save_sample_mask(name, info.uid, info.text_hash, new, edited=edited)
         return ok(f"{action}: saved ({count_targets(new)} targets)")
 
@@ -179,10 +144,10 @@ class EditHandlers:
             ms, info, _ = self._sample(name, index)
         except Exception as err:
             return self.view(name, index, only_edited, fail(message_of(err)))
-        st = self.ctx.histories.get((name, info.uid))
-        if st is None or st.anchor is None:
+        ed = self.ctx.histories.get((name, info.uid))
+        if ed is None or ed.anchor is None:
             return self.view(name, index, only_edited, fail("click a token first, then select its word"))
-        return self.apply(name, index, "word", st.anchor, st.anchor, only_edited=only_edited)
+        return self.apply(name, index, "word", ed.anchor, ed.anchor, only_edited=only_edited)
 
     # -- mask sets
 
@@ -276,12 +241,10 @@ class EditHandlers:
             masks = self.ctx.explore.default_masks(
                 ms.model, ms.data, selector,
                 progress=lambda f: progress(f, desc=f"scoring forget samples with {selector}"))
+            edited = {uid for uid, m in ms.masks.items() if m.edited}
             with self.ctx.edit_lock:
                 written = 0
-                for uid, (text_hash, mask) in masks.items():
-                    old = ms.masks.get(uid)
-                    if keep_edited and old is not None and old.edited:
-                        continue
+                for uid, (text_hash, mask) in bulk_plan(masks, edited, keep_edited).items():
                     self.ctx.store.save_sample_mask(name, uid, text_hash, mask, edited=False)
                     self.ctx.histories.pop((name, uid), None)
                     written += 1
