@@ -32,7 +32,7 @@ def main() -> None:
     from engine.selectors import SELECTORS
     from ui.context import AppContext
     from ui.explore_tab import ExploreHandlers
-    from ui.harness import isolated_home
+    from benchmarks.harness import isolated_home
 
     with isolated_home(tempfile.mkdtemp(prefix="ui-render-")) as home:
         ctx = AppContext.create(home / "store.sqlite", device="cpu")

@@ -23,7 +23,7 @@ def app_env(tmp_path_factory):
     from gradio_client import Client
 
     import app
-    from ui.harness import isolated_home, serve
+    from benchmarks.harness import isolated_home, serve
 
     with isolated_home(tmp_path_factory.mktemp("home")) as home:
         demo = app.build_demo(home / "store.sqlite")
@@ -162,7 +162,7 @@ def test_edits_survive_a_server_restart(client, app_env):
     from gradio_client import Client
 
     import app
-    from ui.harness import serve
+    from benchmarks.harness import serve
 
     call(client, "mask_set_create", "restart", "oracle", "demo", "demo/forget01")
     r = call(client, "edit_apply", "restart", 1, "toggle", 0, 0, None)
