@@ -23,7 +23,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from engine.selectors import SELECTORS  # noqa: E402  (after the sys.path fix above)
 from ui.context import AppContext  # noqa: E402
 from ui.explore_tab import ExploreHandlers  # noqa: E402
-from ui.harness import isolated_home  # noqa: E402
+from benchmarks.harness import isolated_home  # noqa: E402
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ def app_env(tmp_path_factory):
     from gradio_client import Client
 
     import app
-    from ui.harness import isolated_home, serve
+    from benchmarks.harness import isolated_home, serve
 
     with isolated_home(tmp_path_factory.mktemp("home")) as home:
         demo = app.build_demo(home / "store.sqlite")
@@ -123,11 +123,11 @@ def test_explore_errors_are_shown_not_raised(client, tmp_path):
 def test_mask_set_edits_are_saved_at_once(client, ctx):
     dd, status = call(client, "mask_set_create", "hand", "oracle", "demo", "demo/forget01")
     assert dd["value"] == "hand" and "created" in status
-    before = ctx.store.get_mask_set("hand")["masks"]["forget01:1"]["mask"]
+    before = ctx.store.get_mask_set("hand").masks["forget01:1"].mask
     r = call(client, "edit_apply", "hand", 0, "toggle", 0, 0, None)
     assert r["mask"][0] == 1 - before[0] and "saved" in r["status"]
-    stored = ctx.store.get_mask_set("hand")["masks"]["forget01:1"]
-    assert stored["mask"] == r["mask"] and stored["edited"] is True
+    stored = ctx.store.get_mask_set("hand").masks["forget01:1"]
+    assert stored.mask == r["mask"] and stored.edited is True
     eos = len(before) - 1
     r2 = call(client, "edit_apply", "hand", 0, "toggle", eos, eos, None)
     assert r2["mask"] == r["mask"] and "EOS" in r2["status"]
@@ -162,7 +162,7 @@ def test_edits_survive_a_server_restart(client, app_env):
     from gradio_client import Client
 
     import app
-    from ui.harness import serve
+    from benchmarks.harness import serve
 
     call(client, "mask_set_create", "restart", "oracle", "demo", "demo/forget01")
     r = call(client, "edit_apply", "restart", 1, "toggle", 0, 0, None)
@@ -179,7 +179,7 @@ def test_duplicate_rename_delete_export_import(client, ctx, tmp_path):
     call(client, "mask_set_create", "base", "oracle", "demo", "demo/forget01")
     assert call(client, "mask_set_duplicate", "base", "copy")[0]["value"] == "copy"
     assert call(client, "mask_set_rename", "copy", "renamed")[0]["value"] == "renamed"
-    names = {m["name"] for m in ctx.store.list_mask_sets()}
+    names = {m.name for m in ctx.store.list_mask_sets()}
     assert {"base", "renamed"} <= names and "copy" not in names
     _, status = call(client, "mask_set_rename", "renamed", "base")
     assert "already exists" in status
@@ -189,7 +189,7 @@ def test_duplicate_rename_delete_export_import(client, ctx, tmp_path):
     dd, status = call(client, "mask_set_import", handle_file(path), "imported")
     assert dd["value"] == "imported" and ctx.store.mask_set_hash("imported") == ctx.store.mask_set_hash("renamed")
     dd, status = call(client, "mask_set_delete", "renamed")
-    assert "deleted" in status and "renamed" not in {m["name"] for m in ctx.store.list_mask_sets()}
+    assert "deleted" in status and "renamed" not in {m.name for m in ctx.store.list_mask_sets()}
     # bad uploads: refused with the reason, nothing written
     before = len(ctx.store.list_mask_sets())
     bad = tmp_path / "bad.json"
@@ -206,9 +206,9 @@ def test_bulk_apply_keeps_hand_edits(client, ctx):
     edited = call(client, "edit_apply", "bulk", 0, "toggle", 0, 0, None)["mask"]
     status = call(client, "mask_set_bulk", "bulk", "all", True)
     assert "applied to 9 of 10" in status
-    ms = ctx.store.get_mask_set("bulk")["masks"]
-    assert ms["forget01:1"]["mask"] == edited
-    assert all(all(m["mask"][:-1]) and m["mask"][-1] == 0 for uid, m in ms.items() if uid != "forget01:1")
+    ms = ctx.store.get_mask_set("bulk").masks
+    assert ms["forget01:1"].mask == edited
+    assert all(all(m.mask[:-1]) and m.mask[-1] == 0 for uid, m in ms.items() if uid != "forget01:1")
 
 
 # ---------------------------------------------------------------- Run

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
     import app
-    from ui.harness import isolated_home, serve
+    from benchmarks.harness import isolated_home, serve
 
     with isolated_home(tmp_path_factory.mktemp("home")) as home:
         with serve(app.build_demo(home / "store.sqlite")) as u:

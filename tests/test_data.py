@@ -17,12 +17,27 @@ def _write(tmp_path, name, lines):
 
 
 def test_loads_real_tofu_sample_as_is():
-    bench = load_benchmark(SHARED)
+    bench = load_benchmark(SHARED, "forget_sample")  # the folder holds two forget files: name one
     assert len(bench.forget) == 300 and len(bench.retain) == 300
     assert len(bench.real_authors) == 100 and len(bench.world_facts) == 117
     assert bench.forget[0].answer == "The author's full name is Hsiao Yun-Hwa."
     assert bench.real_authors[0].perturbed_answers == ("Charles Dickens", "Virginia Woolf", "Mark Twain")
     assert bench.forget[0].paraphrased_answer is None and bench.forget[0].spans == ()
+
+
+def test_real_forget_spans_load_as_ground_truth():
+    """forget_spans_dev.json: 120 real forget answers whose fact spans are typed ground truth."""
+    bench = load_benchmark(SHARED, "forget_spans_dev")
+    assert len(bench.forget) == 120
+    first = bench.forget[0]
+    assert [(sp.start, sp.end, sp.type) for sp in first.spans] == [(26, 40, "name")]
+    assert first.answer[26:40] == "Elvin Mammadov"
+    assert sum(len(s.spans) for s in bench.forget) == 275
+
+
+def test_two_forget_files_must_be_named():
+    with pytest.raises(DataError, match="name the forget split, one of \\['forget_sample', 'forget_spans_dev'\\]"):
+        load_benchmark(SHARED)
 
 
 @pytest.mark.parametrize("line, expected", [

@@ -19,7 +19,7 @@ from tokenviz import EOS_DISPLAY, display_tokens
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """A workbench home without ATWU scorers (so `atwu` is unavailable), sharing the built-in models."""
-    from ui.harness import isolated_home
+    from benchmarks.harness import isolated_home
 
     with isolated_home(tmp_path_factory.mktemp("home")) as h:
         yield h

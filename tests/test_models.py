@@ -86,7 +86,7 @@ def test_cli_eval_writes_json_and_reports_bad_input(builtin, tmp_path):
     assert report["data"] == "demo/forget01" and 0 < report["model_utility"] <= 1
     assert report["retain_model"] == "demo-retain" and 0 <= report["forget_quality"] <= 1
     no_ref = subprocess.run([sys.executable, "-m", "engine", "eval", "--model", "demo", "--data",
-                             str(SHARED)], capture_output=True, text=True)
+                             str(SHARED / "forget_sample")], capture_output=True, text=True)
     assert no_ref.returncode == 0, no_ref.stderr
     assert "forget quality  unavailable" in no_ref.stdout and "no paraphrased/perturbed" in no_ref.stdout
     bad = subprocess.run([sys.executable, "-m", "engine", "eval", "--model", str(tmp_path / "nope")],

@@ -1,4 +1,5 @@
-"""Pure helpers for looking at and editing token masks: colour map, chips HTML, mask edits.
+"""Pure helpers for looking at and editing token masks: colour map, chips HTML, mask edits and
+the Edit tab's editor (`MaskEditor`: anchor, undo/redo, the EOS rule, reset).
 
 No torch and no Gradio here: the app calls these with plain lists and strings.
 """
@@ -6,7 +7,8 @@ from .chips import (CHIPS_CSS, EOS_DISPLAY, auto_range, decode_token, display_to
                     render_rows)
 from .colors import legend_html, score_to_color, text_color
 from .mask_edit import EditHistory, brush, count_targets, reset, select_word, toggle, word_ids_from_tokens
+from .mask_editor import MaskEditor
 
-__all__ = ["CHIPS_CSS", "EOS_DISPLAY", "EditHistory", "auto_range", "brush", "count_targets", "decode_token",
-           "display_token", "display_tokens", "legend_html", "render_chips", "render_rows", "reset", "score_to_color",
-           "select_word", "text_color", "toggle", "word_ids_from_tokens"]
+__all__ = ["CHIPS_CSS", "EOS_DISPLAY", "EditHistory", "MaskEditor", "auto_range", "brush", "count_targets",
+           "decode_token", "display_token", "display_tokens", "legend_html", "render_chips", "render_rows", "reset",
+           "score_to_color", "select_word", "text_color", "toggle", "word_ids_from_tokens"]

@@ -8,17 +8,18 @@ import gradio as gr
 import pandas as pd
 
 from engine.resolve import canonical_data
+from engine.store import RunRecord
 from tokenviz.plots import runs_table, tradeoff_figure
 
 from . import render
 from .context import AppContext, fail, message_of, ok
 
 
-def run_label(run: dict) -> str:
-    cfg = run.get("config", {})
+def run_label(run: RunRecord) -> str:
+    cfg = run.config
     source = f"mask set {cfg.get('mask_set')}" if cfg.get("mask_set") else cfg.get("selector")
-    state = "" if run.get("status") == "finished" else f" [{run.get('status')}]"
-    return f"run {run['id']}: {cfg.get('loss')} · {source} · {cfg.get('data')}{state}"
+    state = "" if run.status == "finished" else f" [{run.status}]"
+    return f"run {run.id}: {cfg.get('loss')} · {source} · {cfg.get('data')}{state}"
 
 
 class CompareHandlers:
@@ -29,12 +30,12 @@ class CompareHandlers:
         """Runs as tokenviz.plots wants them; only those on `model`/`data` when given."""
         out = []
         for run in self.ctx.store.list_runs():
-            cfg = run.get("config", {})
+            cfg = run.config
             if model is not None and (cfg.get("model") != model or
                                       canonical_data(cfg.get("data", "")) != canonical_data(data)):
                 continue
-            out.append({"run_id": run["id"], "label": run_label(run), "status": run["status"],
-                        "rows": self.ctx.store.run_metrics_rows(run["id"])})
+            out.append({"run_id": run.id, "label": run_label(run), "status": run.status,
+                        "rows": self.ctx.store.run_metrics_rows(run.id)})
         return out
 
     def _references(self, model: str, data: str, retain_eval_size: int, max_new_tokens: int) -> list[dict]:
@@ -79,9 +80,9 @@ class CompareHandlers:
     def checkpoint_choices(self):
         choices = []
         for run in self.ctx.store.list_runs():
-            for kind, ck in sorted(run.get("checkpoints", {}).items()):
-                choices.append((f"run {run['id']} · {kind} (epoch {ck['epoch']}) · {run['config'].get('loss')}",
-                                f"{run['id']}:{kind}"))
+            for kind, ck in sorted(run.checkpoints.items()):
+                choices.append((f"run {run.id} · {kind} (epoch {ck.epoch}) · {run.config.get('loss')}",
+                                f"{run.id}:{kind}"))
         return gr.update(choices=choices, value=choices[-1][1] if choices else None)
 
     def before_after(self, model: str, data: str, split: str, index, checkpoint: str | None):
@@ -90,15 +91,15 @@ class CompareHandlers:
         try:
             run_id, kind = checkpoint.split(":")
             run = self.ctx.store.get_run(int(run_id))
-            ck = run["checkpoints"].get(kind)
+            ck = run.checkpoints.get(kind)
             if ck is None:
                 raise ValueError(f"run {run_id} has no {kind} checkpoint")
-            cfg = run["config"]
+            cfg = run.config
             result = self.ctx.explore.before_after(cfg.get("model", model), cfg.get("data", data), split,
-                                                   int(index or 0), ck["path"])
+                                                   int(index or 0), ck.path)
         except Exception as err:
             return "", fail(message_of(err))
-        return render.before_after_html(result, f"run {run_id} ({kind}, epoch {ck['epoch']})"), ok("generated")
+        return render.before_after_html(result, f"run {run_id} ({kind}, epoch {ck.epoch})"), ok("generated")
 
 
 def build(ctx: AppContext, top: dict) -> dict:

@@ -90,7 +90,7 @@ class AppContext:
     explore_service: ExploreService
     jobs: JobManager
     bootstrap: Bootstrap
-    histories: dict = field(default_factory=dict)  # (mask set, uid) -> EditState (Edit tab)
+    histories: dict = field(default_factory=dict)  # (mask set, uid) -> tokenviz MaskEditor (Edit tab)
     edit_lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -11,23 +10,15 @@ import gradio as gr
 import pandas as pd
 
 from engine.selectors import SELECTORS
-from tokenviz import EditHistory, brush, count_targets, select_word, toggle
+from tokenviz import count_targets
+from tokenviz.mask_editor import MaskEditor, Refused, bulk_plan, check_action
 
 from . import render
 from .chips_js import CHIPS_JS
 from .context import AppContext, fail, message_of, ok
 
 SPLIT = "forget"
-ACTIONS = ("toggle", "brush", "shift", "word", "undo", "redo", "reset")
 TABLE_COLUMNS = ["index", "uid", "targets", "answer tokens", "edited", "question"]
-
-
-@dataclass
-class EditState:
-    """Undo/redo of one sample in one mask set, and the last clicked token (shift-click anchor)."""
-
-    history: EditHistory
-    anchor: int | None = None
 
 
 class EditHandlers:
@@ -41,15 +32,8 @@ class EditHandlers:
         if not name:
             raise ValueError("choose a mask set, or create one from a selector")
         ms = self.ctx.store.get_mask_set(name)
-        info = self.ctx.explore.info(ms["model"], ms["data"], SPLIT, int(index or 0))
-        entry = ms["masks"].get(info.uid)
-        mask = [0] * len(info.tokens) if entry is None else [int(x) for x in entry["mask"]]
-        if len(mask) != len(info.tokens):
-            raise ValueError(f"mask set {name!r} has {len(mask)} label positions for sample {info.uid}, this "
-                             f"tokenizer gives {len(info.tokens)}: the set was made for another tokenizer")
-        if entry is not None and entry["text_hash"] != info.text_hash:
-            raise ValueError(f"mask set {name!r} was made for a different text of sample {info.uid}")
-        return ms, info, mask
+        info = self.ctx.explore.info(ms.model, ms.data, SPLIT, int(index or 0))
+        return ms, info, ms.mask_for(info, len(info.tokens))
 
     def table(self, name: str, only_edited: bool = False) -> pd.DataFrame:
         """Targets per sample of the set (all samples, or the hand-edited ones)."""
@@ -57,12 +41,12 @@ class EditHandlers:
             return pd.DataFrame(columns=TABLE_COLUMNS)
         ms = self.ctx.store.get_mask_set(name)
         rows = []
-        for i, s in enumerate(self.ctx.explore.samples(ms["data"], SPLIT)):
-            entry = ms["masks"].get(s.uid)
-            if only_edited and not (entry and entry["edited"]):
+        for i, s in enumerate(self.ctx.explore.samples(ms.data, SPLIT)):
+            entry = ms.masks.get(s.uid)
+            if only_edited and not (entry and entry.edited):
                 continue
-            rows.append([i, s.uid, count_targets(entry["mask"]) if entry else 0,
-                         len(entry["mask"]) - 1 if entry else None, bool(entry and entry["edited"]), s.question])
+            rows.append([i, s.uid, count_targets(entry.mask) if entry else 0,
+                         len(entry.mask) - 1 if entry else None, bool(entry and entry.edited), s.question])
         return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
     def view(self, name: str, index, only_edited: bool = False, note: str | None = None):
@@ -71,33 +55,32 @@ class EditHandlers:
             return "", "", "", "No mask set yet: create one from a selector above, or import one.", self.table(None)
         try:
             ms, info, mask = self._sample(name, index)
-            total = len(self.ctx.explore.samples(ms["data"], SPLIT))
+            total = len(self.ctx.explore.samples(ms.data, SPLIT))
         except Exception as err:
             return gr.update(), "", "", fail(message_of(err)), gr.update()
-        source = ms.get("source_selector")
+        source = ms.source_selector
         scores, label = None, "p(token)"
         if source in SELECTORS:
-            row = self.ctx.explore.selector_row(ms["model"], ms["data"], SPLIT, info.index, source)
+            row = self.ctx.explore.selector_row(ms.model, ms.data, SPLIT, info.index, source)
             if row.ok:
                 scores, label = row.scores, f"{source} score"
         n_answer = sum(info.answer_mask)
-        entry = ms["masks"].get(info.uid)
+        entry = ms.masks.get(info.uid)
         count = (f'<span id="edit-count" data-targets="{count_targets(mask)}">targets: <b>{count_targets(mask)}'
-                 f'</b> of {n_answer} answer tokens{" · edited by hand" if entry and entry["edited"] else ""}</span>')
-        status = note or ok(f"mask set {name!r}: {ms['model']} / {ms['data']}, made from {source or 'an import'}; "
-                            f"{sum(1 for m in ms['masks'].values() if m['edited'])} samples edited by hand")
+                 f'</b> of {n_answer} answer tokens{" · edited by hand" if entry and entry.edited else ""}</span>')
+        status = note or ok(f"mask set {name!r}: {ms.model} / {ms.data}, made from {source or 'an import'}; "
+                            f"{ms.n_edited} samples edited by hand")
         return (render.question_md(info, total, SPLIT), render.edit_html(info, mask, scores, label), count, status,
                 self.table(name, only_edited))
 
     # -- editing
 
-    def _state(self, name: str, uid: str, mask: list[int]) -> EditState:
-        key = (name, uid)
-        st = self.ctx.histories.get(key)
-        if st is None or st.history.current != mask:  # first edit, or changed elsewhere (bulk, another tab)
-            st = EditState(EditHistory(list(mask)), st.anchor if st else None)
-            self.ctx.histories[key] = st
-        return st
+    def _editor(self, name: str, uid: str, mask: list[int]) -> MaskEditor:
+        """The sample's editor, restarted at `mask` when that was changed elsewhere (bulk, another tab)."""
+        ed = self.ctx.histories.get((name, uid))
+        ed = MaskEditor.start(mask) if ed is None else ed.sync(mask)
+        self.ctx.histories[(name, uid)] = ed
+        return ed
 
     def apply(self, name: str, index, action: str, start=None, end=None, reset_selector: str | None = None,
               only_edited: bool = False):
@@ -110,49 +93,24 @@ class EditHandlers:
         return self.view(name, index, only_edited, note)
 
     def _apply(self, name: str, index: int, action: str, start, end, reset_selector: str | None) -> str:
-        if action not in ACTIONS:
-            raise ValueError(f"unknown edit {action!r}; use one of {', '.join(ACTIONS)}")
+        check_action(action)
         ms, info, mask = self._sample(name, index)
-        st = self._state(name, info.uid, mask)
-        n = len(mask)
-        start = None if start is None else int(start)
-        end = start if end is None else int(end)
-        if action in ("toggle", "brush", "shift", "word"):
-            if start is None or not (0 <= start < n and 0 <= end < n):
-                raise IndexError(f"token {start if start is not None else '?'} is out of range (0..{n - 1})")
-            if action == "toggle" and not info.answer_mask[start]:
-                return fail("the closing EOS is never a forget target", toast=False)
-        edited = True
-        if action == "toggle":
-            new, st.anchor = toggle(mask, start), start
-        elif action == "brush":
-            new, st.anchor = brush(mask, start, end, not mask[start]), end
-        elif action == "shift":
-            anchor = st.anchor if st.anchor is not None else end
-            value = bool(mask[anchor]) if anchor != end else not mask[end]
-            new, st.anchor = brush(mask, anchor, end, value), end
-        elif action == "word":
-            new, st.anchor = select_word(mask, info.tokens, start), start
-        elif action == "undo":
-            if not st.history.can_undo:
-                return ok("nothing to undo")
-            new = st.history.undo()
-        elif action == "redo":
-            if not st.history.can_redo:
-                return ok("nothing to redo")
-            new = st.history.redo()
-        else:  # reset to a selector's default mask
-            selector = reset_selector or ms.get("source_selector")
+        editor = self._editor(name, info.uid, mask)
+        default, edited = None, True
+        if action == "reset":  # to a selector's default mask; the set's own selector clears "edited"
+            selector = reset_selector or ms.source_selector
             if selector not in SELECTORS:
                 raise ValueError("choose a selector to reset to")
-            row = self.ctx.explore.selector_row(ms["model"], ms["data"], SPLIT, index, selector)
+            row = self.ctx.explore.selector_row(ms.model, ms.data, SPLIT, index, selector)
             if not row.ok:
                 raise ValueError(row.error)
-            new = list(row.mask)
-            edited = selector != ms.get("source_selector")
-        new = [int(bool(v) and a) for v, a in zip(new, info.answer_mask)]  # never the EOS
-        if action not in ("undo", "redo"):
-            st.history.push(new)
+            default, edited = row.mask, selector != ms.source_selector
+        try:
+            new = editor.apply(action, mask, info.answer_mask, render.shown_tokens(info), start, end, default)
+        except Refused as err:
+            return fail(str(err), toast=False)
+        if new is None:
+            return ok(f"nothing to {action}")
         self.ctx.store.save_sample_mask(name, info.uid, info.text_hash, new, edited=edited)
         return ok(f"{action}: saved ({count_targets(new)} targets)")
 
@@ -186,15 +144,15 @@ class EditHandlers:
             ms, info, _ = self._sample(name, index)
         except Exception as err:
             return self.view(name, index, only_edited, fail(message_of(err)))
-        st = self.ctx.histories.get((name, info.uid))
-        if st is None or st.anchor is None:
+        ed = self.ctx.histories.get((name, info.uid))
+        if ed is None or ed.anchor is None:
             return self.view(name, index, only_edited, fail("click a token first, then select its word"))
-        return self.apply(name, index, "word", st.anchor, st.anchor, only_edited=only_edited)
+        return self.apply(name, index, "word", ed.anchor, ed.anchor, only_edited=only_edited)
 
     # -- mask sets
 
     def choices(self, value: str | None = None):
-        names = [m["name"] for m in self.ctx.store.list_mask_sets()]
+        names = [m.name for m in self.ctx.store.list_mask_sets()]
         if value not in names:
             value = self.latest() if names else None
         return gr.update(choices=names, value=value)
@@ -202,7 +160,7 @@ class EditHandlers:
     def latest(self) -> str | None:
         """The most recently updated mask set (what a reloaded page opens)."""
         sets = self.ctx.store.list_mask_sets()
-        return max(sets, key=lambda m: m["updated"])["name"] if sets else None
+        return max(sets, key=lambda m: m.updated).name if sets else None
 
     def create(self, name: str, selector: str, model: str, data: str, progress=gr.Progress()):
         """A new mask set from a selector's default masks over all forget samples of model/data."""
@@ -210,7 +168,7 @@ class EditHandlers:
         try:
             if not name:
                 raise ValueError("give the new mask set a name")
-            if name in {m["name"] for m in self.ctx.store.list_mask_sets()}:
+            if name in {m.name for m in self.ctx.store.list_mask_sets()}:
                 raise ValueError(f"a mask set named {name!r} already exists")
             masks = self.ctx.explore.default_masks(
                 model, data, selector, progress=lambda f: progress(f, desc=f"scoring forget samples with {selector}"))
@@ -281,14 +239,12 @@ class EditHandlers:
             if ms is None:
                 raise ValueError("choose a mask set")
             masks = self.ctx.explore.default_masks(
-                ms["model"], ms["data"], selector,
+                ms.model, ms.data, selector,
                 progress=lambda f: progress(f, desc=f"scoring forget samples with {selector}"))
+            edited = {uid for uid, m in ms.masks.items() if m.edited}
             with self.ctx.edit_lock:
                 written = 0
-                for uid, (text_hash, mask) in masks.items():
-                    old = ms["masks"].get(uid)
-                    if keep_edited and old is not None and old["edited"]:
-                        continue
+                for uid, (text_hash, mask) in bulk_plan(masks, edited, keep_edited).items():
                     self.ctx.store.save_sample_mask(name, uid, text_hash, mask, edited=False)
                     self.ctx.histories.pop((name, uid), None)
                     written += 1
@@ -385,7 +341,7 @@ def build(ctx: AppContext, top: dict) -> dict:
 def _source(ctx: AppContext, name: str | None):
     """The selector a mask set was made from (the default for reset and bulk)."""
     try:
-        return ctx.store.get_mask_set(name).get("source_selector") if name else None
+        return ctx.store.get_mask_set(name).source_selector if name else None
     except Exception:
         return gr.update()
 

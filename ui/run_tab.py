@@ -1,6 +1,8 @@
 """Run: pick a loss and a selector or mask set, start one unlearning run, watch it, stop it."""
 from __future__ import annotations
 
+from dataclasses import fields
+
 import gradio as gr
 
 from engine.jobs import RunBusy
@@ -13,34 +15,48 @@ from . import render
 from .context import AppContext, fail, message_of, ok
 
 SOURCES = ("selector", "mask set")
+FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}  # annotations as strings (postponed evaluation)
+
+
+def _form_value(name: str, value):
+    """One form value as RunConfig field `name` wants it (ValueError when it cannot be one)."""
+    kind = FIELD_TYPES[name]
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    if kind == "bool":
+        return bool(value)
+    if kind == "int | None":  # a number box where 0 means "no limit"
+        return int(value) if value and int(value) > 0 else None
+    if kind == "dict":  # KEY=VALUE text
+        return parse_params(value or "", name.replace("_params", " parameters").replace("_", " "))
+    return value
+
+
+def config_from_form(source: str, **values) -> RunConfig:
+    """A RunConfig from the form: `values` by RunConfig field name; `source` says whether the
+    token weights come from the selector or the mask set (the other one is dropped)."""
+    if source == "mask set" and not values.get("mask_set"):
+        raise ValueError("choose a mask set (make one in the Edit tab), or run with a selector")
+    if source != "mask set" and not values.get("selector"):
+        raise ValueError("choose a selector")
+    kwargs = {name: _form_value(name, v) for name, v in values.items()}
+    kwargs["selector"] = None if source == "mask set" else kwargs.get("selector")
+    kwargs["mask_set"] = kwargs.get("mask_set") if source == "mask set" else None
+    return RunConfig(**kwargs)
 
 
 class RunHandlers:
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
 
-    def config(self, model, data, loss, source, selector, mask_set, epochs, lr, batch_size, max_steps, weighting,
-               lora, retain_eval_size, eval_max_new_tokens, eval_every_epoch, save_checkpoints, seed,
-               selector_params="", loss_params="", orthogonalize=False) -> RunConfig:
-        """A RunConfig from the form (ValueError for a value that cannot be one)."""
-        if source == "mask set" and not mask_set:
-            raise ValueError("choose a mask set (make one in the Edit tab), or run with a selector")
-        if source != "mask set" and not selector:
-            raise ValueError("choose a selector")
-        return RunConfig(
-            model=model, data=data, loss=loss, selector=None if source == "mask set" else selector,
-            mask_set=mask_set if source == "mask set" else None, epochs=int(epochs), lr=float(lr),
-            batch_size=int(batch_size), max_steps=int(max_steps) if max_steps and int(max_steps) > 0 else None,
-            weighting=weighting, lora=bool(lora), retain_eval_size=int(retain_eval_size),
-            eval_max_new_tokens=int(eval_max_new_tokens), eval_every_epoch=bool(eval_every_epoch),
-            save_checkpoints=bool(save_checkpoints), seed=int(seed),
-            selector_params=parse_params(selector_params or "", "selector parameters"),
-            loss_params=parse_params(loss_params or "", "loss parameters"), orthogonalize=bool(orthogonalize))
+    form_names: tuple[str, ...] = ()  # set by `build`: the name of each form input, in order
 
-    def start(self, *form):
+    def start(self, *values):
         """Start a run in the background; refused (with the reason) when one is going or it cannot run."""
         try:
-            cfg = self.config(*form)
+            cfg = config_from_form(**dict(zip(self.form_names, values)))
             snap = self.ctx.jobs.start(cfg)
         except RunBusy as err:
             return fail(str(err)), render.progress_html(self.ctx.jobs.snapshot())
@@ -117,10 +133,16 @@ def build(ctx: AppContext, top: dict) -> dict:
     marker = gr.State("")
     timer = gr.Timer(1.0)
 
-    form = [top["model"], top["data"], loss, source, selector, mask_set, epochs, lr, batch_size, max_steps,
-            weighting, lora, retain_eval_size, eval_tokens, eval_every, save_ckpt, seed, selector_params, loss_params,
-            orthogonalize]
-    start.click(h.start, form, [status, progress], api_name="run_start")
+    # every input by the RunConfig field it fills ("source" picks selector or mask set); this order
+    # is the run_start API's parameter order
+    form = {"model": top["model"], "data": top["data"], "loss": loss, "source": source, "selector": selector,
+            "mask_set": mask_set, "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_steps": max_steps,
+            "weighting": weighting, "lora": lora, "retain_eval_size": retain_eval_size,
+            "eval_max_new_tokens": eval_tokens, "eval_every_epoch": eval_every, "save_checkpoints": save_ckpt,
+            "seed": seed, "selector_params": selector_params, "loss_params": loss_params,
+            "orthogonalize": orthogonalize}
+    h.form_names = tuple(form)
+    start.click(h.start, list(form.values()), [status, progress], api_name="run_start")
     stop.click(h.stop, None, status, api_name="run_stop")
     timer.tick(h.poll, marker, [progress, status, marker], show_progress="hidden", api_visibility="undocumented")
     gr.api(h.status_json, api_name="run_status")

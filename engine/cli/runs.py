@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
+from .. import paths
+from ..store import RunRecord, Store
 from . import UserError
 
 NAME = "runs"
@@ -21,9 +24,9 @@ def add_arguments(p) -> None:
     p.add_argument("--store", default=None, help="SQLite store (default: the workbench's)")
 
 
-def epochs_of(run: dict) -> list[dict]:
-    """Per-epoch metric dicts of a stored run (`Store.get_run` shape), each with 'epoch' and 'step'."""
-    return [{**r["metrics"], "epoch": r["epoch"], "step": r["step"]} for r in run.get("metrics", [])]
+def epochs_of(run: RunRecord) -> list[dict]:
+    """Per-epoch metric dicts of a stored run, each with 'epoch' and 'step'."""
+    return [{**r.metrics, "epoch": r.epoch, "step": r.step} for r in run.metrics]
 
 
 def _fmt(x) -> str:
@@ -38,30 +41,30 @@ def _source(cfg: dict) -> str:
     return f"mask set {cfg['mask_set']}" if cfg.get("mask_set") else str(cfg.get("selector"))
 
 
-def list_table(runs: list[dict]) -> str:
+def list_table(runs: list[RunRecord]) -> str:
     lines = ["| id | status | model | data | loss | tokens | epochs | best FQ | MU (last) |", "|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
-        cfg = run.get("config") or {}
+        cfg = run.config or {}
         eps = [m for m in epochs_of(run) if (m.get("epoch") or 0) >= 1]
         fqs = [m["forget_quality"] for m in eps if m.get("forget_quality") is not None]
         last = eps[-1] if eps else {}
-        lines.append(f"| {run.get('id')} | {run.get('status')} | {cfg.get('model')} | {cfg.get('data')} | "
+        lines.append(f"| {run.id} | {run.status} | {cfg.get('model')} | {cfg.get('data')} | "
                      f"{cfg.get('loss')} | {_source(cfg)} | {len(eps)}/{cfg.get('epochs')} | "
                      f"{_fmt(max(fqs) if fqs else None)} | {_fmt(last.get('model_utility'))} |")
     return "\n".join(lines)
 
 
-def show(run: dict) -> str:
-    cfg = run.get("config") or {}
-    lines = [f"run {run['id']}: {run['status']} (started {run.get('started')}, finished {run.get('finished')})"
-             + (f"\n  error: {run['error']}" if run.get("error") else "")]
+def show(run: RunRecord) -> str:
+    cfg = run.config or {}
+    lines = [f"run {run.id}: {run.status} (started {run.started}, finished {run.finished})"
+             + (f"\n  error: {run.error}" if run.error else "")]
     lines += [f"  {k}: {v}" for k, v in cfg.items()]
     lines.append("| epoch | step | " + " | ".join(COLUMNS) + " |")
     lines.append("|---" * (len(COLUMNS) + 2) + "|")
     for m in epochs_of(run):
         lines.append(f"| {m.get('epoch')} | {m.get('step')} | " + " | ".join(_fmt(m.get(k)) for k in COLUMNS) + " |")
-    for kind, ck in (run.get("checkpoints") or {}).items():
-        lines.append(f"{kind} checkpoint (epoch {ck['epoch']}): {ck['path']}")
+    for kind, ck in run.checkpoints.items():
+        lines.append(f"{kind} checkpoint (epoch {ck.epoch}): {ck.path}")
     return "\n".join(lines)
 
 
@@ -76,11 +79,6 @@ def export_csv(store, run_id: int, path: str) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    from .. import paths
-    from ..store import Store
-
     store = Store(Path(args.store) if args.store else paths.store_path())
     if args.export is not None:
         if not (args.csv or args.json):
@@ -90,7 +88,7 @@ def run(args) -> int:
             export_csv(store, args.export, args.csv)
             print(f"wrote {args.csv}")
         if args.json:
-            Path(args.json).write_text(json.dumps(r, indent=2, default=str), encoding="utf-8")
+            Path(args.json).write_text(json.dumps(r.to_dict(), indent=2, default=str), encoding="utf-8")
             print(f"wrote {args.json}")
         return 0
     if args.csv or args.json:

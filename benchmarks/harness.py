@@ -1,4 +1,5 @@
-"""Run the app in-process for tests and benchmarks: an isolated workbench home and a launched server.
+"""Run the app in-process for tests and benchmarks (tests/test_app.py, test_browser.py, test_explore.py,
+benchmarks/ui_render.py): an isolated workbench home and a launched server.
 
     with isolated_home(tmp_path) as home, serve(build_demo(home / "store.sqlite")) as url:
         Client(url).predict(..., api_name="/explore_render")

@@ -1,0 +1,27 @@
+"""The SQLite store shared by the app, the CLI and training threads: mask sets, runs, per-epoch metrics.
+
+Stdlib only (no torch). `db` holds the schema and the transactions (one short-lived connection
+per operation, WAL, every write one committed transaction), `mask_sets` and `runs` the two halves
+of `Store`, `transfer` the JSON export format and its validation, `records` the dataclasses the
+store returns (`MaskSet`, `RunRecord`, …).
+
+Masks are lists of 0/1 over one sample's LABEL positions for the tokenizer the set records
+(`tokenizer_fingerprint`); `text_hash(question, answer)` lets a mask refuse changed text
+(`MaskSet.masks_for`). Unknown names and run ids raise `NotFound` (a KeyError, and a ValueError
+for callers that catch config errors); a duplicate name raises ValueError.
+"""
+from __future__ import annotations
+
+from .db import SCHEMA_VERSION, NotFound
+from .mask_sets import MaskSets
+from .records import Checkpoint, EpochRecord, MaskSet, MaskSetSummary, RunRecord, SampleMask
+from .runs import CHECKPOINT_KINDS, FINAL_STATUSES, Runs
+from .transfer import EXPORT_FORMAT
+
+
+class Store(MaskSets, Runs):
+    """One SQLite file of mask sets and runs; safe to share across threads and processes."""
+
+
+__all__ = ["CHECKPOINT_KINDS", "EXPORT_FORMAT", "FINAL_STATUSES", "SCHEMA_VERSION", "Checkpoint", "EpochRecord",
+           "MaskSet", "MaskSetSummary", "NotFound", "RunRecord", "SampleMask", "Store"]

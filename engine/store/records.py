@@ -1,0 +1,149 @@
+"""What the store returns: plain dataclasses for a mask set, one sample's mask, a listed mask set,
+a run, one epoch of a run and a checkpoint. No SQL and no torch here (tokenising for
+`MaskSet.masks_for` is imported where it is used)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Sequence
+
+from ..fingerprint import text_hash
+
+
+class ItemAccess:
+    """Transitional read-only `record["field"]` / `record.get("field")`, for code not yet switched
+    to attributes (engine/train/weights.py, engine/jobs.py, tests/test_train.py). Delete once
+    they read attributes."""
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self.__dataclass_fields__ else default
+
+
+@dataclass
+class SampleMask(ItemAccess):
+    """One sample's mask: 0/1 per label position, the text it was made for, and whether a person edited it."""
+
+    text_hash: str
+    mask: list[int]
+    edited: bool = False
+
+
+@dataclass
+class MaskSetSummary(ItemAccess):
+    """A mask set as `Store.list_mask_sets` lists it: metadata and counts, no masks."""
+
+    id: int
+    name: str
+    model: str
+    data: str
+    tokenizer_fingerprint: str
+    source_selector: str | None
+    created: str
+    updated: str
+    n_samples: int
+    n_edited: int
+
+
+@dataclass
+class MaskSet(ItemAccess):
+    """A named mask set: per-sample masks over the label positions of the tokenizer
+    `tokenizer_fingerprint` names, for the samples of `data` (by uid)."""
+
+    id: int
+    name: str
+    model: str
+    data: str
+    tokenizer_fingerprint: str
+    source_selector: str | None
+    created: str
+    updated: str
+    masks: dict[str, SampleMask] = field(default_factory=dict)
+
+    @property
+    def n_edited(self) -> int:
+        """Samples whose mask a person edited."""
+        return sum(1 for m in self.masks.values() if m.edited)
+
+    @property
+    def marks_tokens(self) -> bool:
+        """Whether any sample's mask marks a token."""
+        return any(any(m.mask) for m in self.masks.values())
+
+    def covered(self, samples: Iterable) -> int:
+        """How many of `samples` (anything with a `uid`) have a mask in this set."""
+        return sum(1 for s in samples if s.uid in self.masks)
+
+    def mask_for(self, sample, n_labels: int) -> list[int]:
+        """The stored mask of `sample` (anything with uid, question, answer), checked against its
+        text and its number of label positions; all zeros when the set has no mask for it.
+
+        ValueError naming the sample when the set was made for another text of it or for another
+        tokenizer (another number of label positions). The one compatibility check of a mask set.
+        """
+        entry = self.masks.get(sample.uid)
+        if entry is None:
+            return [0] * n_labels
+        if entry.text_hash and entry.text_hash != text_hash(sample.question, sample.answer):
+            raise ValueError(f"mask set {self.name!r} was made for a different text of sample {sample.uid} "
+                             f"({sample.question[:50]!r}…): re-create it on this data")
+        if len(entry.mask) != n_labels:
+            raise ValueError(f"mask set {self.name!r} has {len(entry.mask)} label positions for sample "
+                             f"{sample.uid} but this tokenizer gives {n_labels}: it was made for another tokenizer")
+        return [int(x) for x in entry.mask]
+
+    def masks_for(self, samples: Sequence, tokenizer, chunk_size: int = 64) -> list[list[int]]:
+        """Per sample, its mask over the label positions `tokenizer` gives it (see `mask_for`:
+        zeros for a sample the set lacks, ValueError naming a sample of another text or tokenizer).
+
+        The masks are as stored: the closing EOS (the last label position) is never a forget
+        target, so a caller that trains on them drops it.
+        """
+        # torch is heavy and the store is used without it (CLI listings, import/export): tokenise here only
+        from ..tokens import encode_samples, iter_batches
+
+        out = []
+        for chunk in iter_batches(list(samples), chunk_size):
+            counts = encode_samples(tokenizer, chunk).label_mask.sum(dim=1).tolist()
+            out += [self.mask_for(s, int(n)) for s, n in zip(chunk, counts)]
+        return out
+
+
+@dataclass
+class EpochRecord(ItemAccess):
+    """One recorded epoch of a run (epoch 0: the model before unlearning)."""
+
+    epoch: int
+    step: int
+    metrics: dict
+    recorded: str
+
+
+@dataclass
+class Checkpoint(ItemAccess):
+    path: str
+    epoch: int
+
+
+@dataclass
+class RunRecord(ItemAccess):
+    """A recorded run: its config, status and owner, per-epoch metrics by epoch, checkpoints by kind."""
+
+    id: int
+    config: dict
+    mask_set_hash: str | None
+    status: str  # running | finished | cancelled | failed | interrupted
+    started: str
+    finished: str | None
+    error: str | None
+    pid: int | None
+    hostname: str | None
+    metrics: list[EpochRecord] = field(default_factory=list)
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict (nested records become dicts)."""
+        return asdict(self)
