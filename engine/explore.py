@@ -199,7 +199,7 @@ class ExploreService:
             return self._info[key][index - c * self.chunk_size]
 
     def _compute_info(self, model_spec: str, chunk: list[Sample], start: int) -> list[SampleInfo]:
-        from .train.evaluation import forget_token_probs
+        from .eval.run import forget_token_probs
 
         model, tok = self.model(model_spec)
         batch = encode_samples(tok, chunk)
@@ -285,7 +285,7 @@ class ExploreService:
 
     def answer_probs(self, model, tokenizer, sample: Sample) -> tuple[list[str], list[float]]:
         """Display tokens and p(y_t) of a sample's ground-truth answer under `model`."""
-        from .train.evaluation import forget_token_probs
+        from .eval.run import forget_token_probs
 
         batch = encode_samples(tokenizer, [sample])
         return display_tokens(tokenizer, batch, 0), forget_token_probs(model, tokenizer, [sample])[0].tolist()
@@ -297,7 +297,7 @@ class ExploreService:
         Returns {question, answer, before: {generation, tokens, probs}, after: {...}}.
         ModelLoadError when the checkpoint directory cannot be loaded.
         """
-        from .metrics import greedy_generate
+        from .eval.metrics import greedy_generate
 
         samples = self.samples(data_spec, split)
         if not 0 <= index < len(samples):
@@ -321,7 +321,7 @@ class ExploreService:
         Cached in memory and on disk (cache dir, keyed by the model files and the data). The
         retain model is included only when the data has one (built-in data: demo-retain).
         """
-        from .evaluate import evaluate, reference_truth_ratios
+        from .eval.full import evaluate, reference_truth_ratios
         from .resolve import model_path, retain_model_for
 
         key = (model_spec, data_spec, retain_eval_size, max_new_tokens)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine.data import Sample, Span
-from engine.selector_report import auroc, precision_recall_f1, rank_by_f1, selector_report
+from engine.eval.selector_report import auroc, precision_recall_f1, rank_by_f1, selector_report
 from engine.selectors import SELECTORS, NoSpansError, SelectorInput, select
 from engine.selectors.base import top_fraction_mask, top_k_mask
 from engine.selectors.tif import word_ids, words_missed

@@ -24,7 +24,7 @@ from __future__ import annotations
 from ..losses import LOSSES
 from .checkpoint import save_checkpoint
 from .config import Progress, RunConfig, RunResult
-from .evaluation import evaluate_state, forget_token_probs
+from ..eval.run import evaluate_state, forget_token_probs
 from .loop import fit_atwu_scorer, total_steps, unlearn
 from .state import State, prepare
 from .step import loss_inputs, lr_at, orthogonal_backward, plan_epoch, step

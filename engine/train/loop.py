@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import paths
 from .checkpoint import save_checkpoint, save_run_scorer
 from .config import Progress, RunConfig, RunResult
-from .evaluation import eval_context, evaluate_state
+from ..eval.run import eval_context, evaluate_state
 from .state import State, prepare
 from .step import plan_epoch, step
 

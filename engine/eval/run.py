@@ -4,27 +4,28 @@ non-fact) answer tokens."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from ..tokens import encode_samples, fact_mask, iter_batches, label_rows, per_token_nll
-from .state import State
+from ..resolve import model_path, retain_model_for
+from ..selectors.atwu import last_hidden
+from ..tokens import encode_samples, fact_mask, iter_batches, label_rows, per_token_nll, per_token_rows
+from .full import evaluate, reference_truth_ratios
+
+if TYPE_CHECKING:  # engine.train imports this module; State is only an annotation here
+    from ..train.state import State
 
 
-@torch.no_grad()
+def _token_prob(logits: torch.Tensor, batch) -> torch.Tensor:
+    """p(y_t) = exp(−ℓ_t) at each label position, (B, T)."""
+    return torch.exp(-per_token_nll(logits, batch))
+
+
 def forget_token_probs(model, tokenizer, samples, batch_size: int = 64) -> list[torch.Tensor]:
     """Per sample, p(y_t) at each label position (1-D, CPU)."""
-    device = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    out: list[torch.Tensor] = []
-    for chunk in iter_batches(list(samples), batch_size):
-        batch = encode_samples(tokenizer, chunk).to(device)
-        nll = per_token_nll(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits, batch)
-        out += label_rows(torch.exp(-nll), batch)
-    model.train(was)
-    return out
+    return per_token_rows(model, tokenizer, samples, {"p": _token_prob}, batch_size)["p"]
 
 
 def _mean_drop(p0: list[torch.Tensor], p: list[torch.Tensor], sel: list[torch.Tensor]) -> float | None:
@@ -37,8 +38,6 @@ def _current_targets(state: State) -> list[torch.Tensor]:
     """Target masks over label positions: fixed weights' masks, or the live ATWU scorer's g > threshold."""
     if state.scorer is None:
         return state.weights.targets
-    from ..selectors.atwu import last_hidden
-
     model = state.base_model()
     was = model.training
     model.eval()
@@ -63,9 +62,6 @@ class EvalContext:
 
 
 def eval_context(state: State) -> EvalContext:
-    from ..evaluate import reference_truth_ratios
-    from ..resolve import model_path, retain_model_for
-
     retain = retain_model_for(state.config.model, state.config.data)
     ref_tr = reference_truth_ratios(model_path(retain), state.bench, state.device) if retain else None
     p0 = forget_token_probs(state.base_model(), state.tokenizer, state.forget)
@@ -83,8 +79,6 @@ def evaluate_state(state: State, ctx: EvalContext) -> dict:
     """FQ, MU + components (forget_probability among them), token probability drops vs step 0,
     the fraction of answer tokens that are targets; a flat dict (plus `notes` when some
     number is unavailable)."""
-    from ..evaluate import evaluate
-
     model = state.base_model()
     report = evaluate(model, state.tokenizer, state.bench, ctx.reference_tr,
                       retain_size=state.config.retain_eval_size, max_new_tokens=state.config.eval_max_new_tokens)
