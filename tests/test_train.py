@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from engine.fingerprint import text_hash
-from engine.train import RunConfig, forget_token_probs, loss_inputs, plan_epoch, prepare, step, unlearn
+from engine.train import FixedWeights, RunConfig, forget_token_probs, loss_inputs, plan_epoch, prepare, step, unlearn
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL_EVAL = {"retain_eval_size": 8, "eval_max_new_tokens": 4}
@@ -47,8 +47,8 @@ def tiny_dir(tmp_path, tiny_model, builtin_tokenizer):
 def workdirs(tmp_path, monkeypatch):
     """Runs and ATWU scorers go to a temporary directory; a fresh store there."""
     from engine import paths
-    from engine.selectors import atwu
     from engine.store import Store
+    from engine.weights import atwu
 
     runs = tmp_path / "runs"
     scorers = tmp_path / "atwu"
@@ -67,8 +67,8 @@ def state_plan(state):
 def _target_prob(state) -> float:
     """Mean probability of the label token over the run's target tokens (answer tokens for atwu)."""
     probs = forget_token_probs(state.model, state.tokenizer, state.forget)
-    if state.weights is not None:
-        masks = state.weights.targets
+    if isinstance(state.weights, FixedWeights):
+        masks = state.weights.targets()
     else:
         from engine.tokens import encode_samples
 
@@ -121,9 +121,10 @@ def test_unknown_names_fail_before_loading():
 def test_atwu_selector_needs_a_fitted_scorer(tmp_path, monkeypatch):
     from engine.models import load_model
     from engine.resolve import load_data, model_path
-    from engine.selectors import atwu, select
+    from engine.selectors import select
     from engine.selectors.base import SelectorUnavailable
     from engine.train import fit_atwu_scorer
+    from engine.weights import atwu
 
     monkeypatch.setattr(atwu, "scorer_dir", lambda: tmp_path)
     model, tok = load_model(model_path("demo"), "cpu")

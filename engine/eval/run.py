@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from ..resolve import model_path, retain_model_for
-from ..selectors.atwu import last_hidden
 from ..tokens import encode_samples, fact_mask, iter_batches, label_rows, per_token_nll, per_token_rows
 from .full import evaluate, reference_truth_ratios
 
@@ -32,23 +31,6 @@ def _mean_drop(p0: list[torch.Tensor], p: list[torch.Tensor], sel: list[torch.Te
     """Mean of p0 − p over the selected label positions of all samples; None when none are."""
     a, b, m = torch.cat(p0), torch.cat(p), torch.cat(sel).bool()
     return float((a - b)[m].mean()) if m.any() else None
-
-
-def _current_targets(state: State) -> list[torch.Tensor]:
-    """Target masks over label positions: fixed weights' masks, or the live ATWU scorer's g > threshold."""
-    if state.scorer is None:
-        return state.weights.targets
-    model = state.base_model()
-    was = model.training
-    model.eval()
-    rows = []
-    for chunk in iter_batches(state.forget, 64):
-        batch = encode_samples(state.tokenizer, chunk).to(state.device)
-        with torch.no_grad():
-            g = state.scorer(last_hidden(model, batch))  # (B, T)
-        rows += label_rows((g > state.scorer_params["threshold"]) & batch.answer_mask, batch)
-    model.train(was)
-    return rows
 
 
 @dataclass
@@ -83,7 +65,7 @@ def evaluate_state(state: State, ctx: EvalContext) -> dict:
     report = evaluate(model, state.tokenizer, state.bench, ctx.reference_tr,
                       retain_size=state.config.retain_eval_size, max_new_tokens=state.config.eval_max_new_tokens)
     p = forget_token_probs(model, state.tokenizer, state.forget)
-    targets = _current_targets(state)
+    targets = state.weights.targets()  # fixed masks, or learned weights' current ones
     non_targets = [a & ~t for a, t in zip(ctx.answer_rows, targets)]
     m = {"forget_quality": report.forget_quality, "model_utility": report.model_utility, **report.components,
          "target_prob_drop": _mean_drop(ctx.p0, p, targets),

@@ -1,13 +1,15 @@
-"""Per-sample token weights for a run: from a selector (run once on the initial model) or from
-a saved mask set. Stored per sample over its label positions, so any batch can gather them."""
+"""Fixed token weights for a run: from a selector (run once on the initial model) or from a
+saved mask set. Stored per sample over its label positions, so any batch can gather them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
 
+from .. import selectors  # the module, not its names: engine.selectors may still be loading here
 from ..fingerprint import text_hash
 from ..tokens import Batch, encode_samples, gather_rows, iter_batches, label_rows
+from .base import WeightSource
 
 
 def normalise_scores(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -23,40 +25,42 @@ def normalise_scores(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tenso
 
 
 @dataclass
-class SampleWeights:
-    """Per forget sample: weights and target mask over its label positions (1-D, CPU)."""
+class FixedWeights(WeightSource):
+    """Per forget sample: weights and target mask over its label positions (1-D, CPU), fixed
+    for the whole run."""
 
     weights: list[torch.Tensor]
-    targets: list[torch.Tensor]
-    source: str
+    target_rows: list[torch.Tensor]
+    name: str
 
     def for_batch(self, indices: list[int], batch: Batch) -> torch.Tensor:
         """(B, T) float weights of samples `indices`, zero off the answer tokens."""
         return gather_rows(self.weights, indices, batch) * batch.answer_mask
 
+    def targets(self) -> list[torch.Tensor]:
+        return self.target_rows
+
 
 def weights_from_selector(model, tokenizer, samples, name: str, params: dict, weighting: str,
-                          batch_size: int = 32) -> SampleWeights:
+                          batch_size: int = 32) -> FixedWeights:
     """Run selector `name` once on the (initial) model over all forget samples, in batches.
 
     weighting: 'mask' → the selector's hard mask; 'scores' → its scores through
     `normalise_scores`; 'auto' → scores for `atwu`, the mask otherwise.
     """
-    from ..selectors import select
-
     soft = weighting == "scores" or (weighting == "auto" and name == "atwu")
     weights, targets = [], []
     for chunk in iter_batches(list(samples), batch_size):
         batch = encode_samples(tokenizer, chunk)
-        out = select(name, model, tokenizer, chunk, batch=batch, **params)
+        out = selectors.select(name, model, tokenizer, chunk, batch=batch, **params)
         batch = batch.to(out.mask.device)
         w = normalise_scores(out.scores, batch.answer_mask) if soft else out.mask.float()
         weights += label_rows(w, batch)
         targets += label_rows(out.mask, batch)
-    return SampleWeights(weights, targets, f"selector:{name}")
+    return FixedWeights(weights, targets, f"selector:{name}")
 
 
-def weights_from_mask_set(store, name: str, tokenizer, samples) -> SampleWeights:
+def weights_from_mask_set(store, name: str, tokenizer, samples) -> FixedWeights:
     """Per-sample masks of a saved mask set, checked against these samples and this tokenizer.
 
     A sample missing from the set gets no targets; a sample whose text changed, or whose label
@@ -92,4 +96,4 @@ def weights_from_mask_set(store, name: str, tokenizer, samples) -> SampleWeights
                          f"(was it made for another data split?)")
     if not any(t.any() for t in targets):
         raise ValueError(f"mask set {name!r} marks no tokens: nothing to forget")
-    return SampleWeights(weights, targets, f"mask_set:{name}")
+    return FixedWeights(weights, targets, f"mask_set:{name}")
