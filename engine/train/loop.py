@@ -8,6 +8,7 @@ import time
 import traceback
 
 from .. import paths
+from ..store import Store
 from .checkpoint import save_checkpoint, save_run_scorer
 from .config import Progress, RunConfig, RunResult
 from ..eval.run import eval_context, evaluate_state
@@ -16,8 +17,6 @@ from .step import plan_epoch, step
 
 
 def default_store():
-    from ..store import Store
-
     return Store(paths.store_path())
 
 
