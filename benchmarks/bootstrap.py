@@ -20,7 +20,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as home:
         os.environ["WORKBENCH_HOME"] = home
-        from engine.evaluate import evaluate, reference_truth_ratios
+        from engine.eval.full import evaluate, reference_truth_ratios
         from engine.models import load_model
         from engine.models.builtin import ensure_builtin
         from engine.resolve import load_data

@@ -79,7 +79,7 @@ def summarise(history: list[dict], mu_floor: float | None) -> dict:
 
 
 def model_row(name: str, model_spec: str, data: str, ref, retain_size: int) -> dict:
-    from engine.evaluate import evaluate
+    from engine.eval.full import evaluate
     from engine.models import load_model
     from engine.resolve import load_data, model_path
 
@@ -109,7 +109,7 @@ def main() -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from engine.evaluate import reference_truth_ratios
+    from engine.eval.full import reference_truth_ratios
     from engine.resolve import load_data, model_path, retain_model_for
     from engine.selectors import SELECTORS
     from engine.store import Store

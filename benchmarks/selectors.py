@@ -53,7 +53,7 @@ def main() -> None:
     n_tokens = int(sum(encode_samples(tok, c).answer_mask.sum() for c in iter_batches(samples, 64)))
     scratch = tempfile.mkdtemp()
     os.environ["WORKBENCH_HOME"] = scratch  # the random ATWU scorer goes here, not in the real cache
-    from engine.selectors.atwu import AtwuScorer, model_key, save_scorer
+    from engine.weights.atwu import AtwuScorer, model_key, save_scorer
 
     scorer = AtwuScorer(model.config.n_embd)
     torch.nn.init.normal_(scorer.linear.weight, std=0.1)

@@ -17,6 +17,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from .train import check_run, unlearn
+
 
 class RunBusy(RuntimeError):
     """A run is already going in this server; the message says which."""
@@ -56,43 +58,9 @@ class JobSnapshot:
 
 
 def preflight(config, store) -> None:
-    """Raise ValueError naming the problem for a run that cannot start, before any thread.
-
-    Checks what a person can get wrong in the app: the config itself (RunConfig.check), the
-    model directory, the data loading, a loss that needs retain data on a split without it, a missing or empty
-    mask set, and a mask set made for other data.
-    """
-    from .data import DataError
-    from .losses import get_loss
-    from .models.loading import check_model_dir
-    from .resolve import load_data, model_path
-
-    try:
-        config.check()
-    except KeyError as err:  # unknown loss or selector names
-        raise ValueError(str(err.args[0]) if err.args else str(err)) from None
-    check_model_dir(model_path(config.model))  # ModelLoadError (a ValueError) names the problem
-    try:
-        bench = load_data(config.data)
-    except DataError as err:
-        raise ValueError(str(err)) from None
-    if not bench.forget:
-        raise ValueError(f"{bench.name}: the forget split is empty")
-    spec = get_loss(config.loss)
-    kwargs = config.loss_kwargs()
-    if spec.needs_retain(kwargs) and not bench.retain:
-        raise ValueError(f"loss {config.loss!r} needs retain data ({spec.retain_param} = "
-                         f"{kwargs[spec.retain_param]}), but {bench.name} has no retain split: choose a loss "
-                         f"without a retain term (ga, dto) or data with a retain split")
-    if config.mask_set:
-        ms = store.get_mask_set(config.mask_set)  # NotFound is a ValueError
-        masks = ms.get("masks") or {}
-        if not any(any(m["mask"]) for m in masks.values()):
-            raise ValueError(f"mask set {config.mask_set!r} is empty: it marks no tokens of any sample")
-        uids = {s.uid for s in bench.forget}
-        if not uids & set(masks):
-            raise ValueError(f"mask set {config.mask_set!r} was made for data {ms['data']!r}; it covers none "
-                             f"of the {len(uids)} forget samples of {config.data!r}")
+    """Raise ValueError naming the problem for a run that cannot start, before any thread
+    (`engine.train.check_run`: the same checks the CLI and the run itself make)."""
+    check_run(config, store)
 
 
 class JobManager:
@@ -113,8 +81,6 @@ class JobManager:
     @property
     def runner(self) -> Callable:
         if self._runner is None:
-            from .train import unlearn
-
             self._runner = unlearn
         return self._runner
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from engine.losses import LOSSES, atwu_loss, dto_loss, ga_loss, graddiff_loss, npo_loss, tpo_loss
-from engine.selectors.atwu import AtwuScorer, binary_entropy, scorer_loss, scorer_step, make_optimizer
+from engine.weights.atwu import AtwuScorer, binary_entropy, scorer_loss, scorer_step, make_optimizer
 from engine.tokens import encode, kl_ref, label_logit, per_token_nll
 
 LN2 = math.log(2.0)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine import metrics
+from engine.eval import metrics
 from engine.data import Sample
 
 

@@ -63,7 +63,7 @@ def test_cosine_schedule():
 
 def test_builtin_models_have_the_tofu_shape(builtin):
     """Target knows forget10, retain model does not; FQ(target) < 0.01; utility similar."""
-    from engine.evaluate import evaluate, reference_truth_ratios
+    from engine.eval.full import evaluate, reference_truth_ratios
     from engine.resolve import load_data
 
     bench = load_data("demo/forget10")

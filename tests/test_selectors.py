@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine.data import Sample, Span
-from engine.selector_report import auroc, precision_recall_f1, rank_by_f1, selector_report
+from engine.eval.selector_report import auroc, precision_recall_f1, rank_by_f1, selector_report
 from engine.selectors import SELECTORS, NoSpansError, SelectorInput, select
 from engine.selectors.base import top_fraction_mask, top_k_mask
 from engine.selectors.tif import word_ids, words_missed
@@ -149,7 +149,7 @@ def test_tif_marks_whole_words_the_model_cannot_predict(tiny_model, builtin_toke
 def test_every_selector_keeps_the_contract(tiny_model, builtin_tokenizer, tmp_path, monkeypatch):
     """(B, T) shapes, mask inside the answer tokens: never prompt, padding or the closing EOS."""
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
-    from engine.selectors.atwu import AtwuScorer, model_key, save_scorer
+    from engine.weights.atwu import AtwuScorer, model_key, save_scorer
 
     samples = [Sample("Where was Ana Lopes born?", "Ana Lopes was born in Lisbon.", spans=(Span(0, 9, "name"),), uid="a"),
                Sample("When?", "In 1970.", spans=(Span(3, 7, "date"),), uid="b")]
@@ -223,7 +223,7 @@ def test_auroc_and_precision_recall_by_hand():
 def test_selector_report_on_the_builtin_model(builtin, tmp_path, monkeypatch):
     from engine.models import load_model
     from engine.resolve import load_data
-    from engine.selectors import atwu
+    from engine.weights import atwu
 
     monkeypatch.setattr(atwu, "scorer_dir", lambda: tmp_path)  # a workbench where no scorer was fitted yet
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from engine.fingerprint import text_hash
-from engine.train import RunConfig, forget_token_probs, loss_inputs, plan_epoch, prepare, step, unlearn
+from engine.train import FixedWeights, RunConfig, forget_token_probs, loss_inputs, plan_epoch, prepare, step, unlearn
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL_EVAL = {"retain_eval_size": 8, "eval_max_new_tokens": 4}
@@ -47,8 +47,8 @@ def tiny_dir(tmp_path, tiny_model, builtin_tokenizer):
 def workdirs(tmp_path, monkeypatch):
     """Runs and ATWU scorers go to a temporary directory; a fresh store there."""
     from engine import paths
-    from engine.selectors import atwu
     from engine.store import Store
+    from engine.weights import atwu
 
     runs = tmp_path / "runs"
     scorers = tmp_path / "atwu"
@@ -67,8 +67,8 @@ def state_plan(state):
 def _target_prob(state) -> float:
     """Mean probability of the label token over the run's target tokens (answer tokens for atwu)."""
     probs = forget_token_probs(state.model, state.tokenizer, state.forget)
-    if state.weights is not None:
-        masks = state.weights.targets
+    if isinstance(state.weights, FixedWeights):
+        masks = state.weights.targets()
     else:
         from engine.tokens import encode_samples
 
@@ -121,9 +121,10 @@ def test_unknown_names_fail_before_loading():
 def test_atwu_selector_needs_a_fitted_scorer(tmp_path, monkeypatch):
     from engine.models import load_model
     from engine.resolve import load_data, model_path
-    from engine.selectors import atwu, select
+    from engine.selectors import select
     from engine.selectors.base import SelectorUnavailable
     from engine.train import fit_atwu_scorer
+    from engine.weights import atwu
 
     monkeypatch.setattr(atwu, "scorer_dir", lambda: tmp_path)
     model, tok = load_model(model_path("demo"), "cpu")
@@ -177,7 +178,7 @@ def test_mask_set_run_trains_exactly_the_marked_positions(tiny_dir, builtin_toke
     expected = torch.zeros_like(has_grad)
     for r, i in enumerate(idx):
         label_pos = batch.label_mask[r].nonzero().squeeze(1)
-        marked = torch.tensor(ms["masks"][samples[i].uid]["mask"], dtype=torch.bool)
+        marked = torch.tensor(ms.masks[samples[i].uid].mask, dtype=torch.bool)
         assert marked[-1]
         marked[-1] = False  # the closing EOS is never trained on, even when a mask set marks it
         expected[r, label_pos[marked] - 1] = True
@@ -198,12 +199,12 @@ def test_mask_set_mismatches_are_refused(tiny_dir, builtin_tokenizer, workdirs):
         prepare(cfg("missing"), workdirs)
     _make_mask_set(workdirs, "long", samples, builtin_tokenizer, lambda n: [1])
     first = samples[0].uid
-    entry = workdirs.get_mask_set("long")["masks"][first]
-    workdirs.save_sample_mask("long", first, entry["text_hash"], entry["mask"] + [0])  # another tokenizer's length
+    entry = workdirs.get_mask_set("long").masks[first]
+    workdirs.save_sample_mask("long", first, entry.text_hash, entry.mask + [0])  # another tokenizer's length
     with pytest.raises(ValueError, match="another tokenizer"):
         prepare(cfg("long"), workdirs)
     _make_mask_set(workdirs, "text", samples, builtin_tokenizer, lambda n: [1])
-    workdirs.save_sample_mask("text", first, "0000", entry["mask"])
+    workdirs.save_sample_mask("text", first, "0000", entry.mask)
     with pytest.raises(ValueError, match="different text"):
         prepare(cfg("text"), workdirs)
     _make_mask_set(workdirs, "blank", samples, builtin_tokenizer, lambda n: [])
@@ -240,7 +241,7 @@ def test_recorded_run_with_lora_keeps_checkpoints(tiny_dir, workdirs):
     assert torch.equal(trained.transformer.wte.weight, original.transformer.wte.weight)  # LoRA left it alone
     assert "best" in result.checkpoints
     run = workdirs.get_run(result.run_id)
-    assert run["status"] == "finished"
+    assert run.status == "finished"
 
 
 def test_cancel_stops_within_a_step(tiny_dir, workdirs):
@@ -262,9 +263,9 @@ def test_cancel_stops_within_a_step(tiny_dir, workdirs):
     assert steps == [1, 2, 3, 4, 5, 6]
     assert result.epochs_completed == 1
     run = workdirs.get_run(result.run_id)
-    assert run["status"] == "cancelled"
-    assert [m["epoch"] for m in run["metrics"]] == [1]
-    assert "final" not in run["checkpoints"]
+    assert run.status == "cancelled"
+    assert [m.epoch for m in run.metrics] == [1]
+    assert "final" not in run.checkpoints
 
 
 @pytest.mark.parametrize("lora", [False, True])
@@ -310,7 +311,7 @@ def test_failure_is_recorded(tiny_dir, workdirs, monkeypatch):
     result = unlearn(cfg, workdirs)
     assert result.status == "failed" and "exploded" in result.error
     run = workdirs.get_run(result.run_id)
-    assert run["status"] == "failed" and "exploded" in (run.get("error") or "")
+    assert run.status == "failed" and "exploded" in (run.error or "")
 
 
 KILL_SCRIPT = """
@@ -355,11 +356,11 @@ def test_killed_run_leaves_a_readable_store(tiny_dir, tmp_path):
     run_id = int(marker.read_text())
     store = Store(db)
     run = store.get_run(run_id)
-    assert run["status"] == "running"
-    assert run["config"]["loss"] == "ga"
-    assert [m["epoch"] for m in run["metrics"]] == [0]  # the step-0 evaluation was committed
+    assert run.status == "running"
+    assert run.config["loss"] == "ga"
+    assert [m.epoch for m in run.metrics] == [0]  # the step-0 evaluation was committed
     assert store.mark_stale_runs() == [run_id]
-    assert store.get_run(run_id)["status"] == "interrupted"
+    assert store.get_run(run_id).status == "interrupted"
 
 
 def test_orthogonalised_forget_gradient_is_orthogonal_to_preservation():

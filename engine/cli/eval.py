@@ -28,7 +28,7 @@ def format_report(report) -> str:
 
 
 def run(args) -> int:
-    from ..evaluate import evaluate, reference_truth_ratios
+    from ..eval.full import evaluate, reference_truth_ratios
     from ..models import load_model
     from ..resolve import load_data, model_path, retain_model_for
 

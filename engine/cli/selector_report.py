@@ -42,7 +42,7 @@ def format_rows(rows, by_type: bool = False) -> str:
 def run(args) -> int:
     from ..models import load_model
     from ..resolve import load_data, model_path
-    from ..selector_report import selector_report
+    from ..eval.selector_report import selector_report
     from ..selectors import get_selector
 
     names = [n.strip() for n in args.selectors.split(",") if n.strip()] if args.selectors else None

@@ -86,10 +86,13 @@ def run(args) -> int:
     from tqdm.auto import tqdm
     from transformers.utils import logging as hf_logging
 
-    from ..train import unlearn
+    from ..train import check_run, unlearn
+    from ..train.loop import default_store
 
     hf_logging.disable_progress_bar()  # no per-file loading / saving bars between ours
     config = config_from_args(args)
+    store = default_store()
+    check_run(config, store)  # a config that cannot run fails here, before the progress bar
     cancel = threading.Event()
     bar = None
 
@@ -106,7 +109,7 @@ def run(args) -> int:
 
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C: stop after this step
     try:
-        result = unlearn(config, progress=progress, cancel=cancel)
+        result = unlearn(config, store, progress=progress, cancel=cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
         if bar is not None:

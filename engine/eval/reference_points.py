@@ -9,7 +9,7 @@ import json
 
 from .. import paths
 from ..data import Benchmark
-from ..evaluate import evaluate, reference_truth_ratios
+from .full import evaluate, reference_truth_ratios
 from ..fingerprint import content_hash, weights_fingerprint
 from ..resolve import model_path, retain_model_for
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data import Sample
-from ..metrics import greedy_generate
+from ..eval.metrics import greedy_generate
 from ..tokens import encode_samples
-from ..train.evaluation import forget_token_probs
+from ..eval.run import forget_token_probs
 from .session import Session
 from .views import label_tokens
 

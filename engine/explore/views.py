@@ -25,7 +25,7 @@ from ..selectors.base import SelectorUnavailable
 from ..selectors.mask_rules import mask_by_rule
 from ..selectors.oracle import NoSpansError
 from ..tokens import Batch, encode_samples, fact_mask, label_rows
-from ..train.evaluation import forget_token_probs
+from ..eval.run import forget_token_probs
 from .session import Session
 
 

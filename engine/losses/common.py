@@ -54,11 +54,6 @@ def npo_term(nll: torch.Tensor, ref_nll: torch.Tensor, weights: torch.Tensor, an
     return mean_over_rows(per_row, has), delta.detach()
 
 
-def answer_weights(weights: torch.Tensor, answer_mask: torch.Tensor) -> torch.Tensor:
-    """Weights restricted to answer tokens, as float (B, T)."""
-    return weights.float() * answer_mask
-
-
 def complement(weights: torch.Tensor, answer_mask: torch.Tensor) -> torch.Tensor:
     """Non-target weights (1 − w) on answer tokens, (B, T); w is expected in [0, 1]."""
     return (1.0 - weights.float().clamp(0.0, 1.0)) * answer_mask

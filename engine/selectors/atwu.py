@@ -1,157 +1,12 @@
-"""`atwu`: the learned token scorer of Alternating Token-Weighted Unlearning (ATWU, 2026).
-
-g_t = σ(wᵀh_t + b), h_t the detached last-layer hidden state at the label token's own
-position (no shift: the state after reading y_t), w and b zero-initialised (g = 0.5), fp32.
-The scorer is trained jointly with the model (engine.train, every `n` model steps one scorer
-step on `scorer_loss`); this module holds the scorer, its loss, and the saved scorers.
-
-Saved scorers live under `<cache>/atwu/` as `<model key>-<stamp>.safetensors` (w, b) plus a
-`.json` with the model, data and sample ids they were fitted on. The selector uses the newest
-scorer fitted for this model on samples that include the ones asked for; there is none until
-an ATWU unlearning run or `python -m engine fit-scorer --model M --data D` made one.
-"""
+"""`atwu`: the token scores of a saved ATWU scorer (engine.weights.atwu holds ATWU itself)."""
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import torch
 
-from .. import paths
-from ..fingerprint import model_fingerprint as model_key, text_hash
+from ..weights.atwu import find_scorer, last_hidden, load_scorer
 from .base import SelectorInput, SelectorOutput, SelectorUnavailable
-
-SCORER_DEFAULTS = {"beta": 5.0, "lam_h": 1.0, "lam_pop": 10.0, "budget": 0.2, "lam_2": 1.0}
-OPTIMIZER_DEFAULTS = {"lr": 5e-2, "momentum": 0.9}
-
-
-class AtwuScorer(torch.nn.Module):
-    """g = σ(wᵀh + b) over hidden states h (..., H); zero-initialised, always fp32."""
-
-    def __init__(self, hidden_size: int):
-        super().__init__()
-        self.linear = torch.nn.Linear(hidden_size, 1, dtype=torch.float32)
-        torch.nn.init.zeros_(self.linear.weight)
-        torch.nn.init.zeros_(self.linear.bias)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.linear(hidden.float()).squeeze(-1))  # (B, T)
-
-
-def make_optimizer(scorer: AtwuScorer, lr: float = 5e-2, momentum: float = 0.9) -> torch.optim.Optimizer:
-    """SGD with momentum 0.9, lr 5e-2 (SPEC §2)."""
-    return torch.optim.SGD(scorer.parameters(), lr=lr, momentum=momentum)
-
-
-def last_hidden(model, batch) -> torch.Tensor:
-    """Detached last-layer hidden states (B, T, H), fp32, at each token's own position."""
-    with torch.no_grad():
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True)
-    return out.hidden_states[-1].detach().float()
-
-
-def binary_entropy(g: torch.Tensor) -> torch.Tensor:
-    """H_bin(g) = −g log g − (1−g) log(1−g), elementwise (natural log)."""
-    g = g.clamp(1e-6, 1 - 1e-6)
-    return -(g * g.log() + (1 - g) * (1 - g).log())
-
-
-def scorer_loss(g: torch.Tensor, nll: torch.Tensor, answer_mask: torch.Tensor, weight: torch.Tensor, *,
-                beta: float = 5.0, lam_h: float = 1.0, lam_pop: float = 10.0, budget: float = 0.2,
-                lam_2: float = 1.0) -> tuple[torch.Tensor, dict]:
-    """The scorer's objective (SPEC §2), over the batch's answer tokens:
-
-        −mean(g ℓ exp(−β g ℓ)) + λ_H·mean H_bin(g) + λ_pop·mean_seq(frac(g>0.5) − budget)² + λ_2‖w‖²
-
-    g: (B, T) scorer outputs; nll: (B, T) per-token NLL (detached here); answer_mask: (B, T)
-    bool; weight: the scorer's w (H,) or (1, H). frac uses a straight-through estimate: the
-    forward value is the hard fraction of g > 0.5, the gradient that of the mean of g.
-    Normalisation: means over the batch's answer tokens; frac per sequence over its answer
-    tokens, then the mean over sequences. Returns (scalar loss, detached stats).
-    """
-    m = answer_mask.float()  # (B, T)
-    n = m.sum().clamp(min=1)
-    ell = nll.detach().float()
-    gain = ((g * ell * torch.exp(-beta * g * ell)) * m).sum() / n  # the forget objective, maximised
-    ent = (binary_entropy(g) * m).sum() / n
-    hard = (g > 0.5).float()
-    st = hard + g - g.detach()  # (B, T) straight-through: value hard, gradient of g
-    rows = m.sum(1)  # (B,)
-    frac = (st * m).sum(1) / rows.clamp(min=1)  # (B,)
-    has = (rows > 0).float()
-    pop = (((frac - budget) ** 2) * has).sum() / has.sum().clamp(min=1)
-    l2 = (weight.float() ** 2).sum()
-    loss = -gain + lam_h * ent + lam_pop * pop + lam_2 * l2
-    return loss, {"gain": gain.detach(), "entropy": ent.detach(), "population": pop.detach(), "l2": l2.detach(),
-                  "fraction": ((hard * m).sum() / n).detach()}
-
-
-def scorer_step(scorer: AtwuScorer, optimizer: torch.optim.Optimizer, hidden: torch.Tensor, nll: torch.Tensor,
-                answer_mask: torch.Tensor, **params) -> dict:
-    """One SGD step of the scorer on detached hidden states (B, T, H) and per-token NLL (B, T)."""
-    g = scorer(hidden.detach())
-    loss, stats = scorer_loss(g, nll, answer_mask, scorer.linear.weight, **params)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return {"scorer_loss": loss.detach(), **stats}
-
-
-# ---------------------------------------------------------------- saved scorers
-
-
-
-def sample_id(sample) -> str:
-    """Content id of a sample (question + answer), independent of file names."""
-    return text_hash(sample.question, sample.answer)
-
-
-def scorer_dir() -> Path:
-    path = paths.cache_dir() / "atwu"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def save_scorer(scorer: AtwuScorer, key: str, samples, info: dict | None = None) -> Path:
-    """Write the scorer (safetensors) and its metadata (json); returns the .safetensors path."""
-    from safetensors.torch import save_file
-
-    stem = f"{key}-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**9:09d}"
-    path = scorer_dir() / f"{stem}.safetensors"
-    save_file({"weight": scorer.linear.weight.detach().cpu().contiguous(),
-               "bias": scorer.linear.bias.detach().cpu().contiguous()}, str(path))
-    meta = {"model_key": key, "hidden_size": scorer.linear.in_features, "created": time.time(),
-            "samples": sorted({sample_id(s) for s in samples}), **(info or {})}
-    path.with_suffix(".json").write_text(json.dumps(meta))
-    return path
-
-
-def load_scorer(path: str | Path) -> AtwuScorer:
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(path))
-    scorer = AtwuScorer(tensors["weight"].shape[1])
-    scorer.linear.weight.data.copy_(tensors["weight"])
-    scorer.linear.bias.data.copy_(tensors["bias"])
-    return scorer
-
-
-def find_scorer(model, samples) -> Path | None:
-    """The newest saved scorer for this model fitted on samples including `samples`, or None."""
-    key = model_key(model)
-    wanted = {sample_id(s) for s in samples}
-    best: tuple[float, Path] | None = None
-    for meta_path in scorer_dir().glob(f"{key}-*.json"):
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        weights = meta_path.with_suffix(".safetensors")
-        if weights.is_file() and wanted <= set(meta.get("samples", ())):
-            if best is None or meta.get("created", 0) > best[0]:
-                best = (meta.get("created", 0), weights)
-    return best[1] if best else None
 
 
 def select_atwu(inp: SelectorInput, scorer: str | None = None, threshold: float = 0.5) -> SelectorOutput:
@@ -176,7 +31,3 @@ def select_atwu(inp: SelectorInput, scorer: str | None = None, threshold: float 
         g = net(hidden) * inp.batch.answer_mask  # (B, T)
     return SelectorOutput(g, (g > threshold) & inp.batch.answer_mask, "atwu",
                           {"scorer": str(path), "threshold": threshold})
-
-
-__all__ = ["AtwuScorer", "find_scorer", "last_hidden", "load_scorer", "make_optimizer", "model_key",
-           "save_scorer", "scorer_loss", "scorer_step", "select_atwu"]

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
 from ..data import Sample
-from ..tokens import Batch
+from ..tokens import Batch, eval_mode, forward_logits
 
 
 class SelectorUnavailable(ValueError):
@@ -34,9 +33,6 @@ class SelectorInput:
     tokenizer: object
     samples: list[Sample]
     batch: Batch
-
-
-Selector = Callable[..., SelectorOutput]  # selector(inp: SelectorInput, **params) -> SelectorOutput
 
 
 def top_fraction_mask(scores: torch.Tensor, allowed: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -75,9 +71,5 @@ def default_mask(scores: torch.Tensor, allowed: torch.Tensor, k: int | None = No
 @torch.no_grad()
 def logits_of(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     """Logits (B, T, V) of one batched forward, without gradients, model in eval mode."""
-    was = model.training
-    model.eval()
-    try:
-        return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    finally:
-        model.train(was)
+    with eval_mode(model):
+        return forward_logits(model, batch)

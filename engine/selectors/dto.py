@@ -7,7 +7,7 @@ import warnings
 import torch
 from torch.func import functional_call, grad, vmap
 
-from ..tokens import Batch, per_token_nll
+from ..tokens import Batch, eval_mode, per_token_nll
 from .base import SelectorInput, SelectorOutput, default_mask
 
 
@@ -85,12 +85,10 @@ def select_dto(inp: SelectorInput, ratio: float = 0.3, k: int | None = None, pro
     if mode not in ("auto", "vmap", "loop"):
         raise ValueError(f"mode must be auto, vmap or loop, got {mode!r}")
     b, model = inp.batch, inp.model
-    was = model.training
-    model.eval()
     answer = b.answer_mask
     delta = torch.zeros(b.input_ids.shape, device=b.input_ids.device)
     used = mode
-    try:
+    with eval_mode(model):
         for s in range(0, b.input_ids.shape[0], probe_batch):
             sl = slice(s, s + probe_batch)
             args = (model, b.input_ids[sl], b.label_mask[sl], answer[sl], probe_lr)
@@ -104,8 +102,6 @@ def select_dto(inp: SelectorInput, ratio: float = 0.3, k: int | None = None, pro
                         raise
                     used = "loop"
             delta[sl] = _probe_loop(*args)
-    finally:
-        model.train(was)
     delta = delta.detach() * answer
     return SelectorOutput(delta, default_mask(delta, answer, k, ratio), "dto",
                           {"ratio": ratio, "k": k, "probe_lr": probe_lr, "mode": used})

@@ -6,6 +6,8 @@ from functools import lru_cache
 
 import torch
 
+from ..models import load_model
+from ..resolve import model_path
 from ..tokens import Batch, greedy_hit, relocate, with_prompt
 from .base import SelectorInput, SelectorOutput, logits_of
 
@@ -43,9 +45,6 @@ def words_missed(miss: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
 @lru_cache(maxsize=2)
 def _predictor(spec: str, device: str):
     """A predictor model by name or directory (e.g. `demo-retain`), loaded once per process."""
-    from ..models import load_model
-    from ..resolve import model_path
-
     return load_model(model_path(spec), device)
 
 

@@ -4,27 +4,13 @@ a run, one epoch of a run and a checkpoint. No SQL and no torch here (tokenising
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from ..fingerprint import text_hash
 
 
-class ItemAccess:
-    """Transitional read-only `record["field"]` / `record.get("field")`, for code not yet switched
-    to attributes (engine/train/weights.py, engine/jobs.py, tests/test_train.py). Delete once
-    they read attributes."""
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.__dataclass_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in self.__dataclass_fields__ else default
-
-
 @dataclass
-class SampleMask(ItemAccess):
+class SampleMask:
     """One sample's mask: 0/1 per label position, the text it was made for, and whether a person edited it."""
 
     text_hash: str
@@ -33,7 +19,7 @@ class SampleMask(ItemAccess):
 
 
 @dataclass
-class MaskSetSummary(ItemAccess):
+class MaskSetSummary:
     """A mask set as `Store.list_mask_sets` lists it: metadata and counts, no masks."""
 
     id: int
@@ -49,7 +35,7 @@ class MaskSetSummary(ItemAccess):
 
 
 @dataclass
-class MaskSet(ItemAccess):
+class MaskSet:
     """A named mask set: per-sample masks over the label positions of the tokenizer
     `tokenizer_fingerprint` names, for the samples of `data` (by uid)."""
 
@@ -113,7 +99,7 @@ class MaskSet(ItemAccess):
 
 
 @dataclass
-class EpochRecord(ItemAccess):
+class EpochRecord:
     """One recorded epoch of a run (epoch 0: the model before unlearning)."""
 
     epoch: int
@@ -123,13 +109,13 @@ class EpochRecord(ItemAccess):
 
 
 @dataclass
-class Checkpoint(ItemAccess):
+class Checkpoint:
     path: str
     epoch: int
 
 
 @dataclass
-class RunRecord(ItemAccess):
+class RunRecord:
     """A recorded run: its config, status and owner, per-epoch metrics by epoch, checkpoints by kind."""
 
     id: int

@@ -5,9 +5,9 @@
 
 Flow (one small module each): `config` (RunConfig, RunResult) → `state.prepare` loads model +
 data, the frozen reference when the loss needs one, and the per-sample token `weights`
-(selector on the initial model, or a saved mask set; the ATWU scorer instead learns during
-the run) → `loop.unlearn` evaluates at step 0 (`evaluation`), runs epochs of `step.step` (one
-optimiser step over `grad_accum` micro-batches of forget [+ retain] data), evaluates after
+(`engine.weights`: a selector on the initial model, a saved mask set, or learned weights such
+as ATWU's scorer, which learn during the run) → `loop.unlearn` evaluates at step 0
+(`engine.eval.run`), runs epochs of `step.step` (one optimiser step over `grad_accum` micro-batches of forget [+ retain] data), evaluates after
 every epoch and keeps the final and best-forget-quality `checkpoint`s (safetensors, LoRA
 merged) under `runs_dir(store)/<run id>/` (beside the store), recording everything in the store.
 
@@ -15,22 +15,24 @@ Device: cuda + bf16 when present, CPU + fp32 otherwise (`engine.models.device`).
 Several GPUs: the same code runs data-parallel under accelerate (or torchrun), e.g.
     accelerate launch --multi_gpu --num_processes 4 -m engine unlearn --model M --data D --loss npo
     torchrun --nproc_per_node 2 -m engine unlearn …      (CPU processes: gloo; checked on 2 CPUs)
-(each process takes its share of every step's micro-batches, DDP averages the gradients, the
-ATWU scorer's gradients are averaged by hand, the main process evaluates and records;
+(each process takes its share of every step's micro-batches, DDP averages the gradients,
+learned token weights average their own, the main process evaluates and records;
 `orthogonalize` is single-process only).
 """
 from __future__ import annotations
 
 from ..losses import LOSSES
-from .checkpoint import save_checkpoint
+from ..eval.run import evaluate_state, forget_token_probs
+from ..weights import FixedWeights, normalise_scores, weights_from_mask_set, weights_from_selector
+from ..weights.atwu import fit_atwu_scorer
+from .check import check_run
+from .checkpoint import save_checkpoint, save_run_scorer
 from .config import Progress, RunConfig, RunResult
-from .evaluation import evaluate_state, forget_token_probs
-from .loop import fit_atwu_scorer, total_steps, unlearn
+from .loop import short_run, total_steps, unlearn
 from .state import State, prepare
 from .step import loss_inputs, lr_at, orthogonal_backward, plan_epoch, step
-from .weights import SampleWeights, normalise_scores, weights_from_mask_set, weights_from_selector
 
-__all__ = ["LOSSES", "Progress", "RunConfig", "RunResult", "SampleWeights", "State", "evaluate_state",
+__all__ = ["LOSSES", "FixedWeights", "check_run", "Progress", "RunConfig", "RunResult", "State", "evaluate_state",
            "fit_atwu_scorer", "forget_token_probs", "loss_inputs", "lr_at", "normalise_scores",
-           "orthogonal_backward", "plan_epoch", "prepare", "save_checkpoint", "step", "total_steps", "unlearn",
-           "weights_from_mask_set", "weights_from_selector"]
+           "orthogonal_backward", "plan_epoch", "prepare", "save_checkpoint", "save_run_scorer", "short_run", "step",
+           "total_steps", "unlearn", "weights_from_mask_set", "weights_from_selector"]

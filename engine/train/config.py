@@ -5,6 +5,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 from ..losses import get_loss
+from ..selectors import get_selector
+from ..weights import LEARNED_WEIGHTS
 
 Progress = Callable[[dict], None]
 
@@ -83,9 +85,7 @@ class RunConfig:
         spec = get_loss(self.loss)
         if not self.selector and not self.mask_set:
             raise ValueError("name a selector (e.g. --selector all) or a mask set (--mask-set NAME)")
-        if self.mask_set is None:
-            from ..selectors import get_selector
-
+        if self.mask_set is None and self.selector not in LEARNED_WEIGHTS:
             get_selector(self.selector)
         if self.weighting not in ("auto", "mask", "scores"):
             raise ValueError(f"weighting must be auto, mask or scores, got {self.weighting!r}")
@@ -99,10 +99,6 @@ class RunConfig:
         self.loss_kwargs()  # unknown loss parameters fail here
         if self.orthogonalize and not spec.preserve_params:
             raise ValueError(f"orthogonalize needs a loss with a preservation term; {self.loss!r} has none")
-
-    @property
-    def uses_atwu_scorer(self) -> bool:
-        return self.mask_set is None and self.selector == "atwu"
 
 
 @dataclass

@@ -1,24 +1,22 @@
 """The run: evaluate at step 0, epochs of `step`, evaluate after each, keep the best-FQ and
-final checkpoints, record everything in the store; plus the short ATWU scorer fit."""
+final checkpoints, record everything in the store; plus `short_run` (steps only, no records)."""
 from __future__ import annotations
 
 import math
 import threading
 import time
 import traceback
-from pathlib import Path
 
 from .. import paths
+from ..store import Store
 from .checkpoint import save_checkpoint, save_run_scorer
 from .config import Progress, RunConfig, RunResult
-from .evaluation import eval_context, evaluate_state
+from ..eval.run import eval_context, evaluate_state
 from .state import State, prepare
 from .step import plan_epoch, step
 
 
 def default_store():
-    from ..store import Store
-
     return Store(paths.store_path())
 
 
@@ -125,22 +123,10 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
                          message, time.perf_counter() - started)
 
 
-def fit_atwu_scorer(model_spec: str, data_spec: str, steps: int = 40, device: str = "auto", seed: int = 0,
-                    progress: Progress | None = None, **overrides) -> Path:
-    """Fit an ATWU scorer by a short alternating run (loss atwu, selector atwu) on a copy of the
-    model in memory, without evaluation or checkpoints; save it for the `atwu` selector.
-
-    The model on disk is untouched. `steps` counts model steps; the scorer steps every
-    `atwu_every` (5) of them. overrides: other RunConfig fields (lr, batch_size, …).
-    Returns the saved scorer's path.
-    """
-    cfg = RunConfig(model=model_spec, data=data_spec, loss="atwu", selector="atwu", device=device, seed=seed,
-                    max_steps=steps, eval_every_epoch=False, save_checkpoints=False)
-    for k, v in overrides.items():
-        if not hasattr(cfg, k):
-            raise ValueError(f"RunConfig has no field {k!r}")
-        setattr(cfg, k, v)
-    state = prepare(cfg)
+def short_run(config: RunConfig, steps: int, progress: Progress | None = None) -> State:
+    """`steps` model steps of `config` without evaluation, checkpoints or records (e.g. to fit
+    learned token weights on a copy of the model in memory); returns the trained state."""
+    state = prepare(config)
     epoch = 0
     while state.step < steps:
         epoch += 1
@@ -151,4 +137,4 @@ def fit_atwu_scorer(model_spec: str, data_spec: str, steps: int = 40, device: st
             if progress:
                 progress({"run_id": None, "phase": "train", "step": state.step, "total_steps": steps,
                           "epoch": epoch, "loss": stats["loss"], "metrics": None})
-    return Path(save_run_scorer(state, None))
+    return state

@@ -1,23 +1,26 @@
 """What a run carries (`State`) and `prepare`, which loads it: model (+ LoRA), frozen reference
-when the loss needs one, data, token weights, optimiser, the ATWU scorer, accelerate."""
+when the loss needs one, data, token weights (a WeightSource), optimiser, accelerate."""
 from __future__ import annotations
 
 import copy
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from ..losses import LossSpec, get_loss
+from ..models import load_model
+from ..resolve import model_path
+from .check import check_run
 from .config import RunConfig
 from .reference import can_cache, reference_inputs, reference_rows
-from .weights import SampleWeights, weights_from_mask_set, weights_from_selector
+from ..weights import LEARNED_WEIGHTS, WeightSource, weights_from_mask_set, weights_from_selector
 
 
 @dataclass
 class State:
-    """What the loop carries: models, data, weights, optimiser, ATWU scorer, step counter."""
+    """What the loop carries: models, data, token weights, optimiser, step counter."""
 
     config: RunConfig
     spec: LossSpec
@@ -28,17 +31,12 @@ class State:
     bench: object
     forget: list
     retain: list
-    weights: SampleWeights | None  # None while the live ATWU scorer gives the weights
+    weights: WeightSource  # fixed (selector, mask set) or learned during the run (LEARNED_WEIGHTS)
     optimizer: torch.optim.Optimizer
     reference: torch.nn.Module | None = None  # a frozen copy, only for a loss that needs `kl` (without LoRA)
     reference_rows: dict | None = None  # cached per-sample ref_nll / ref_logit rows (NPO, TPO)
-    scorer: torch.nn.Module | None = None
-    scorer_opt: torch.optim.Optimizer | None = None
-    scorer_params: dict = field(default_factory=dict)
-    scorer_key: str | None = None
     accelerator: object = None
     step: int = 0
-    last_atwu: tuple | None = None  # (hidden, nll, answer_mask) of the latest forget micro-batch
 
     @property
     def trainable(self) -> list[torch.nn.Parameter]:
@@ -80,28 +78,16 @@ def _apply_lora(model, config: RunConfig):
 
 
 def prepare(config: RunConfig, store=None) -> State:
-    """Load everything a run needs and check it fits together; raises ValueError when not.
+    """Load everything a run needs and check it fits together (`check_run` first); raises
+    ValueError when not.
 
     Order matters: the reference quantities are taken (cached, or a frozen copy when the loss
     needs `kl`; see `reference`) before any selector touches the model, and any gradient a
     selector left behind is cleared before the first step.
     """
-    from ..models import load_model
-    from ..resolve import load_data, model_path
-    from ..selectors.atwu import model_key
-
-    config.check()
+    bench = check_run(config, store)
     spec = get_loss(config.loss)
     kwargs = config.loss_kwargs()
-    bench = load_data(config.data)
-    if not bench.forget:
-        raise ValueError(f"{bench.name}: the forget split is empty")
-    if spec.needs_retain(kwargs) and not bench.retain:
-        raise ValueError(f"loss {config.loss!r} needs retain data (its {spec.retain_param} = "
-                         f"{kwargs[spec.retain_param]}), but {bench.name} has no retain split; "
-                         f"use a loss without one (ga, dto, tpo) or set {spec.retain_param}=0")
-    if config.mask_set is not None and store is None:
-        raise ValueError("a mask-set run needs the store that holds the mask set")
     accelerator = _accelerator(config.device)
     if accelerator is not None and config.orthogonalize:
         raise ValueError("orthogonalize is single-process only (it needs both gradients unreduced)")
@@ -115,52 +101,23 @@ def prepare(config: RunConfig, store=None) -> State:
     elif spec.needs_reference and not config.lora:  # with LoRA the adapter switched off is the reference
         reference = copy.deepcopy(model).eval()
         reference.requires_grad_(False)
+    learned = LEARNED_WEIGHTS.get(config.selector) if config.mask_set is None else None
     if config.mask_set is not None:
         weights = weights_from_mask_set(store, config.mask_set, tok, bench.forget)
-    elif config.uses_atwu_scorer:
-        weights = None
-    else:
+    elif learned is None:
         weights = weights_from_selector(model, tok, bench.forget, config.selector, dict(config.selector_params),
                                         config.weighting, config.batch_size * 4)
     model.zero_grad(set_to_none=True)
-    key = model_key(model)
     if config.lora:
         model = _apply_lora(model, config)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                             weight_decay=config.weight_decay)
+    if learned is not None:  # built on the model as trained (LoRA included), before accelerate wraps it
+        weights = learned.create(config, model, tok, list(bench.forget), device, accelerator)
     state = State(config, spec, kwargs, model, tok, device, bench, list(bench.forget), list(bench.retain),
-                  weights, opt, reference, ref_rows, accelerator=accelerator, scorer_key=key)
-    if config.uses_atwu_scorer:
-        _init_scorer(state)
+                  weights, opt, reference, ref_rows, accelerator=accelerator)
     if accelerator is not None:
         state.model, state.optimizer = accelerator.prepare(state.model, state.optimizer)
     return state
 
-
-def _init_scorer(state: State) -> None:
-    """The run's ATWU scorer: zero-initialised (g = 0.5), or init='saved' (the newest saved
-    scorer for this model and data, zero when none) or scorer=PATH; plus its SGD optimiser."""
-    from ..selectors.atwu import (OPTIMIZER_DEFAULTS, SCORER_DEFAULTS, AtwuScorer, find_scorer, load_scorer,
-                                  make_optimizer)
-
-    params = dict(state.config.selector_params)
-    init = params.pop("init", "zero")
-    path = params.pop("scorer", None)
-    threshold = float(params.pop("threshold", 0.5))
-    opt_params = {k: float(params.pop(k)) for k in list(params) if k in OPTIMIZER_DEFAULTS}
-    unknown = set(params) - set(SCORER_DEFAULTS)
-    if unknown:
-        raise ValueError(f"atwu scorer has no parameter(s) {sorted(unknown)}; known: "
-                         f"{', '.join([*SCORER_DEFAULTS, *OPTIMIZER_DEFAULTS, 'init', 'scorer', 'threshold'])}")
-    if init not in ("zero", "saved"):
-        raise ValueError(f"atwu init must be 'zero' or 'saved', got {init!r}")
-    cfg = state.base_model().config
-    scorer = AtwuScorer(getattr(cfg, "hidden_size", None) or cfg.n_embd)
-    if path is None and init == "saved":
-        path = find_scorer(state.base_model(), state.forget)
-    if path is not None:
-        scorer = load_scorer(path)
-    state.scorer = scorer.to(state.device)
-    state.scorer_opt = make_optimizer(state.scorer, **{**OPTIMIZER_DEFAULTS, **opt_params})
-    state.scorer_params = {**SCORER_DEFAULTS, **{k: float(v) for k, v in params.items()}, "threshold": threshold}

@@ -1,5 +1,5 @@
 """One optimiser step: the epoch's batch plan, the loss's inputs from one forward, the backward
-(optionally with the forget gradient orthogonalised), and the ATWU scorer's own step."""
+(optionally with the forget gradient orthogonalised), then the token weights' own update."""
 from __future__ import annotations
 
 import math
@@ -66,20 +66,11 @@ def loss_inputs(state: State, indices: list[int], batch: Batch, retain: Batch | 
     retain forward).
     """
     need = set(state.spec.inputs)
-    atwu = state.scorer is not None
-    out = state.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=atwu)
+    out = state.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **state.weights.forward_kwargs)
     logits = out.logits  # (B, T, V)
     nll = per_token_nll(logits, batch)  # (B, T)
-    inputs = {"nll": nll, "answer_mask": batch.answer_mask}
-    if atwu:
-        hidden = out.hidden_states[-1].detach().float()  # (B, T, H), the token's own position
-        with torch.no_grad():
-            g = state.scorer(hidden) * batch.answer_mask  # (B, T)
-        soft = state.config.weighting in ("auto", "scores")
-        inputs["weights"] = g if soft else (g > state.scorer_params["threshold"]).float()
-        state.last_atwu = (hidden, nll.detach(), batch.answer_mask)
-    else:
-        inputs["weights"] = state.weights.for_batch(indices, batch)
+    state.weights.observe(batch, out, nll)
+    inputs = {"nll": nll, "answer_mask": batch.answer_mask, "weights": state.weights.for_batch(indices, batch)}
     if "logit" in need:
         inputs["logit"] = label_logit(logits, batch)
     if state.reference_rows is not None:
@@ -127,8 +118,8 @@ def orthogonal_backward(state: State, inputs: dict, scale: float) -> None:
 def step(state: State, micro_batches: list[Micro]) -> dict:
     """One optimiser step over `grad_accum` micro-batches; returns the mean loss and stats (floats).
 
-    Every `atwu_every` steps the ATWU scorer takes one step on the last forget micro-batch's
-    detached hidden states and NLL.
+    Then the token weights take their own update (`WeightSource.after_step`; learned weights
+    such as ATWU's scorer step here, fixed ones do nothing).
     """
     cfg = state.config
     state.model.train()
@@ -154,23 +145,5 @@ def step(state: State, micro_batches: list[Micro]) -> dict:
     state.optimizer.step()
     state.optimizer.zero_grad(set_to_none=True)
     state.step += 1
-    if state.scorer is not None and state.step % cfg.atwu_every == 0 and state.last_atwu is not None:
-        totals.update(_scorer_step(state))
+    totals.update(state.weights.after_step(state.step))
     return {k: float(v) for k, v in totals.items()}
-
-
-def _scorer_step(state: State) -> dict:
-    """`selectors.atwu.scorer_step`, plus averaging the scorer's gradient across processes."""
-    from ..selectors.atwu import scorer_loss
-
-    hidden, nll, answer_mask = state.last_atwu
-    params = {k: v for k, v in state.scorer_params.items() if k != "threshold"}
-    g = state.scorer(hidden)  # (B, T)
-    loss, stats = scorer_loss(g, nll, answer_mask, state.scorer.linear.weight, **params)
-    state.scorer_opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if state.accelerator is not None:  # keep every process's scorer identical
-        for p in state.scorer.parameters():
-            p.grad = state.accelerator.reduce(p.grad, reduction="mean")
-    state.scorer_opt.step()
-    return {"scorer_loss": loss.detach(), **{f"scorer_{k}": v for k, v in stats.items()}}

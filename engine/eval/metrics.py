@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.stats import ks_2samp
 
-from .data import Sample
-from .tokens import encode, format_prompt, iter_batches, per_token_nll
+from ..data import Sample
+from ..tokens import encode, eval_mode, format_prompt, iter_batches, per_token_nll
 
 
 # ---------------------------------------------------------------- pure formulas
@@ -40,8 +41,6 @@ def retain_tr_summary(tr: np.ndarray) -> float:
 
 def forget_quality(tr: np.ndarray, retain_model_tr: np.ndarray) -> float:
     """FQ = p-value of the two-sample KS test between TR values of the model and the retain model."""
-    from scipy.stats import ks_2samp
-
     return float(ks_2samp(np.asarray(tr), np.asarray(retain_model_tr)).pvalue)
 
 
@@ -61,7 +60,7 @@ def harmonic_mean(values: list[float]) -> float:
 
 def rouge_l_recall(predictions: list[str], references: list[str]) -> np.ndarray:
     """ROUGE-L recall of each prediction against its reference (rouge-score, stemmer on)."""
-    from rouge_score import rouge_scorer
+    from rouge_score import rouge_scorer  # heavy (pulls in nltk) and only needed for generations
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     return np.array([scorer.score(ref, pred)["rougeL"].recall for pred, ref in zip(predictions, references)])
@@ -73,14 +72,12 @@ def rouge_l_recall(predictions: list[str], references: list[str]) -> np.ndarray:
 def mean_answer_nll(model, tokenizer, questions: list[str], answers: list[str], batch_size: int = 64) -> np.ndarray:
     """Mean NLL over each answer's label tokens (answer + EOS), (N,). Batched, no grad."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     out = []
-    for idx in iter_batches(list(range(len(questions))), batch_size):
-        batch = encode(tokenizer, [questions[i] for i in idx], [answers[i] for i in idx]).to(device)
-        nll = per_token_nll(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits, batch)
-        out.append((nll.sum(1) / batch.label_mask.sum(1).clamp(min=1)).cpu())
-    model.train(was_training)
+    with eval_mode(model):
+        for idx in iter_batches(list(range(len(questions))), batch_size):
+            batch = encode(tokenizer, [questions[i] for i in idx], [answers[i] for i in idx]).to(device)
+            nll = per_token_nll(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits, batch)
+            out.append((nll.sum(1) / batch.label_mask.sum(1).clamp(min=1)).cpu())
     return torch.cat(out).double().numpy()
 
 
@@ -89,24 +86,22 @@ def greedy_generate(model, tokenizer, questions: list[str], max_new_tokens: int 
                     batch_size: int = 32) -> list[str]:
     """Greedy answers to each question (left-padded batches, stop at EOS)."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    outputs: list[str] = []
-    for chunk in iter_batches(questions, batch_size):
-        ids = tokenizer([format_prompt(tokenizer, q) for q in chunk], add_special_tokens=False)["input_ids"]
-        width = max(len(r) for r in ids)
-        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in ids], device=device)
-        attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids], device=device)
-        room = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 10**6)
-        new = max(1, min(max_new_tokens, room - width))
-        gen = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=new,
-                             do_sample=False, eos_token_id=eos, pad_token_id=pad)
-        for row in gen[:, width:].tolist():
-            if eos in row:
-                row = row[:row.index(eos)]
-            outputs.append(tokenizer.decode(row, skip_special_tokens=True).strip())
-    model.train(was_training)
+    with eval_mode(model):
+        eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+        outputs: list[str] = []
+        for chunk in iter_batches(questions, batch_size):
+            ids = tokenizer([format_prompt(tokenizer, q) for q in chunk], add_special_tokens=False)["input_ids"]
+            width = max(len(r) for r in ids)
+            input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in ids], device=device)
+            attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids], device=device)
+            room = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 10**6)
+            new = max(1, min(max_new_tokens, room - width))
+            gen = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=new,
+                                 do_sample=False, eos_token_id=eos, pad_token_id=pad)
+            for row in gen[:, width:].tolist():
+                if eos in row:
+                    row = row[:row.index(eos)]
+                outputs.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     return outputs
 
 

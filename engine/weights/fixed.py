@@ -1,13 +1,14 @@
-"""Per-sample token weights for a run: from a selector (run once on the initial model) or from
-a saved mask set. Stored per sample over its label positions, so any batch can gather them."""
+"""Fixed token weights for a run: from a selector (run once on the initial model) or from a
+saved mask set. Stored per sample over its label positions, so any batch can gather them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
 
-from ..fingerprint import text_hash
+from .. import selectors  # the module, not its names: engine.selectors may still be loading here
 from ..tokens import Batch, encode_samples, gather_rows, iter_batches, label_rows
+from .base import WeightSource
 
 
 def normalise_scores(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -23,40 +24,42 @@ def normalise_scores(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tenso
 
 
 @dataclass
-class SampleWeights:
-    """Per forget sample: weights and target mask over its label positions (1-D, CPU)."""
+class FixedWeights(WeightSource):
+    """Per forget sample: weights and target mask over its label positions (1-D, CPU), fixed
+    for the whole run."""
 
     weights: list[torch.Tensor]
-    targets: list[torch.Tensor]
-    source: str
+    target_rows: list[torch.Tensor]
+    name: str
 
     def for_batch(self, indices: list[int], batch: Batch) -> torch.Tensor:
         """(B, T) float weights of samples `indices`, zero off the answer tokens."""
         return gather_rows(self.weights, indices, batch) * batch.answer_mask
 
+    def targets(self) -> list[torch.Tensor]:
+        return self.target_rows
+
 
 def weights_from_selector(model, tokenizer, samples, name: str, params: dict, weighting: str,
-                          batch_size: int = 32) -> SampleWeights:
+                          batch_size: int = 32) -> FixedWeights:
     """Run selector `name` once on the (initial) model over all forget samples, in batches.
 
     weighting: 'mask' → the selector's hard mask; 'scores' → its scores through
     `normalise_scores`; 'auto' → scores for `atwu`, the mask otherwise.
     """
-    from ..selectors import select
-
     soft = weighting == "scores" or (weighting == "auto" and name == "atwu")
     weights, targets = [], []
     for chunk in iter_batches(list(samples), batch_size):
         batch = encode_samples(tokenizer, chunk)
-        out = select(name, model, tokenizer, chunk, batch=batch, **params)
+        out = selectors.select(name, model, tokenizer, chunk, batch=batch, **params)
         batch = batch.to(out.mask.device)
         w = normalise_scores(out.scores, batch.answer_mask) if soft else out.mask.float()
         weights += label_rows(w, batch)
         targets += label_rows(out.mask, batch)
-    return SampleWeights(weights, targets, f"selector:{name}")
+    return FixedWeights(weights, targets, f"selector:{name}")
 
 
-def weights_from_mask_set(store, name: str, tokenizer, samples) -> SampleWeights:
+def weights_from_mask_set(store, name: str, tokenizer, samples) -> FixedWeights:
     """Per-sample masks of a saved mask set, checked against these samples and this tokenizer.
 
     A sample missing from the set gets no targets; a sample whose text changed, or whose label
@@ -64,32 +67,18 @@ def weights_from_mask_set(store, name: str, tokenizer, samples) -> SampleWeights
     closing EOS is never a target, whatever the set says.
     """
     ms = store.get_mask_set(name)  # NotFound (a KeyError and a ValueError) names an unknown set
-    masks = ms.get("masks") or {}
-    if not masks:
+    if not ms.masks:
         raise ValueError(f"mask set {name!r} is empty: it marks no tokens of any sample")
-    weights, targets, found = [], [], 0
-    for chunk in iter_batches(list(samples), 64):
-        batch = encode_samples(tokenizer, chunk)
-        for i, s in enumerate(chunk):
-            answer = batch.answer_mask[i][batch.label_mask[i]]  # (n,) label positions that may be targets
-            entry = masks.get(s.uid)
-            if entry is None:
-                vec = torch.zeros(answer.numel(), dtype=torch.bool)
-            else:
-                if entry.get("text_hash") and entry["text_hash"] != text_hash(s.question, s.answer):
-                    raise ValueError(f"mask set {name!r} was made for a different text of sample {s.uid} "
-                                     f"({s.question[:50]!r}…): re-create it on this data")
-                vec = torch.tensor([bool(x) for x in entry["mask"]], dtype=torch.bool)
-                if vec.numel() != answer.numel():
-                    raise ValueError(f"mask set {name!r} has {vec.numel()} label positions for sample {s.uid} "
-                                     f"but this tokenizer gives {answer.numel()}: it was made for another tokenizer")
-                found += 1
-            vec = vec & answer
-            weights.append(vec.float())
-            targets.append(vec)
-    if found == 0:
+    masks = ms.masks_for(samples, tokenizer)  # the one text + tokenizer check; names the sample
+    if ms.covered(samples) == 0:
         raise ValueError(f"mask set {name!r} covers none of these {len(samples)} forget samples "
                          f"(was it made for another data split?)")
+    targets = []
+    for m in masks:
+        vec = torch.tensor(m, dtype=torch.bool)
+        vec[-1] = False  # the last label position is the closing EOS: never a target
+        targets.append(vec)
+    weights = [t.float() for t in targets]
     if not any(t.any() for t in targets):
         raise ValueError(f"mask set {name!r} marks no tokens: nothing to forget")
-    return SampleWeights(weights, targets, f"mask_set:{name}")
+    return FixedWeights(weights, targets, f"mask_set:{name}")

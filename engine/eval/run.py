@@ -4,52 +4,33 @@ non-fact) answer tokens."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from ..tokens import encode_samples, fact_mask, iter_batches, label_rows, per_token_nll
-from .state import State
+from ..resolve import model_path, retain_model_for
+from ..tokens import encode_samples, fact_mask, iter_batches, label_rows, per_token_nll, per_token_rows
+from .full import evaluate, reference_truth_ratios
+
+if TYPE_CHECKING:  # engine.train imports this module; State is only an annotation here
+    from ..train.state import State
 
 
-@torch.no_grad()
+def _token_prob(logits: torch.Tensor, batch) -> torch.Tensor:
+    """p(y_t) = exp(−ℓ_t) at each label position, (B, T)."""
+    return torch.exp(-per_token_nll(logits, batch))
+
+
 def forget_token_probs(model, tokenizer, samples, batch_size: int = 64) -> list[torch.Tensor]:
     """Per sample, p(y_t) at each label position (1-D, CPU)."""
-    device = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    out: list[torch.Tensor] = []
-    for chunk in iter_batches(list(samples), batch_size):
-        batch = encode_samples(tokenizer, chunk).to(device)
-        nll = per_token_nll(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits, batch)
-        out += label_rows(torch.exp(-nll), batch)
-    model.train(was)
-    return out
+    return per_token_rows(model, tokenizer, samples, {"p": _token_prob}, batch_size)["p"]
 
 
 def _mean_drop(p0: list[torch.Tensor], p: list[torch.Tensor], sel: list[torch.Tensor]) -> float | None:
     """Mean of p0 − p over the selected label positions of all samples; None when none are."""
     a, b, m = torch.cat(p0), torch.cat(p), torch.cat(sel).bool()
     return float((a - b)[m].mean()) if m.any() else None
-
-
-def _current_targets(state: State) -> list[torch.Tensor]:
-    """Target masks over label positions: fixed weights' masks, or the live ATWU scorer's g > threshold."""
-    if state.scorer is None:
-        return state.weights.targets
-    from ..selectors.atwu import last_hidden
-
-    model = state.base_model()
-    was = model.training
-    model.eval()
-    rows = []
-    for chunk in iter_batches(state.forget, 64):
-        batch = encode_samples(state.tokenizer, chunk).to(state.device)
-        with torch.no_grad():
-            g = state.scorer(last_hidden(model, batch))  # (B, T)
-        rows += label_rows((g > state.scorer_params["threshold"]) & batch.answer_mask, batch)
-    model.train(was)
-    return rows
 
 
 @dataclass
@@ -63,9 +44,6 @@ class EvalContext:
 
 
 def eval_context(state: State) -> EvalContext:
-    from ..evaluate import reference_truth_ratios
-    from ..resolve import model_path, retain_model_for
-
     retain = retain_model_for(state.config.model, state.config.data)
     ref_tr = reference_truth_ratios(model_path(retain), state.bench, state.device) if retain else None
     p0 = forget_token_probs(state.base_model(), state.tokenizer, state.forget)
@@ -83,13 +61,11 @@ def evaluate_state(state: State, ctx: EvalContext) -> dict:
     """FQ, MU + components (forget_probability among them), token probability drops vs step 0,
     the fraction of answer tokens that are targets; a flat dict (plus `notes` when some
     number is unavailable)."""
-    from ..evaluate import evaluate
-
     model = state.base_model()
     report = evaluate(model, state.tokenizer, state.bench, ctx.reference_tr,
                       retain_size=state.config.retain_eval_size, max_new_tokens=state.config.eval_max_new_tokens)
     p = forget_token_probs(model, state.tokenizer, state.forget)
-    targets = _current_targets(state)
+    targets = state.weights.targets()  # fixed masks, or learned weights' current ones
     non_targets = [a & ~t for a, t in zip(ctx.answer_rows, targets)]
     m = {"forget_quality": report.forget_quality, "model_utility": report.model_utility, **report.components,
          "target_prob_drop": _mean_drop(ctx.p0, p, targets),

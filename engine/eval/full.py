@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics, paths
-from .data import Benchmark, Sample
-from .fingerprint import content_hash, weights_fingerprint
+from .. import paths
+from ..data import Benchmark, Sample
+from ..fingerprint import content_hash, weights_fingerprint
+from ..models import load_model
+from . import metrics
 
 EVAL_RETAIN_SIZE = 200
 
@@ -74,8 +76,6 @@ def _fingerprint(model_dir: Path, samples: list[Sample]) -> str:
 
 def reference_truth_ratios(retain_model_dir: str | Path, bench: Benchmark, device: str = "auto") -> np.ndarray | None:
     """The retain model's per-question forget TR values, computed once and cached on disk."""
-    from .models import load_model
-
     retain_model_dir = Path(retain_model_dir)
     cache = paths.cache_dir() / f"reference_tr_{_fingerprint(retain_model_dir, bench.forget)}.json"
     if cache.is_file():

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from .data import Sample
-from .selectors import SELECTORS, NoSpansError, SelectorUnavailable, select
-from .tokens import encode_samples, fact_mask, iter_batches
+from ..data import Sample
+from ..selectors import SELECTORS, NoSpansError, SelectorUnavailable, select
+from ..tokens import encode_samples, fact_mask, iter_batches
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
