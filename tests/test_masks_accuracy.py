@@ -53,3 +53,10 @@ def test_undefined_ratios_are_none():
 def test_lengths_must_agree():
     with pytest.raises(ValueError, match="sample 0 has 2 positions"):
         mask_accuracy([ANSWER], [OFFSETS], [[0, 1]], [TRUTH])
+
+
+def test_words_past_a_truncated_answer_are_left_out():
+    # "Elvin was born in Baku." cut after " born": words "in" and "Baku" have no token
+    offsets = [(0, 2), (2, 5), (5, 9), (9, 14), (-1, -1)]
+    acc = mask_accuracy([ANSWER], [offsets], [[1, 1, 1, 1, 0]], [TRUTH])
+    assert (acc.word.tp, acc.word.fp, acc.word.fn) == (1, 2, 0)

@@ -4,7 +4,8 @@ token level and word level, overall and per span type. Pure Python, no model.
 Token level: the units are answer tokens (label positions without the closing EOS); a token is
 a positive when it overlaps a span (a < e and b > s) and predicted when the mask marks it.
 Word level: the units are the answer's words (`spans.WORD`); a word is a positive when it
-overlaps a span and predicted when any of its tokens is marked.
+overlaps a span and predicted when any of its tokens is marked. Words no token covers (past the
+end of an answer cut to fit the model's context) are left out: no mask can reach them.
 Per span type t: the units are those of type t (overlapping a type-t span) plus those of no
 span; units of other types only are left out, neither right nor wrong (a mask carries no types).
 Untyped spans (type None) count overall and in no type's row.
@@ -97,6 +98,8 @@ def mask_accuracy(answers: Sequence[str], offsets: Sequence[Offsets], masks: Seq
                 hit = {s.type for s in spans if overlaps(o, s.start, s.end)}
                 _count(acc.token, acc.token_by_type, types, bool(m), hit)
         for ws, we in word_spans(answer):
+            if not any(overlaps(o, ws, we) for o in offs):
+                continue  # past a truncated answer's last token
             hit = {s.type for s in spans if s.start < we and s.end > ws}
             predicted = any(bool(m) and overlaps(o, ws, we) for o, m in zip(offs, mask))
             _count(acc.word, acc.word_by_type, types, predicted, hit)

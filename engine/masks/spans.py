@@ -45,11 +45,13 @@ def as_char_span(span: Any) -> CharSpan:
     return CharSpan(int(span.start), int(span.end), getattr(span, "type", None))
 
 
-def label_offsets(tokenizer, samples, batch_size: int = 64) -> list[list[tuple[int, int]]]:
-    """Per sample, the (start, end) offsets of its label positions; (-1, -1) for the closing EOS."""
+def label_offsets(tokenizer, samples, batch_size: int = 64,
+                  max_length: int | None = None) -> list[list[tuple[int, int]]]:
+    """Per sample, the (start, end) offsets of its label positions; (-1, -1) for the closing EOS.
+    max_length: as `engine.tokens.encode` (default: the tokenizer's model context)."""
     rows: list[list[tuple[int, int]]] = []
     for chunk in iter_batches(list(samples), batch_size):
-        batch = encode_samples(tokenizer, chunk)
+        batch = encode_samples(tokenizer, chunk, max_length)
         starts = label_rows(batch.offsets[..., 0], batch)
         ends = label_rows(batch.offsets[..., 1], batch)
         rows += [list(zip(s.tolist(), e.tolist())) for s, e in zip(starts, ends)]
