@@ -6,9 +6,20 @@ import json
 import pytest
 
 from engine.data import Sample
-from engine.masks import (CharSpan, MaskFileError, export_spans, export_words, label_offsets, mask_accuracy,
-                          masks_from_records, read_span_file, read_word_file, spans_to_label_mask, to_jsonl,
-                          truth_from_records)
+from engine.masks import (
+    CharSpan,
+    MaskFileError,
+    export_spans,
+    export_words,
+    label_offsets,
+    mask_accuracy,
+    masks_from_records,
+    read_span_file,
+    read_word_file,
+    spans_to_label_mask,
+    to_jsonl,
+    truth_from_records,
+)
 from engine.masks.interop import word_list_spans
 
 SAMPLES = [Sample("Where was Elvin Mammadov born?", "Elvin Mammadov was born in Baku, Azerbaijan."),

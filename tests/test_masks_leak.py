@@ -61,3 +61,26 @@ def test_cli_bad_span_file_names_the_line(tmp_path, builtin, capsys):
     rc = main(["leak-check", "--limit", "2", "--spans", str(bad), "--store", str(tmp_path / "s.sqlite")])
     assert rc == 2
     assert "spans.jsonl:1: field 'spans[0].end'" in capsys.readouterr().err
+
+
+def test_cli_mask_set_targets_are_its_token_spans(tmp_path, builtin, builtin_tokenizer):
+    from engine.fingerprint import text_hash, tokenizer_fingerprint
+    from engine.masks import label_offsets, spans_to_label_mask
+    from engine.resolve import load_data
+    from engine.store import Store
+
+    samples = load_data("demo").forget[:2]
+    offsets = label_offsets(builtin_tokenizer, samples)
+    store = Store(tmp_path / "s.sqlite")
+    word = "Porto"  # mark one word of sample 1 only; sample 0 gets an empty mask
+    at = samples[1].answer.index(word)
+    masks = {samples[0].uid: (text_hash(samples[0].question, samples[0].answer), [0] * len(offsets[0])),
+             samples[1].uid: (text_hash(samples[1].question, samples[1].answer),
+                              [int(x) for x in spans_to_label_mask(offsets[1], [(at, at + len(word))])])}
+    store.create_mask_set("porto", "demo", "demo", tokenizer_fingerprint(builtin_tokenizer), masks=masks)
+    out = tmp_path / "leak.json"
+    rc = main(["leak-check", "--mask-set", "porto", "--limit", "2", "--store", str(tmp_path / "s.sqlite"),
+               "--json", str(out)])
+    assert rc == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["targets"] for r in rows] == [[], [word]]

@@ -4,8 +4,19 @@ from __future__ import annotations
 import pytest
 
 from engine.data import Sample
-from engine.masks import (MaskFileError, Rule, apply_rules, dump_rules, hand_edits_between, label_offsets,
-                          load_rules, parse_rules, rule_effects, rules_from_json, rules_to_json)
+from engine.masks import (
+    MaskFileError,
+    Rule,
+    apply_rules,
+    dump_rules,
+    hand_edits_between,
+    label_offsets,
+    load_rules,
+    parse_rules,
+    rule_effects,
+    rules_from_json,
+    rules_to_json,
+)
 from engine.masks.phrases import find_phrase
 
 ANSWER = "Ann met Bob and ANN"

@@ -66,7 +66,14 @@ def _mask_set_spans(ms, samples) -> list:
 
 def target_spans(args, samples, store, model_spec: str) -> tuple[list, str]:
     """Per-sample target spans and a description of where they came from."""
-    from ..masks import apply_rules, label_mask_to_spans, label_offsets, load_rules, read_span_file, spans_to_label_mask
+    from ..masks import (
+        apply_rules,
+        label_mask_to_spans,
+        label_offsets,
+        load_rules,
+        read_span_file,
+        spans_to_label_mask,
+    )
     from ..masks.interop import match_records, record_spans
 
     tok = None

@@ -7,13 +7,44 @@ never a target), the store's layout; `spans.label_offsets(tokenizer, samples)` g
 character offsets that map spans and phrases onto them.
 """
 from .accuracy import Counts, MaskAccuracy, mask_accuracy
-from .interop import (SpanRecord, WordRecord, export_spans, export_words, masks_from_records, read_span_file,
-                      read_word_file, truth_from_records)
+from .interop import (
+                      SpanRecord,
+                      WordRecord,
+                      export_spans,
+                      export_words,
+                      masks_from_records,
+                      read_span_file,
+                      read_word_file,
+                      truth_from_records,
+)
 from .jsonl import MaskFileError, to_jsonl
-from .leak_check import LeakReport, LeakRow, leak_check, leak_rows, summarise, target_texts
-from .review import ReviewItem, next_to_review, review_queue, sample_disagreement, vote_entropy
-from .rules import (Rule, RuleEffect, apply_rules, dump_rules, hand_edits_between, load_rules, parse_rules,
-                    rule_effects, rules_from_json, rules_to_json)
+from .leak_check import (
+                      LeakReport,
+                      LeakRow,
+                      leak_check,
+                      leak_rows,
+                      summarise,
+                      target_texts,
+)
+from .review import (
+                      ReviewItem,
+                      next_to_review,
+                      review_queue,
+                      sample_disagreement,
+                      vote_entropy,
+)
+from .rules import (
+                      Rule,
+                      RuleEffect,
+                      apply_rules,
+                      dump_rules,
+                      hand_edits_between,
+                      load_rules,
+                      parse_rules,
+                      rule_effects,
+                      rules_from_json,
+                      rules_to_json,
+)
 from .spans import CharSpan, label_mask_to_spans, label_offsets, spans_to_label_mask
 
 __all__ = ["CharSpan", "Counts", "LeakReport", "LeakRow", "MaskAccuracy", "MaskFileError", "ReviewItem", "Rule",

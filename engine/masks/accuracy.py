@@ -14,10 +14,18 @@ precision = TP/(TP+FP), recall = TP/(TP+FN), F1 = 2PR/(P+R); each None when its 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
-from .spans import Offsets, as_char_span, check_mask_lengths, is_answer_token, overlaps, word_spans
+from .spans import (
+    Offsets,
+    as_char_span,
+    check_mask_lengths,
+    is_answer_token,
+    overlaps,
+    word_spans,
+)
 
 
 @dataclass

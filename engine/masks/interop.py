@@ -17,13 +17,22 @@ so a bad file changes nothing.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .jsonl import MaskFileError, fail, parse_jsonl, read_jsonl, text_field
 from .phrases import find_phrase
-from .spans import CharSpan, Offsets, check_mask_lengths, label_mask_to_spans, overlaps, spans_to_label_mask, word_spans
+from .spans import (
+    CharSpan,
+    Offsets,
+    check_mask_lengths,
+    label_mask_to_spans,
+    overlaps,
+    spans_to_label_mask,
+    word_spans,
+)
 
 
 @dataclass(frozen=True)
@@ -167,6 +176,18 @@ def export_words(samples, offsets: Sequence[Offsets], masks: Sequence[Sequence[A
             for s, o, m in zip(samples, offsets, masks)]
 
 
-__all__ = ["MaskFileError", "SpanRecord", "WordRecord", "export_spans", "export_words", "masks_from_records",
-           "mask_words", "match_records", "read_span_file", "read_word_file", "record_spans", "truth_from_records",
-           "word_list_spans"]
+__all__ = [
+    "MaskFileError",
+    "SpanRecord",
+    "WordRecord",
+    "export_spans",
+    "export_words",
+    "mask_words",
+    "masks_from_records",
+    "match_records",
+    "read_span_file",
+    "read_word_file",
+    "record_spans",
+    "truth_from_records",
+    "word_list_spans",
+]

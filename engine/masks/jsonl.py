@@ -3,8 +3,9 @@ lines skipped, every problem a `MaskFileError("<file>:<line>: field '<f>': <what
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 
 class MaskFileError(ValueError):

@@ -12,8 +12,9 @@ leak / samples with ≥ 1 target. Each is None when there is no target.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from .phrases import contains_exact, contains_normalised, normalise
 from .spans import as_char_span

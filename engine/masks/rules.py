@@ -16,13 +16,28 @@ file is JSON lines, one rule per line (`load_rules`, errors name the line and fi
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from .jsonl import MaskFileError, bool_field, fail, parse_jsonl, read_jsonl, text_field, to_jsonl
+from .jsonl import (
+    MaskFileError,
+    bool_field,
+    fail,
+    parse_jsonl,
+    read_jsonl,
+    text_field,
+    to_jsonl,
+)
 from .phrases import find_phrase, phrase_pattern
-from .spans import Offsets, check_mask_lengths, is_answer_token, label_offsets, spans_to_label_mask
+from .spans import (
+    Offsets,
+    check_mask_lengths,
+    is_answer_token,
+    label_offsets,
+    spans_to_label_mask,
+)
 
 HandEdits = Mapping[int, bool]  # label position -> the value a person set by hand
 
@@ -38,7 +53,7 @@ class Rule:
 
     def __post_init__(self):
         if not isinstance(self.phrase, str):
-            raise ValueError(f"rule phrase must be a string, got {type(self.phrase).__name__}")
+            raise TypeError(f"rule phrase must be a string, got {type(self.phrase).__name__}")
         phrase_pattern(self.phrase)  # ValueError for an empty phrase
 
     def occurrences(self, text: str) -> list[tuple[int, int]]:

@@ -8,8 +8,9 @@ position has the character offsets (start, end) of its token inside the answer; 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..tokens import encode_samples, iter_batches, label_rows
 
