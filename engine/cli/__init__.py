@@ -12,7 +12,7 @@ import sys
 
 from ..params import parse_params  # noqa: F401  (the commands import it from here)
 
-COMMANDS = ["setup", "eval", "score", "selector-report", "unlearn", "runs", "fit-scorer"]
+COMMANDS = ["setup", "eval", "score", "selector-report", "unlearn", "runs", "fit-scorer", "leak-check"]
 
 NAMES_HELP = """built-in names:
   models: demo (target model), demo-retain (retain model), or a local HF model directory
