@@ -36,32 +36,19 @@ def add_arguments(p) -> None:
     p.add_argument("--csv", default=None, help="write the per-sample rows to this CSV file")
 
 
-def _get(obj, key: str):
-    """A field of a store record, whether the store returns dicts or dataclasses."""
-    return obj[key] if isinstance(obj, dict) else getattr(obj, key)
-
-
-def _mask_set_spans(ms, samples) -> list:
+def _mask_set_spans(ms, samples) -> tuple[list, object]:
     """Character spans of a stored mask set's per-sample masks (checked against tokenizer and text)."""
-    from ..fingerprint import text_hash, tokenizer_fingerprint
+    from ..fingerprint import tokenizer_fingerprint
     from ..masks import label_mask_to_spans, label_offsets
     from ..models import load_tokenizer
     from ..resolve import model_path
 
-    tok = load_tokenizer(model_path(_get(ms, "model")))
-    if tokenizer_fingerprint(tok) != _get(ms, "tokenizer_fingerprint"):
-        raise UserError(f"mask set {_get(ms, 'name')!r} was made for another tokenizer than {_get(ms, 'model')}'s")
-    masks = _get(ms, "masks")
-    out = []
-    for s, offs in zip(samples, label_offsets(tok, samples)):
-        entry = masks.get(s.uid)
-        if entry is None:
-            out.append([])
-            continue
-        if _get(entry, "text_hash") != text_hash(s.question, s.answer):
-            raise UserError(f"mask set {_get(ms, 'name')!r} was made for a different text of sample {s.uid}")
-        out.append(label_mask_to_spans(offs, _get(entry, "mask"), s.answer))
-    return out, tok
+    tok = load_tokenizer(model_path(ms.model))
+    if tokenizer_fingerprint(tok) != ms.tokenizer_fingerprint:
+        raise UserError(f"mask set {ms.name!r} was made for another tokenizer than {ms.model}'s")
+    masks = ms.masks_for(samples, tok)  # the one text + tokenizer check (ValueError names the sample)
+    return [label_mask_to_spans(offs, m, s.answer) if s.uid in ms.masks else []
+            for s, offs, m in zip(samples, label_offsets(tok, samples), masks)], tok
 
 
 def target_spans(args, samples, store, model_spec: str) -> tuple[list, str]:
@@ -109,11 +96,11 @@ def _run_defaults(args, store) -> tuple[str, str | None, str | None]:
     if args.run_id is None:
         return args.model or "demo", args.data, args.mask_set
     run = store.get_run(args.run_id)
-    checkpoints, config = _get(run, "checkpoints") or {}, _get(run, "config") or {}
+    checkpoints, config = run.checkpoints, run.config or {}
     if args.model is None:
         if args.checkpoint not in checkpoints:
             raise UserError(f"run {args.run_id} has no {args.checkpoint} checkpoint (it has: {', '.join(checkpoints) or 'none'})")
-        model = _get(checkpoints[args.checkpoint], "path")
+        model = checkpoints[args.checkpoint].path
     else:
         model = args.model
     mask_set = args.mask_set or (None if args.spans else config.get("mask_set"))
@@ -145,7 +132,7 @@ def run(args) -> int:
     model_spec, data_spec, mask_set = _run_defaults(args, store)
     args.mask_set = mask_set
     if mask_set and data_spec is None:
-        data_spec = _get(store.get_mask_set(mask_set), "data")
+        data_spec = store.get_mask_set(mask_set).data
     bench = load_data(data_spec or "demo")
     samples = bench.forget[:args.limit] if args.limit else bench.forget
     spans, source = target_spans(args, samples, store, model_spec)

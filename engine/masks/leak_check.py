@@ -87,7 +87,7 @@ def summarise(rows: list[LeakRow]) -> LeakReport:
 def leak_check(model, tokenizer, samples, spans_per_sample: Sequence[Sequence[Any]], max_new_tokens: int = 64,
                batch_size: int = 32) -> LeakReport:
     """Greedy answers of `model` to every sample's question, checked against the target spans."""
-    from ..metrics import greedy_generate
+    from ..eval.metrics import greedy_generate
 
     if len(spans_per_sample) != len(samples):
         raise ValueError(f"leak check: {len(spans_per_sample)} span lists for {len(samples)} samples")
