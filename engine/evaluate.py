@@ -41,10 +41,11 @@ def evaluate(model, tokenizer, bench: Benchmark, reference_tr: np.ndarray | None
     """Score `model` on the forget split, a retain subset and the two real-world sets (SPEC §4)."""
     comps: dict[str, float | None] = {}
     notes: list[str] = []
-    forget = metrics.score_split(model, tokenizer, bench.forget, "forget", max_new_tokens, batch_size)
+    forget = metrics.score_split(model, tokenizer, bench.eval_split("forget"), "forget", max_new_tokens, batch_size)
     for key, split_name, kind in (("retain", "retain", "retain"), ("real_authors", "real_authors", "real_world"),
                                   ("world_facts", "world_facts", "real_world")):
-        samples = eval_subset(bench.split(split_name), retain_size) if key == "retain" else bench.split(split_name)
+        samples = bench.eval_split(split_name)  # protocol 'tofu' fixes the sizes; 'all' subsamples retain
+        samples = eval_subset(samples, retain_size) if key == "retain" and bench.protocol == "all" else samples
         if not samples:
             notes.append(f"no {key} split: model utility is unavailable")
             comps.update({f"{key}_probability": None, f"{key}_rouge_l": None, f"{key}_truth_ratio": None})
@@ -77,11 +78,12 @@ def reference_truth_ratios(retain_model_dir: str | Path, bench: Benchmark, devic
     from .models import load_model
 
     retain_model_dir = Path(retain_model_dir)
-    cache = paths.cache_dir() / f"reference_tr_{_fingerprint(retain_model_dir, bench.forget)}.json"
+    forget = bench.eval_split("forget")
+    cache = paths.cache_dir() / f"reference_tr_{_fingerprint(retain_model_dir, forget)}.json"
     if cache.is_file():
         return np.array(json.loads(cache.read_text()))
     model, tok = load_model(retain_model_dir, device)
-    tr = metrics.truth_ratios(model, tok, bench.forget)
+    tr = metrics.truth_ratios(model, tok, forget)
     if tr is None:
         return None
     cache.write_text(json.dumps(tr.tolist()))
