@@ -12,7 +12,7 @@ import sys
 
 from ..params import parse_params  # noqa: F401  (the commands import it from here)
 
-COMMANDS = ["setup", "eval", "score", "selector-report", "unlearn", "runs", "fit-scorer"]
+COMMANDS = ["setup", "finetune", "eval", "score", "selector-report", "unlearn", "runs", "fit-scorer"]
 
 from ..data.tofu_layout import roles_help
 
