@@ -126,8 +126,8 @@ def train_causal_lm(model, tokenizer, samples, settings: TrainSettings, progress
     room = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
     need = context_length(tokenizer, samples)
     if room is not None and need > room:
-        raise ValueError(f"the longest prompt + answer has {need} tokens, more than the {label} model's context "
-                         f"of {room}; answers are not cut: use a model with a longer context")
+        raise ValueError(f"the longest prompt + answer has {need} tokens, more than the context "
+                         f"of {room} ({label}); answers are not cut: use a model with a longer context")
     torch.manual_seed(settings.seed)
     epochs = max_epochs or settings.epochs
     params = [p for p in model.parameters() if p.requires_grad]
