@@ -67,10 +67,18 @@ def evaluate(model, tokenizer, bench: Benchmark, reference_tr: np.ndarray | None
     return EvalReport(fq, metrics.model_utility(comps), comps, forget.truth_ratios, notes)
 
 
-def _fingerprint(model_dir: Path, samples: list[Sample]) -> str:
-    """Cache key of a retain model's truth ratios: its weights and the samples' content."""
-    return content_hash(weights_fingerprint(model_dir) or str(model_dir),
+def _fingerprint(model_dir: Path, samples: list[Sample], prompt_format: str = "") -> str:
+    """Cache key of a retain model's truth ratios: its weights, the prompt format and the samples."""
+    return content_hash(weights_fingerprint(model_dir) or str(model_dir), prompt_format,
                         *(json.dumps(s.to_json(), sort_keys=True) for s in samples), length=20)
+
+
+def prompt_format(model_dir: Path) -> str:
+    """The prompt format a model's answers are scored under: its chat template, else the plain one."""
+    from .models.loading import load_tokenizer
+    from .tokens import PLAIN_TEMPLATE
+
+    return getattr(load_tokenizer(model_dir), "chat_template", None) or PLAIN_TEMPLATE
 
 
 def reference_truth_ratios(retain_model_dir: str | Path, bench: Benchmark, device: str = "auto") -> np.ndarray | None:
@@ -79,7 +87,7 @@ def reference_truth_ratios(retain_model_dir: str | Path, bench: Benchmark, devic
 
     retain_model_dir = Path(retain_model_dir)
     forget = bench.eval_split("forget")
-    cache = paths.cache_dir() / f"reference_tr_{_fingerprint(retain_model_dir, forget)}.json"
+    cache = paths.cache_dir() / f"reference_tr_{_fingerprint(retain_model_dir, forget, prompt_format(retain_model_dir))}.json"
     if cache.is_file():
         return np.array(json.loads(cache.read_text()))
     model, tok = load_model(retain_model_dir, device)

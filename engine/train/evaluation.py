@@ -66,7 +66,7 @@ def eval_context(state: State) -> EvalContext:
     from ..evaluate import reference_truth_ratios
     from ..resolve import model_path, retain_model_for
 
-    retain = retain_model_for(state.config.model, state.config.data)
+    retain = state.config.retain_model or retain_model_for(state.config.model, state.config.data)
     ref_tr = reference_truth_ratios(model_path(retain), state.bench, state.device) if retain else None
     p0 = forget_token_probs(state.base_model(), state.tokenizer, state.forget)
     has_spans = any(s.spans for s in state.forget)
