@@ -47,18 +47,20 @@ def retain_model_for(model_spec: str, data_spec: str) -> str | None:
     return "demo-retain" if data_spec == "demo" or data_spec.startswith("demo/") else None
 
 
-def load_data(spec: str, progress=None) -> Benchmark:
-    """A Benchmark from a short name, a TOFU directory, or `DIR/<forget stem>`."""
+def load_data(spec: str, progress=None, protocol: str | None = None) -> Benchmark:
+    """A Benchmark from a short name, a TOFU directory, or `DIR/<forget stem>`.
+
+    protocol: 'tofu' or 'all' (engine.data.Benchmark); None: 'tofu' on TOFU's own layout, else 'all'."""
     if spec == "demo" or spec.startswith("demo/"):
         split = spec.split("/", 1)[1] if "/" in spec else "forget10"
         if spec not in DATA_NAMES:
             raise DataError(f"unknown built-in split {spec!r}; use one of {', '.join(DATA_NAMES)}")
-        bench = load_benchmark(ensure_builtin(progress).data, split)
+        bench = load_benchmark(ensure_builtin(progress).data, split, protocol)
         bench.name = f"demo/{split}"
         return bench
     path = Path(spec).expanduser()
     if path.is_dir():
-        return load_benchmark(path)
+        return load_benchmark(path, protocol=protocol)
     if path.parent.is_dir():
-        return load_benchmark(path.parent, path.name)
+        return load_benchmark(path.parent, path.name, protocol)
     raise DataError(f"{spec}: no such data directory (built-in names: {', '.join(DATA_NAMES)})")

@@ -12,12 +12,18 @@ import sys
 
 from ..params import parse_params  # noqa: F401  (the commands import it from here)
 
-COMMANDS = ["setup", "eval", "score", "selector-report", "unlearn", "runs", "fit-scorer", "leak-check"]
+COMMANDS = ["setup", "finetune", "eval", "score", "selector-report", "unlearn", "runs", "fit-scorer", "leak-check"]
 
-NAMES_HELP = """built-in names:
+from ..data.tofu_layout import roles_help
+
+NAMES_HELP = f"""built-in names:
   models: demo (target model), demo-retain (retain model), or a local HF model directory
   data:   demo (= demo/forget10), demo/forget01, demo/forget05, demo/forget10,
-          or a TOFU-layout directory (optionally DIR/<forget file stem>)"""
+          or a TOFU-layout directory (optionally DIR/<forget file stem>)
+  TOFU's file names, and the role each plays (N = 01, 05, 10):
+{roles_help()}
+  On that layout evaluation follows TOFU's published protocol (first 300 forget questions,
+  first 300 retain_perturbed rows); any other layout scores every forget question."""
 
 
 class UserError(Exception):

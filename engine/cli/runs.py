@@ -41,6 +41,15 @@ def _source(cfg: dict) -> str:
     return f"mask set {cfg['mask_set']}" if cfg.get("mask_set") else str(cfg.get("selector"))
 
 
+def _missing_fq(cfg: dict) -> str:
+    """Why a run has no FQ: no retain model given (config.retain_model, else the built-in pairing)."""
+    from ..resolve import retain_model_for
+
+    if not (cfg.get("retain_model") or retain_model_for(str(cfg.get("model")), str(cfg.get("data")))):
+        return "unavailable: no retain model given"
+    return "-"
+
+
 def list_table(runs: list[RunRecord]) -> str:
     lines = ["| id | status | model | data | loss | tokens | epochs | best FQ | MU (last) |", "|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
@@ -48,9 +57,10 @@ def list_table(runs: list[RunRecord]) -> str:
         eps = [m for m in epochs_of(run) if (m.get("epoch") or 0) >= 1]
         fqs = [m["forget_quality"] for m in eps if m.get("forget_quality") is not None]
         last = eps[-1] if eps else {}
+        best_fq = _fmt(max(fqs)) if fqs else _missing_fq(cfg)
         lines.append(f"| {run.id} | {run.status} | {cfg.get('model')} | {cfg.get('data')} | "
                      f"{cfg.get('loss')} | {_source(cfg)} | {len(eps)}/{cfg.get('epochs')} | "
-                     f"{_fmt(max(fqs) if fqs else None)} | {_fmt(last.get('model_utility'))} |")
+                     f"{best_fq} | {_fmt(last.get('model_utility'))} |")
     return "\n".join(lines)
 
 

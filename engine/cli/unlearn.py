@@ -49,6 +49,8 @@ def add_arguments(p) -> None:
                    help="retain questions used for model utility (default: 200)")
     p.add_argument("--eval-max-new-tokens", type=int, default=d.eval_max_new_tokens,
                    help="greedy answer length for ROUGE in the evaluation (default: 64)")
+    p.add_argument("--retain-model", default=None, help="retain model for forget quality (model name or HF "
+                   "directory; default: demo-retain on built-in data, else none and FQ is unavailable)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
     p.add_argument("--no-eval", action="store_true", help="skip the per-epoch evaluation")
     p.add_argument("--no-checkpoints", action="store_true", help="keep no best/final checkpoints")
@@ -56,6 +58,7 @@ def add_arguments(p) -> None:
 
 
 def config_from_args(args):
+    from ..resolve import retain_model_for
     from ..train import RunConfig
 
     return RunConfig(model=args.model, data=args.data, loss=args.loss,
@@ -67,13 +70,17 @@ def config_from_args(args):
                      lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_targets=args.lora_targets,
                      device=args.device, retain_eval_size=args.retain_eval_size,
                      eval_max_new_tokens=args.eval_max_new_tokens, max_steps=args.max_steps,
-                     eval_every_epoch=not args.no_eval, save_checkpoints=not args.no_checkpoints)
+                     eval_every_epoch=not args.no_eval, save_checkpoints=not args.no_checkpoints,
+                     retain_model=args.retain_model or retain_model_for(args.model, args.data))
 
 
 def _fmt(x) -> str:
     if x is None:
         return "n/a"
     return f"{x:.3g}" if isinstance(x, float) else str(x)
+
+
+NO_RETAIN = "unavailable: no retain model given (--retain-model)"
 
 
 def format_epoch(m: dict) -> str:
@@ -93,6 +100,8 @@ def run(args) -> int:
     config = config_from_args(args)
     store = default_store()
     check_run(config, store)  # a config that cannot run fails here, before the progress bar
+    if config.retain_model is None:
+        print(f"forget quality: {NO_RETAIN}")
     cancel = threading.Event()
     bar = None
 

@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from .sample import Benchmark, Sample, Span
+from .sample import PROTOCOLS, Benchmark, Sample, Span
 
 
 class DataError(ValueError):
@@ -117,16 +117,22 @@ def _pick(files: dict[str, Path], prefix: str) -> Path | None:
     return files[matches[0]] if len(matches) == 1 else None
 
 
-def load_benchmark(directory: str | Path, forget: str | None = None) -> Benchmark:
+def load_benchmark(directory: str | Path, forget: str | None = None, protocol: str | None = None) -> Benchmark:
     """Load a TOFU-layout directory.
 
     forget: the forget split's file stem (e.g. `forget10`); optional when the directory holds
-    exactly one `forget*` file. Its retain split is `retain{100-N}` for `forgetN`, else the
-    single `retain*` file; `real_authors*` and `world_facts*` are the utility sets.
+    exactly one `forget*` file (`forgetN_perturbed.json` is preferred over `forgetN.json`).
+    The retain term trains on `retain{100-N}` for `forgetN`, else on the single `retain*` file.
+    When `retain_perturbed.json` sits beside a `retain{100-N}` file (TOFU's own layout), model
+    utility is evaluated on `retain_perturbed` instead (`Benchmark.retain_eval`).
+    `real_authors*` and `world_facts*` are the utility sets.
+    protocol: 'tofu' or 'all' (see `Benchmark`); default 'tofu' on TOFU's layout, else 'all'.
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"{directory}: no such data directory")
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise DataError(f"protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
     files = _data_files(directory)
     forget_stems = sorted(s for s in files if s.startswith("forget"))
     if forget is None:
@@ -137,18 +143,23 @@ def load_benchmark(directory: str | Path, forget: str | None = None) -> Benchmar
     forget = forget.removesuffix(".json").removesuffix(".jsonl").removesuffix("_perturbed")
     if forget not in files:
         raise DataError(f"{directory}: no split {forget!r}; found {sorted(files)}")
-    retain_file = None
+    retain_file = retain_eval_file = None
     m = re.fullmatch(r"forget(\d+)", forget)
     if m and f"retain{100 - int(m.group(1))}" in files:
         retain_file = files[f"retain{100 - int(m.group(1))}"]
+        if files.get("retain", Path()).name in ("retain_perturbed.json", "retain_perturbed.jsonl"):
+            retain_eval_file = files["retain"]
     elif not m:
         retain_file = _pick(files, "retain")
     real = _pick(files, "real_authors")
     world = _pick(files, "world_facts")
+    tofu_layout = retain_eval_file is not None
     return Benchmark(
         name=f"{directory.name}/{forget}",
         forget=load_file(files[forget]),
         retain=load_file(retain_file) if retain_file else [],
         real_authors=load_file(real) if real else [],
         world_facts=load_file(world) if world else [],
+        retain_eval=load_file(retain_eval_file) if retain_eval_file else None,
+        protocol=protocol or ("tofu" if tofu_layout else "all"),
     )

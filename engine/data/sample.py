@@ -43,11 +43,21 @@ class Sample:
         return row
 
 
+PROTOCOLS = ("all", "tofu")
+TOFU_EVAL_SIZE = 300  # TOFU's published figures: `ds_size: 300` for forget10 and retain_perturbed
+
+
 @dataclass
 class Benchmark:
     """A forget split with its retain split and the two general-knowledge (utility) sets.
 
     Any of retain / real_authors / world_facts may be empty; metrics that need them say so.
+    retain: the samples the unlearning retain term trains on. retain_eval: the samples model
+    utility is evaluated on when they differ (TOFU: `retain_perturbed.json`, while the retain
+    term trains on `retain{100-N}.json`); None means `retain`.
+    protocol: which evaluation sizes `eval_split` applies. 'all': every forget question, the
+    whole retain evaluation split (the evaluator may subsample it). 'tofu': TOFU's published
+    protocol, the first 300 forget questions and the first 300 retain-evaluation rows.
     """
 
     name: str
@@ -55,6 +65,21 @@ class Benchmark:
     retain: list[Sample] = field(default_factory=list)
     real_authors: list[Sample] = field(default_factory=list)
     world_facts: list[Sample] = field(default_factory=list)
+    retain_eval: list[Sample] | None = None
+    protocol: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol {self.protocol!r}: use one of {', '.join(PROTOCOLS)}")
+
+    def eval_split(self, name: str) -> list[Sample]:
+        """The samples a split is evaluated on under `protocol` (retain: `retain_eval` when set)."""
+        samples = self.split(name)
+        if name == "retain" and self.retain_eval is not None:
+            samples = self.retain_eval
+        if self.protocol == "tofu" and name in ("forget", "retain"):
+            samples = samples[:TOFU_EVAL_SIZE]
+        return samples
 
     def split(self, name: str) -> list[Sample]:
         if name not in ("forget", "retain", "real_authors", "world_facts"):

@@ -10,7 +10,8 @@ import numpy as np
 from .. import paths
 from ..data import Benchmark, Sample
 from ..fingerprint import content_hash, weights_fingerprint
-from ..models import load_model
+from ..models import load_model, load_tokenizer
+from ..tokens import PLAIN_TEMPLATE
 from . import metrics
 
 EVAL_RETAIN_SIZE = 200
@@ -43,10 +44,11 @@ def evaluate(model, tokenizer, bench: Benchmark, reference_tr: np.ndarray | None
     """Score `model` on the forget split, a retain subset and the two real-world sets (SPEC §4)."""
     comps: dict[str, float | None] = {}
     notes: list[str] = []
-    forget = metrics.score_split(model, tokenizer, bench.forget, "forget", max_new_tokens, batch_size)
+    forget = metrics.score_split(model, tokenizer, bench.eval_split("forget"), "forget", max_new_tokens, batch_size)
     for key, split_name, kind in (("retain", "retain", "retain"), ("real_authors", "real_authors", "real_world"),
                                   ("world_facts", "world_facts", "real_world")):
-        samples = eval_subset(bench.split(split_name), retain_size) if key == "retain" else bench.split(split_name)
+        samples = bench.eval_split(split_name)  # protocol 'tofu' fixes the sizes; 'all' subsamples retain
+        samples = eval_subset(samples, retain_size) if key == "retain" and bench.protocol == "all" else samples
         if not samples:
             notes.append(f"no {key} split: model utility is unavailable")
             comps.update({f"{key}_probability": None, f"{key}_rouge_l": None, f"{key}_truth_ratio": None})
@@ -68,20 +70,27 @@ def evaluate(model, tokenizer, bench: Benchmark, reference_tr: np.ndarray | None
     return EvalReport(fq, metrics.model_utility(comps), comps, forget.truth_ratios, notes)
 
 
-def _fingerprint(model_dir: Path, samples: list[Sample]) -> str:
-    """Cache key of a retain model's truth ratios: its weights and the samples' content."""
-    return content_hash(weights_fingerprint(model_dir) or str(model_dir),
+def _fingerprint(model_dir: Path, samples: list[Sample], prompt_format: str = "") -> str:
+    """Cache key of a retain model's truth ratios: its weights, the prompt format and the samples."""
+    return content_hash(weights_fingerprint(model_dir) or str(model_dir), prompt_format,
                         *(json.dumps(s.to_json(), sort_keys=True) for s in samples), length=20)
+
+
+def prompt_format(model_dir: Path) -> str:
+    """The prompt format a model's answers are scored under: its chat template, else the plain one."""
+
+    return getattr(load_tokenizer(model_dir), "chat_template", None) or PLAIN_TEMPLATE
 
 
 def reference_truth_ratios(retain_model_dir: str | Path, bench: Benchmark, device: str = "auto") -> np.ndarray | None:
     """The retain model's per-question forget TR values, computed once and cached on disk."""
     retain_model_dir = Path(retain_model_dir)
-    cache = paths.cache_dir() / f"reference_tr_{_fingerprint(retain_model_dir, bench.forget)}.json"
+    forget = bench.eval_split("forget")
+    cache = paths.cache_dir() / f"reference_tr_{_fingerprint(retain_model_dir, forget, prompt_format(retain_model_dir))}.json"
     if cache.is_file():
         return np.array(json.loads(cache.read_text()))
     model, tok = load_model(retain_model_dir, device)
-    tr = metrics.truth_ratios(model, tok, bench.forget)
+    tr = metrics.truth_ratios(model, tok, forget)
     if tr is None:
         return None
     cache.write_text(json.dumps(tr.tolist()))

@@ -1,5 +1,5 @@
 """Reference points of the trade-off plot: the target model and (when the data has one) the
-retain model, evaluated like a run (engine.evaluate) and cached in memory and on disk.
+retain model, evaluated like a run (engine.eval.full) and cached in memory and on disk.
 
     points = reference_points(session, "demo", "demo")   # [{label, model, metrics, notes}, ...]
 """

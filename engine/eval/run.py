@@ -44,7 +44,7 @@ class EvalContext:
 
 
 def eval_context(state: State) -> EvalContext:
-    retain = retain_model_for(state.config.model, state.config.data)
+    retain = state.config.retain_model or retain_model_for(state.config.model, state.config.data)
     ref_tr = reference_truth_ratios(model_path(retain), state.bench, state.device) if retain else None
     p0 = forget_token_probs(state.base_model(), state.tokenizer, state.forget)
     has_spans = any(s.spans for s in state.forget)

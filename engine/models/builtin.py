@@ -10,20 +10,16 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import math
-import random
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from .. import paths
 from ..data import load_file
 from ..data.synthetic import GENERATOR_VERSION, write_benchmark
-from ..tokens import encode_samples, per_token_nll
+from .finetune import TrainSettings, cosine_lr, save_hf, tiny_gpt2, train_causal_lm  # noqa: F401 (cosine_lr: re-exported)
 
 Progress = Callable[[float, str], None]
 
@@ -75,49 +71,19 @@ def train_tokenizer(texts: list[str], vocab_size: int, max_length: int):
                                    model_max_length=max_length)
 
 
-def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
-    """Linear warm-up to `peak`, then cosine decay to 0 (a pure function of the step)."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    return 0.5 * peak * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+def builtin_settings(recipe: Recipe) -> TrainSettings:
+    """The recipe's training hyper-parameters for the shared fine-tuning loop (seeded shuffle,
+    no gradient accumulation, AdamW β = (0.9, 0.98)): the same steps the bootstrap always ran."""
+    return TrainSettings(epochs=recipe.epochs, lr=recipe.lr, weight_decay=recipe.weight_decay,
+                         batch_size=recipe.batch_size, grad_accum=1, warmup_steps=recipe.warmup_steps,
+                         betas=(0.9, 0.98), max_grad_norm=1.0, batching="shuffle", seed=recipe.seed)
 
 
 def train_lm(samples, tokenizer, recipe: Recipe, progress: Progress | None, label: str,
              share: tuple[float, float]):
-    """Train a fresh tiny GPT-2 on answer tokens only; return the model (CPU, eval mode)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(recipe.seed)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=recipe.n_positions, n_embd=recipe.n_embd,
-                        n_layer=recipe.n_layer, n_head=recipe.n_head, resid_pdrop=0.0, embd_pdrop=0.0,
-                        attn_pdrop=0.0, bos_token_id=tokenizer.eos_token_id,
-                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    model = GPT2LMHeadModel(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.98),
-                            weight_decay=recipe.weight_decay)
-    rng = random.Random(recipe.seed)
-    order = list(range(len(samples)))
-    steps_per_epoch = math.ceil(len(samples) / recipe.batch_size)
-    total = steps_per_epoch * recipe.epochs
-    step = 0
-    model.train()
-    for epoch in range(recipe.epochs):
-        rng.shuffle(order)
-        for i in range(0, len(order), recipe.batch_size):
-            batch = encode_samples(tokenizer, [samples[j] for j in order[i:i + recipe.batch_size]])
-            for group in opt.param_groups:
-                group["lr"] = cosine_lr(step, total, recipe.lr, recipe.warmup_steps)
-            nll = per_token_nll(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits, batch)
-            loss = nll.sum() / batch.label_mask.sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            step += 1
-            if progress:
-                progress(share[0] + share[1] * step / total,
-                         f"training {label} model: epoch {epoch + 1}/{recipe.epochs}, loss {loss.item():.3f}")
-    return model.eval()
+    """Train a fresh tiny GPT-2 on answer tokens only (`finetune.train_causal_lm`); CPU, eval mode."""
+    model = tiny_gpt2(tokenizer, recipe.n_positions, recipe.n_layer, recipe.n_embd, recipe.n_head, recipe.seed)
+    return train_causal_lm(model, tokenizer, samples, builtin_settings(recipe), progress, label, share)
 
 
 def _is_current(p: BuiltinPaths, recipe: Recipe) -> bool:
@@ -167,12 +133,7 @@ def ensure_builtin(progress: Progress | None = None, recipe: Recipe = Recipe()) 
         tokenizer = train_tokenizer(texts, recipe.vocab_size, recipe.n_positions)
         for label, samples, out, share in (("target", full + general, p.target, (0.02, 0.49)),
                                            ("retain", retain90 + general, p.retain, (0.51, 0.49))):
-            model = train_lm(samples, tokenizer, recipe, progress, label, share)
-            tmp = out.with_name(out.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            model.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
-            tmp.rename(out)
+            save_hf(train_lm(samples, tokenizer, recipe, progress, label, share), tokenizer, out)
         seconds = time.perf_counter() - started
         (p.root / "recipe.json").write_text(json.dumps(
             {"digest": recipe.digest(), "recipe": asdict(recipe), "build_seconds": round(seconds, 1)}, indent=1))

@@ -60,6 +60,7 @@ class RunConfig:
     atwu_every: int = 5
     max_steps: int | None = None
     save_checkpoints: bool = True
+    retain_model: str | None = None  # FQ's gold standard; None: resolve.retain_model_for (demo → demo-retain)
 
     def to_dict(self) -> dict:
         return asdict(self)

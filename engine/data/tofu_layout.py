@@ -1,0 +1,70 @@
+"""TOFU's own file layout: which file plays which role, and a writer that lays the built-in
+benchmark out under TOFU's exact file names and fields (for tests and for trying the layout).
+
+Roles (locuslab/TOFU on the Hugging Face hub; `N` is 01, 05 or 10):
+- `forgetN.json`: the forget split (question, answer); `forgetN_perturbed.json`: the same rows
+  with `paraphrased_answer` and `perturbed_answer`, needed for the truth ratio and forget quality.
+- `retain{100-N}.json`: the retain split the unlearning retain term trains on (no perturbed answers).
+- `retain_perturbed.json`: the retain rows model utility is evaluated on (with perturbed answers).
+- `real_authors_perturbed.json`, `world_facts_perturbed.json`: the two general-knowledge utility sets.
+- `full.json`: forget + retain, what the target model is fine-tuned on (`finetune`).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .sample import Sample
+from .synthetic import FORGET_PERCENTS, generate
+
+TOFU_ROLES = {
+    "forgetN.json": "forget split (question, answer)",
+    "forgetN_perturbed.json": "forget split with paraphrased/perturbed answers (preferred; forget quality needs it)",
+    "retain{100-N}.json": "retain split: the unlearning retain term and `finetune`'s retain model train on it",
+    "retain_perturbed.json": "retain rows model utility is evaluated on",
+    "real_authors_perturbed.json": "general-knowledge utility set",
+    "world_facts_perturbed.json": "general-knowledge utility set",
+    "full.json": "forget + retain: `finetune` trains the target model on it",
+}
+RETAIN_PERTURBED_ROWS = 400  # TOFU's retain_perturbed.json has 400 rows
+
+
+def roles_help() -> str:
+    """One line per TOFU file: its name and its role (for --help and the README)."""
+    return "\n".join(f"    {name:<28} {role}" for name, role in TOFU_ROLES.items())
+
+
+def _plain(s: Sample) -> dict:
+    return {"question": s.question, "answer": s.answer}
+
+
+def _perturbed(s: Sample) -> dict:
+    row = _plain(s)
+    if s.paraphrased_answer is not None:
+        row["paraphrased_answer"] = s.paraphrased_answer
+    row["perturbed_answer"] = list(s.perturbed_answers)
+    return row
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def write_tofu_layout(directory: str | Path, seed: int = 0) -> Path:
+    """The built-in benchmark under TOFU's file names and fields (no spans, no author field)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    splits = generate(seed)
+    for pct in FORGET_PERCENTS:
+        forget = splits[f"forget{pct:02d}"]
+        _write(directory / f"forget{pct:02d}.json", [_plain(s) for s in forget])
+        _write(directory / f"forget{pct:02d}_perturbed.json", [_perturbed(s) for s in forget])
+        _write(directory / f"retain{100 - pct}.json", [_plain(s) for s in splits[f"retain{100 - pct}"]])
+    retain90 = splits["retain90"]
+    _write(directory / "retain_perturbed.json", [_perturbed(s) for s in retain90[:RETAIN_PERTURBED_ROWS]])
+    _write(directory / "real_authors_perturbed.json", [_perturbed(s) for s in splits["real_authors"]])
+    _write(directory / "world_facts_perturbed.json", [_perturbed(s) for s in splits["world_facts"]])
+    _write(directory / "full.json", [_plain(s) for s in splits["full"]])
+    return directory

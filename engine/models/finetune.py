@@ -1,0 +1,204 @@
+"""Fine-tune a causal LM on question/answer samples (answer tokens only): TOFU's first step,
+shared by `python -m engine finetune` and the built-in bootstrap.
+
+Loop: AdamW, linear warm-up then cosine decay (`cosine_lr`), gradient clipping at 1.0, the
+mean NLL over label tokens (`tokens.per_token_nll`) averaged over `grad_accum` micro-batches.
+Batches: 'shuffle' (a seeded shuffle per epoch, the built-in recipe) or 'length' (TOFU-style
+length grouping: sort a shuffled epoch by token count inside windows of 50 batches, then
+shuffle the batches, so padding is small). Resumable: after every epoch the weights
+(safetensors), the optimiser state and the step are written to `state_dir`; a re-run with
+the same `state_dir` continues after the last finished epoch.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..tokens import encode_samples, per_token_nll
+
+Progress = Callable[[float, str], None]
+EpochHook = Callable[[int, object], bool]  # (epoch, model) -> True to stop after this epoch
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Hyper-parameters of one fine-tuning run. Defaults: TOFU's for real models (5 epochs,
+    lr 1e-5, weight decay 0.01, effective batch 32 = batch_size × grad_accum)."""
+
+    epochs: int = 5
+    lr: float = 1e-5
+    weight_decay: float = 0.01
+    batch_size: int = 4
+    grad_accum: int = 8
+    warmup_steps: int = 0
+    betas: tuple[float, float] = (0.9, 0.999)
+    max_grad_norm: float = 1.0
+    batching: str = "length"
+    seed: int = 0
+
+
+def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
+    """Linear warm-up to `peak`, then cosine decay to 0 (a pure function of the step)."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return 0.5 * peak * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def context_length(tokenizer, samples) -> int:
+    """Tokens of the longest prompt + answer + EOS in `samples` (nothing is cut)."""
+    from ..tokens import iter_batches
+
+    longest = 0
+    for chunk in iter_batches(list(samples), 256):
+        batch = encode_samples(tokenizer, chunk, max_length=10**9)
+        longest = max(longest, int(batch.attention_mask.sum(1).max()))
+    return longest
+
+
+def epoch_batches(order: list[int], lengths: list[int], batch_size: int, rng: random.Random,
+                  batching: str) -> list[list[int]]:
+    """Index batches for one epoch; `order` (all indices) is shuffled in place, carried across epochs.
+    'shuffle': rng.shuffle(order) then consecutive chunks. 'length': the same shuffle, then
+    sorted by length inside windows of 50 batches, and the batches shuffled (each batch holds
+    samples of similar length)."""
+    rng.shuffle(order)
+    if batching == "length":
+        window = 50 * batch_size
+        order = [i for w in range(0, len(order), window)
+                 for i in sorted(order[w:w + window], key=lambda j: lengths[j])]
+    elif batching != "shuffle":
+        raise ValueError(f"batching {batching!r}: use 'shuffle' or 'length'")
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if batching == "length":
+        rng.shuffle(batches)
+    return batches
+
+
+def _save_state(state_dir: Path, model, opt, epoch: int, step: int) -> None:
+    from safetensors.torch import save_file
+
+    tmp = state_dir / "resume.tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    trainable = {k: v.detach().contiguous() for k, v in model.named_parameters() if v.requires_grad}
+    save_file(trainable, str(tmp / "weights.safetensors"))
+    torch.save(opt.state_dict(), tmp / "optimizer.pt")
+    (tmp / "progress.json").write_text(json.dumps({"epoch": epoch, "step": step}))
+    final = state_dir / "resume"
+    if final.exists():
+        import shutil
+
+        shutil.rmtree(final)
+    tmp.rename(final)
+
+
+def _load_state(state_dir: Path, model, opt) -> tuple[int, int]:
+    """(finished epochs, step) from `state_dir/resume`, restoring weights and optimiser; (0, 0) if none."""
+    from safetensors.torch import load_file
+
+    resume = state_dir / "resume"
+    if not (resume / "progress.json").is_file():
+        return 0, 0
+    weights = load_file(str(resume / "weights.safetensors"))
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for k, v in weights.items():
+            params[k].copy_(v)
+    opt.load_state_dict(torch.load(resume / "optimizer.pt", weights_only=True))
+    done = json.loads((resume / "progress.json").read_text())
+    return done["epoch"], done["step"]
+
+
+def train_causal_lm(model, tokenizer, samples, settings: TrainSettings, progress: Progress | None = None,
+                    label: str = "model", share: tuple[float, float] = (0.0, 1.0), state_dir: Path | None = None,
+                    after_epoch: EpochHook | None = None, max_epochs: int | None = None):
+    """Train `model` on the answer tokens of `samples`; return it in eval mode.
+
+    Epochs: `settings.epochs`, or up to `max_epochs` when `after_epoch` may stop earlier (the
+    cosine schedule spans `max_epochs` then). Loss per optimiser step: mean over micro-batches
+    of Σ_t ℓ_t / #label tokens (label tokens: answer + EOS).
+    """
+    room = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    need = context_length(tokenizer, samples)
+    if room is not None and need > room:
+        raise ValueError(f"the longest prompt + answer has {need} tokens, more than the context "
+                         f"of {room} ({label}); answers are not cut: use a model with a longer context")
+    torch.manual_seed(settings.seed)
+    epochs = max_epochs or settings.epochs
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
+    device = next(model.parameters()).device
+    lengths = [len(s.question) + len(s.answer) for s in samples]  # characters: a cheap length proxy
+    micro = settings.batch_size
+    steps_per_epoch = math.ceil(math.ceil(len(samples) / micro) / settings.grad_accum)
+    total = steps_per_epoch * epochs
+    rng = random.Random(settings.seed)
+    order = list(range(len(samples)))
+    first_epoch, step = _load_state(state_dir, model, opt) if state_dir else (0, 0)
+    model.train()
+    for epoch in range(epochs):
+        batches = epoch_batches(order, lengths, micro, rng, settings.batching)  # replayed for skipped epochs
+        if epoch < first_epoch:
+            continue
+        for b0 in range(0, len(batches), settings.grad_accum):
+            group = batches[b0:b0 + settings.grad_accum]
+            for g in opt.param_groups:
+                g["lr"] = cosine_lr(step, total, settings.lr, settings.warmup_steps)
+            opt.zero_grad(set_to_none=True)
+            for idx in group:
+                batch = encode_samples(tokenizer, [samples[j] for j in idx], max_length=10**9).to(device)
+                nll = per_token_nll(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits,
+                                    batch)
+                loss = nll.sum() / batch.label_mask.sum()
+                (loss / len(group)).backward()
+            torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
+            opt.step()
+            step += 1
+            if progress:
+                progress(share[0] + share[1] * step / total,
+                         f"training {label} model: epoch {epoch + 1}/{epochs}, loss {loss.item():.3f}")
+        if state_dir:
+            _save_state(state_dir, model, opt, epoch + 1, step)
+        if after_epoch and after_epoch(epoch + 1, model):
+            break
+        model.train()
+    return model.eval()
+
+
+def tiny_gpt2(tokenizer, n_positions: int, n_layer: int = 4, n_embd: int = 128, n_head: int = 4, seed: int = 0):
+    """A fresh tiny GPT-2 (no dropout) sized for `tokenizer`, seeded."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
+                        n_head=n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id)
+    return GPT2LMHeadModel(config)
+
+
+def save_hf(model, tokenizer, out: Path, info: dict | None = None) -> Path:
+    """Save as an HF directory (safetensors + tokenizer), atomically (`out.tmp` then rename).
+    A LoRA model is merged first so the directory loads with `load_model` as is."""
+    import shutil
+
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if info is not None:
+        (tmp / "finetune.json").write_text(json.dumps(info, indent=1, default=str))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def settings_dict(settings: TrainSettings) -> dict:
+    return asdict(settings)
