@@ -1,7 +1,7 @@
 """`eval`: forget quality, model utility and their components for one model on one benchmark."""
 from __future__ import annotations
 
-from . import write_json
+from . import check_output, write_json
 
 NAME = "eval"
 HELP = "evaluate a model: forget quality (vs a retain model), model utility and components"
@@ -32,6 +32,11 @@ def run(args) -> int:
     from ..models import load_model
     from ..resolve import load_data, model_path, retain_model_for
 
+    from ..param_check import check_device, check_positive_int
+
+    check_positive_int(args.max_new_tokens, "--max-new-tokens")
+    check_device(args.device)
+    check_output(args.json, "--json")
     bench = load_data(args.data)
     model, tok = load_model(model_path(args.model), args.device)
     retain = args.retain_model or retain_model_for(args.model, args.data)

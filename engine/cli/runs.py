@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import json
 
-from . import UserError
+from . import UserError, check_output
 
 NAME = "runs"
 HELP = "list recorded unlearning runs; --show ID for one run; --export ID --csv/--json FILE"
@@ -85,6 +85,8 @@ def run(args) -> int:
     if args.export is not None:
         if not (args.csv or args.json):
             raise UserError("--export needs --csv FILE and/or --json FILE")
+        check_output(args.csv, "--csv")
+        check_output(args.json, "--json")
         r = store.get_run(args.export)  # NotFound (a KeyError) names the id
         if args.csv:
             export_csv(store, args.export, args.csv)
