@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics, paths
+from .atomic import read_json_or_none, write_text_atomic
 from .data import Benchmark, Sample
 from .fingerprint import content_hash, weights_fingerprint
 
@@ -78,11 +79,12 @@ def reference_truth_ratios(retain_model_dir: str | Path, bench: Benchmark, devic
 
     retain_model_dir = Path(retain_model_dir)
     cache = paths.cache_dir() / f"reference_tr_{_fingerprint(retain_model_dir, bench.forget)}.json"
-    if cache.is_file():
-        return np.array(json.loads(cache.read_text()))
+    cached = read_json_or_none(cache)  # a truncated or garbage file is ignored and rebuilt
+    if isinstance(cached, list):
+        return np.array(cached)
     model, tok = load_model(retain_model_dir, device)
     tr = metrics.truth_ratios(model, tok, bench.forget)
     if tr is None:
         return None
-    cache.write_text(json.dumps(tr.tolist()))
+    write_text_atomic(cache, json.dumps(tr.tolist()))
     return tr

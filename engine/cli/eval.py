@@ -39,6 +39,10 @@ def run(args) -> int:
     check_output(args.json, "--json")
     bench = load_data(args.data)
     model, tok = load_model(model_path(args.model), args.device)
+    from ..context import check_fits
+
+    for split in ("forget", "retain", "real_authors", "world_facts"):
+        check_fits(tok, bench.split(split), f"{split} samples")
     retain = args.retain_model or retain_model_for(args.model, args.data)
     ref = reference_truth_ratios(model_path(retain), bench, args.device) if retain else None
     report = evaluate(model, tok, bench, ref, max_new_tokens=args.max_new_tokens)

@@ -54,6 +54,9 @@ def run(args) -> int:
     params = parse_selector_params(args.param, args.selector)
     bench = load_data(args.data)
     model, tok = load_model(model_path(args.model), args.device)
+    from ..context import check_fits
+
+    check_fits(tok, bench.forget, "forget samples")
     rows = sample_rows(args.selector, model, tok, bench.forget, params, args.batch_size)
     print(f"selector {args.selector} on {bench.name} ({len(rows)} forget samples), model {args.model}")
     for r in rows[:args.limit]:
