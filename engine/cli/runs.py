@@ -69,16 +69,21 @@ def export_csv(store, run_id: int, path: str) -> None:
     """One row per epoch (run_id, epoch, step, every metric; nested keys dotted)."""
     rows = store.run_metrics_rows(run_id)
     keys = ["run_id", "epoch", "step"] + sorted({k for r in rows for k in r} - {"run_id", "epoch", "step"})
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+    from ..atomic import replace_atomic
+
+    def write(tmp) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+
+    replace_atomic(path, write)  # whole or absent
 
 
 def run(args) -> int:
     from pathlib import Path
 
-    from .. import paths
+    from .. import atomic, paths
     from ..store import Store
 
     store = Store(Path(args.store) if args.store else paths.store_path())
@@ -92,7 +97,7 @@ def run(args) -> int:
             export_csv(store, args.export, args.csv)
             print(f"wrote {args.csv}")
         if args.json:
-            Path(args.json).write_text(json.dumps(r, indent=2, default=str), encoding="utf-8")
+            atomic.write_text_atomic(Path(args.json), json.dumps(r, indent=2, default=str))  # whole or absent
             print(f"wrote {args.json}")
         return 0
     if args.csv or args.json:
