@@ -20,8 +20,9 @@ def overflows(tokenizer, samples, context: int | None = None) -> list[str]:
     if context is None:
         return []
     samples = list(samples)
-    prompts = tokenizer([format_prompt(tokenizer, s.question) for s in samples], add_special_tokens=False)["input_ids"]
-    answers = tokenizer([s.answer for s in samples], add_special_tokens=False)["input_ids"]
+    quiet = {"add_special_tokens": False, "verbose": False}  # we report overflows ourselves, per sample
+    prompts = tokenizer([format_prompt(tokenizer, s.question) for s in samples], **quiet)["input_ids"]
+    answers = tokenizer([s.answer for s in samples], **quiet)["input_ids"]
     out = []
     for s, p, a in zip(samples, prompts, answers):
         if len(p) + len(a) + 1 > context:
