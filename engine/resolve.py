@@ -61,6 +61,8 @@ def load_data(spec: str, progress=None, protocol: str | None = None) -> Benchmar
     path = Path(spec).expanduser()
     if path.is_dir():
         return load_benchmark(path, protocol=protocol)
-    if path.parent.is_dir():
+    stem = path.name.removesuffix(".json").removesuffix(".jsonl").removesuffix("_perturbed")
+    if path.parent.is_dir() and any(path.parent.glob(f"{stem}*.json*")):
         return load_benchmark(path.parent, path.name, protocol)
-    raise DataError(f"{spec}: no such data directory (built-in names: {', '.join(DATA_NAMES)})")
+    raise DataError(f"no such directory: {path} (no such data directory, and no split file {stem}.json in "
+                    f"{path.parent}); built-in names: {', '.join(DATA_NAMES)}")

@@ -8,6 +8,7 @@ nobody else slices `[:, :-1]`.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -55,7 +56,8 @@ def encode(tokenizer, questions: list[str], answers: list[str], max_length: int 
     """Tokenise `prompt(q) + a + <eos>` per pair; prompt and answer are tokenised apart.
 
     The answer's tokens keep their character offsets inside the answer. Long answers are cut
-    to fit `max_length` (the model's context by default); a prompt alone too long is an error.
+    to fit `max_length` (the tokenizer's model_max_length, which `load_model` sets to the
+    model's context), with a warning naming the question; a prompt alone too long is an error.
     """
     if len(questions) != len(answers):
         raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
@@ -73,6 +75,9 @@ def encode(tokenizer, questions: list[str], answers: list[str], max_length: int 
         if room < 1:
             raise ValueError(f"the prompt for question {q[:60]!r}… has {len(p)} tokens, more than the "
                              f"model's context of {max_length}")
+        if len(a) > room:  # reported, never cut silently (`engine.context.check_fits` refuses up front)
+            warnings.warn(f"the answer to {q[:60]!r} has {len(a)} tokens but only {room} fit in the context of "
+                          f"{max_length} after its {len(p)}-token prompt and the EOS: it is cut", stacklevel=2)
         a, o = a[:room], o[:room]
         rows.append(p + a + [eos])
         offs.append([(-1, -1)] * len(p) + [tuple(x) for x in o] + [(-1, -1)])

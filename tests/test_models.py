@@ -85,8 +85,15 @@ def test_cli_eval_writes_json_and_reports_bad_input(builtin, tmp_path):
     report = json.loads(out.read_text())
     assert report["data"] == "demo/forget01" and 0 < report["model_utility"] <= 1
     assert report["retain_model"] == "demo-retain" and 0 <= report["forget_quality"] <= 1
-    no_ref = subprocess.run([sys.executable, "-m", "engine", "eval", "--model", "demo", "--data",
-                             str(SHARED / "forget_sample")], capture_output=True, text=True)
+    too_long = subprocess.run([sys.executable, "-m", "engine", "eval", "--model", "demo", "--data",
+                               str(SHARED / "forget_sample")], capture_output=True, text=True)
+    assert too_long.returncode == 2 and "Traceback" not in too_long.stderr  # real answers overflow the 128-token context
+    assert "do not fit in the model's context" in too_long.stderr and "forget_sample:5: prompt" in too_long.stderr
+    real = tmp_path / "real"  # the first four real rows fit: no paraphrased/perturbed answers, so no FQ
+    real.mkdir()
+    (real / "forget_sample.json").write_text("".join((SHARED / "forget_sample.json").read_text().splitlines(True)[:4]))
+    no_ref = subprocess.run([sys.executable, "-m", "engine", "eval", "--model", "demo", "--data", str(real)],
+                            capture_output=True, text=True)
     assert no_ref.returncode == 0, no_ref.stderr
     assert "forget quality  unavailable" in no_ref.stdout and "no paraphrased/perturbed" in no_ref.stdout
     bad = subprocess.run([sys.executable, "-m", "engine", "eval", "--model", str(tmp_path / "nope")],

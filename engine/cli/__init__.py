@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
+from pathlib import Path
 
 from ..params import parse_params  # noqa: F401  (the commands import it from here)
 
@@ -30,17 +32,35 @@ class UserError(Exception):
     """An error caused by the user's input: printed as one line, exit code 2."""
 
 
+def check_output(path: str | None, flag: str) -> None:
+    """Refuse now, before any work, an output path that cannot be written: its folder is missing
+    or not writable, or the path is a folder. None (no output asked for) passes."""
+    if not path:
+        return
+    target = Path(path).expanduser()
+    folder = target.parent
+    if target.is_dir():
+        raise UserError(f"{flag} {path}: is a directory; give a file path")
+    if not folder.is_dir():
+        raise UserError(f"{flag} {path}: no such directory: {folder}; create it first or choose another path")
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise UserError(f"{flag} {path}: not writable (permission denied); choose another path")
+
+
 def write_json(path: str | None, payload: dict) -> None:
-    """Write payload to `path` as JSON when a path is given."""
+    """Write payload to `path` as JSON when a path is given (atomically: whole or absent)."""
     if path:
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2)
+        from ..atomic import write_text_atomic
+
+        write_text_atomic(Path(path).expanduser(), json.dumps(payload, indent=2))
         print(f"wrote {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description="Token-level unlearning workbench.",
                                      epilog=NAMES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also WORKBENCH_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         module = importlib.import_module(f"engine.cli.{name.replace('-', '_')}")
@@ -52,13 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..data import DataError
-    from ..models import ModelLoadError
+    """Run one command behind the error boundary (`engine.cli.errors`): bad input is one line
+    and exit 2, a store or OS failure one line and exit 1, Ctrl-C "cancelled" and exit 130;
+    `--debug` (or WORKBENCH_DEBUG=1) lets the traceback through instead."""
+    import os
+
+    from .errors import describe
 
     args = build_parser().parse_args(argv)
+    if args.debug or os.environ.get("WORKBENCH_DEBUG") == "1":
+        return int(args.run(args) or 0)
     try:
         return int(args.run(args) or 0)
-    except (UserError, DataError, ModelLoadError, KeyError, ValueError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except Exception as err:  # the one boundary: every failure becomes one line, never a traceback
+        message, code = describe(err, getattr(args, "store", None))
+        print(f"error: {message}", file=sys.stderr)
+        return code

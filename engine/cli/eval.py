@@ -1,7 +1,7 @@
 """`eval`: forget quality, model utility and their components for one model on one benchmark."""
 from __future__ import annotations
 
-from . import write_json
+from . import check_output, write_json
 
 NAME = "eval"
 HELP = "evaluate a model: forget quality (vs a retain model), model utility and components"
@@ -32,8 +32,17 @@ def run(args) -> int:
     from ..models import load_model
     from ..resolve import load_data, model_path, retain_model_for
 
+    from ..param_check import check_device, check_positive_int
+
+    check_positive_int(args.max_new_tokens, "--max-new-tokens")
+    check_device(args.device)
+    check_output(args.json, "--json")
     bench = load_data(args.data)
     model, tok = load_model(model_path(args.model), args.device)
+    from ..context import check_fits
+
+    for split in ("forget", "retain", "real_authors", "world_facts"):
+        check_fits(tok, bench.split(split), f"{split} samples")
     retain = args.retain_model or retain_model_for(args.model, args.data)
     ref = reference_truth_ratios(model_path(retain), bench, args.device) if retain else None
     report = evaluate(model, tok, bench, ref, max_new_tokens=args.max_new_tokens)

@@ -5,9 +5,9 @@ import csv
 import json
 from pathlib import Path
 
-from .. import paths
+from .. import atomic, paths
 from ..store import RunRecord, Store
-from . import UserError
+from . import UserError, check_output
 
 NAME = "runs"
 HELP = "list recorded unlearning runs; --show ID for one run; --export ID --csv/--json FILE"
@@ -82,10 +82,15 @@ def export_csv(store, run_id: int, path: str) -> None:
     """One row per epoch (run_id, epoch, step, every metric; nested keys dotted)."""
     rows = store.run_metrics_rows(run_id)
     keys = ["run_id", "epoch", "step"] + sorted({k for r in rows for k in r} - {"run_id", "epoch", "step"})
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+    from ..atomic import replace_atomic
+
+    def write(tmp) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+
+    replace_atomic(path, write)  # whole or absent
 
 
 def run(args) -> int:
@@ -93,12 +98,14 @@ def run(args) -> int:
     if args.export is not None:
         if not (args.csv or args.json):
             raise UserError("--export needs --csv FILE and/or --json FILE")
+        check_output(args.csv, "--csv")
+        check_output(args.json, "--json")
         r = store.get_run(args.export)  # NotFound (a KeyError) names the id
         if args.csv:
             export_csv(store, args.export, args.csv)
             print(f"wrote {args.csv}")
         if args.json:
-            Path(args.json).write_text(json.dumps(r.to_dict(), indent=2, default=str), encoding="utf-8")
+            atomic.write_text_atomic(Path(args.json), json.dumps(r.to_dict(), indent=2, default=str))  # whole or absent
             print(f"wrote {args.json}")
         return 0
     if args.csv or args.json:

@@ -1,7 +1,7 @@
 """`score`: one selector's per-token scores and default mask on the forget samples."""
 from __future__ import annotations
 
-from . import UserError, parse_params, write_json
+from . import UserError, check_output, write_json
 
 NAME = "score"
 HELP = "per-token scores and default mask of one selector on the forget samples (* = target)"
@@ -42,12 +42,21 @@ def run(args) -> int:
     from ..resolve import load_data, model_path
     from ..selectors import get_selector
 
+    from ..param_check import check_device, check_positive_int
+    from ..params import parse_selector_params
+
     get_selector(args.selector)
     if args.limit < 0:
         raise UserError("--limit must be 0 or more")
-    params = parse_params(args.param)
+    check_positive_int(args.batch_size, "--batch-size")
+    check_device(args.device)
+    check_output(args.json, "--json")
+    params = parse_selector_params(args.param, args.selector)
     bench = load_data(args.data)
     model, tok = load_model(model_path(args.model), args.device)
+    from ..context import check_fits
+
+    check_fits(tok, bench.forget, "forget samples")
     rows = sample_rows(args.selector, model, tok, bench.forget, params, args.batch_size)
     print(f"selector {args.selector} on {bench.name} ({len(rows)} forget samples), model {args.model}")
     for r in rows[:args.limit]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 
-from . import parse_params, write_json
+from . import check_output, parse_params, write_json
 
 NAME = "selector-report"
 HELP = "selector accuracy against ground-truth fact spans (precision, recall, F1, AUROC per span type)"
@@ -54,6 +54,12 @@ def run(args) -> int:
         if not name:
             raise ValueError(f"--param expects SELECTOR.KEY=VALUE, got {key!r}")
         params.setdefault(sel, {})[name] = value
+    from ..param_check import check_device, check_selector_params
+
+    params = {sel: check_selector_params(sel, p) for sel, p in params.items()}
+    check_device(args.device)
+    check_output(args.json, "--json")
+    check_output(args.csv, "--csv")
     bench = load_data(args.data)
     model, tok = load_model(model_path(args.model), args.device)
     rows = selector_report(model, tok, bench.forget, names, params)

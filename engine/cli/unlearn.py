@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from . import parse_params, write_json
+from . import check_output, parse_params, write_json
 
 NAME = "unlearn"
 HELP = "unlearn: train with a loss on selected tokens, evaluate every epoch, keep checkpoints"
@@ -97,6 +97,7 @@ def run(args) -> int:
     from ..train.loop import default_store
 
     hf_logging.disable_progress_bar()  # no per-file loading / saving bars between ours
+    check_output(args.json, "--json")
     config = config_from_args(args)
     store = default_store()
     check_run(config, store)  # a config that cannot run fails here, before the progress bar

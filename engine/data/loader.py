@@ -77,6 +77,8 @@ def load_file(path: str | Path) -> list[Sample]:
             rows = json.loads(text)
         except json.JSONDecodeError as err:
             raise _fail(path, err.lineno, None, f"malformed JSON: {err.msg}") from None
+        except RecursionError:
+            raise _fail(path, None, None, "JSON nested too deeply to read") from None
         samples = [parse_row(row, path, i + 1) for i, row in enumerate(rows)]
     else:
         samples = []
@@ -87,6 +89,8 @@ def load_file(path: str | Path) -> list[Sample]:
                 row = json.loads(raw)
             except json.JSONDecodeError as err:
                 raise _fail(path, number, None, f"malformed JSON: {err.msg} (column {err.colno})") from None
+            except RecursionError:
+                raise _fail(path, number, None, "JSON nested too deeply to read") from None
             samples.append(parse_row(row, path, number))
     if not samples:
         raise DataError(f"{path}: no question/answer rows")

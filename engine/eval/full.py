@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import paths
 from ..data import Benchmark, Sample
+from ..atomic import read_json_or_none, write_text_atomic
 from ..fingerprint import content_hash, weights_fingerprint
 from ..models import load_model, load_tokenizer
 from ..tokens import PLAIN_TEMPLATE
@@ -87,11 +88,12 @@ def reference_truth_ratios(retain_model_dir: str | Path, bench: Benchmark, devic
     retain_model_dir = Path(retain_model_dir)
     forget = bench.eval_split("forget")
     cache = paths.cache_dir() / f"reference_tr_{_fingerprint(retain_model_dir, forget, prompt_format(retain_model_dir))}.json"
-    if cache.is_file():
-        return np.array(json.loads(cache.read_text()))
+    cached = read_json_or_none(cache)  # a truncated or garbage file is ignored and rebuilt
+    if isinstance(cached, list):
+        return np.array(cached)
     model, tok = load_model(retain_model_dir, device)
     tr = metrics.truth_ratios(model, tok, forget)
     if tr is None:
         return None
-    cache.write_text(json.dumps(tr.tolist()))
+    write_text_atomic(cache, json.dumps(tr.tolist()))
     return tr

@@ -61,13 +61,12 @@ class LossSpec:
         return {n: p.default for n, p in inspect.signature(self.fn).parameters.items() if p.kind == p.KEYWORD_ONLY}
 
     def params(self, overrides: dict | None = None) -> dict:
-        """Defaults updated with `overrides`; unknown names are an error naming the known ones."""
-        out = self.defaults
-        for k, v in (overrides or {}).items():
-            if k not in out:
-                raise ValueError(f"loss {self.name!r} has no parameter {k!r}; known: {', '.join(out)}")
-            out[k] = type(out[k])(v) if isinstance(out[k], (int, float)) and not isinstance(out[k], bool) else v
-        return out
+        """Defaults updated with `overrides`, each converted to its annotated type and range-checked
+        (`engine.param_check`); unknown names are an error naming the known ones."""
+        from ..param_check import check_params
+
+        return {**self.defaults, **check_params(self.fn, overrides or {}, f"loss {self.name!r}", self.name,
+                                                keyword_only=True)}
 
     def needs_retain(self, params: dict | None = None) -> bool:
         params = self.params(params)

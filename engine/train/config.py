@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 from ..losses import get_loss
-from ..selectors import get_selector
+from ..selectors import SELECTORS, get_selector
 from ..weights import LEARNED_WEIGHTS
 
 Progress = Callable[[dict], None]
@@ -95,9 +95,17 @@ class RunConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        self.loss_kwargs()  # unknown loss parameters fail here
+        from ..param_check import check_device, check_finite_positive, check_positive_int, check_selector_params
+
+        check_finite_positive(self.lr, "lr")
+        check_finite_positive(self.beta, "beta")
+        check_positive_int(self.retain_eval_size, "retain_eval_size")
+        check_positive_int(self.eval_max_new_tokens, "eval_max_new_tokens")
+        check_positive_int(self.warmup_steps, "warmup_steps", minimum=0)
+        check_device(self.device, "device")
+        if self.mask_set is None and self.selector in SELECTORS:  # a learned-weight method checks its own
+            check_selector_params(self.selector, dict(self.selector_params), in_run=True)
+        self.loss_kwargs()  # unknown loss parameters and bad values fail here
         if self.orthogonalize and not spec.preserve_params:
             raise ValueError(f"orthogonalize needs a loss with a preservation term; {self.loss!r} has none")
 

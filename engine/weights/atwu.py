@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .. import paths
+from ..atomic import read_json_or_none, replace_atomic, write_text_atomic
 from ..fingerprint import model_fingerprint as model_key, text_hash
 from ..tokens import Batch, encode_samples, eval_mode, iter_batches, label_rows
 from .base import WeightSource
@@ -127,11 +128,12 @@ def save_scorer(scorer: AtwuScorer, key: str, samples, info: dict | None = None)
     """Write the scorer (safetensors) and its metadata (json); returns the .safetensors path."""
     stem = f"{key}-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**9:09d}"
     path = scorer_dir() / f"{stem}.safetensors"
-    save_file({"weight": scorer.linear.weight.detach().cpu().contiguous(),
-               "bias": scorer.linear.bias.detach().cpu().contiguous()}, str(path))
+    tensors = {"weight": scorer.linear.weight.detach().cpu().contiguous(),
+               "bias": scorer.linear.bias.detach().cpu().contiguous()}
+    replace_atomic(path, lambda tmp: save_file(tensors, str(tmp)))  # whole or absent
     meta = {"model_key": key, "hidden_size": scorer.linear.in_features, "created": time.time(),
             "samples": sorted({sample_id(s) for s in samples}), **(info or {})}
-    path.with_suffix(".json").write_text(json.dumps(meta))
+    write_text_atomic(path.with_suffix(".json"), json.dumps(meta))  # written last: it makes the scorer findable
     return path
 
 
@@ -150,9 +152,8 @@ def find_scorer(model, samples) -> Path | None:
     wanted = {sample_id(s) for s in samples}
     best: tuple[float, Path] | None = None
     for meta_path in scorer_dir().glob(f"{key}-*.json"):
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError):
+        meta = read_json_or_none(meta_path)  # a truncated or garbage file is passed over
+        if not isinstance(meta, dict):
             continue
         weights = meta_path.with_suffix(".safetensors")
         if weights.is_file() and wanted <= set(meta.get("samples", ())):
