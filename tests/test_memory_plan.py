@@ -82,7 +82,12 @@ def test_training_plan_turns_on_checkpointing_then_suggests_lora():
     assert plan_training(TINY, budget=plain, **ask).settings["gradient_checkpointing"] is False
     ck = plan_training(TINY, budget=plain - 1, **ask)
     assert ck.settings["gradient_checkpointing"] is True and ck.fits
-    lora = plan_training(TINY, budget=10_000, **ask)
+    # full + checkpointing: 4000 + 4000 + 8000 + 20480 + 24000 = 60480; LoRA r=1 (P_t = 256):
+    # 4000 + 1024 + 2048 + 20480 + 24000 = 51552
+    assert not plan_training(TINY, budget=55_000, checkpointing=True, lora=True, lora_r=1, **ask).settings[
+        "lora_suggested"]
+    lora = plan_training(TINY, budget=55_000, lora_r=1, **ask)
+    assert lora.total == 51552
     assert lora.settings["lora_suggested"] is True and lora.fits
     assert not plan_training(TINY, budget=100, **ask).fits
 
