@@ -162,83 +162,87 @@ def block_activation_bytes(s: ModelShape, rows: int, seq: int, b: int, checkpoin
 
 
 def logits_bytes(s: ModelShape, rows: int, seq: int, b: int, backward: bool) -> int:
-    """The vocabulary-sized tensors of one per-token NLL (`engine.tokens.per_token_nll`):
-    rows·T·V·(b + c·4) with c fp32 copies: the shifted reshape (a copy: the slice is not contiguous,
-    made fp32 when b < 4) and cross-entropy's log-softmax (c = 2); a backward adds the log-softmax
-    gradient and the copy's gradient (c = 4) and the logits' gradient (another b)."""
-    copies = 4 if backward else 2
-    return rows * seq * s.vocab * (b * (2 if backward else 1) + 4 * copies)
+    """The vocabulary-sized tensors of one per-token NLL (`engine.tokens.per_token_nll`): the logits
+    (b), an fp32 copy when b < 4, and cross-entropy's fp32 log-softmax; a backward adds one more
+    vocabulary-sized gradient (b). rows·T·V·(b + 4 + 4·[b < 4] + b·[backward])."""
+    return rows * seq * s.vocab * (b + 4 + (4 if b < 4 else 0) + (b if backward else 0))
 
 
 def kl_bytes(s: ModelShape, rows: int, seq: int, b: int) -> int:
-    """`engine.tokens.kl_ref` with a backward: the reference logits (b), its fp32 log-probs and
-    probabilities, the current log-softmax and the product (4 fp32 copies): rows·T·V·(b + 16)."""
-    return rows * seq * s.vocab * (b + 16)
+    """`engine.tokens.kl_ref` with a backward: the reference logits (b) and three fp32
+    vocabulary-sized tensors (reference log-probs and probabilities, current log-softmax):
+    rows·T·V·(b + 12)."""
+    return rows * seq * s.vocab * (b + 12)
+
+
+def _peak(weights: int, *phases: dict[str, int]) -> dict[str, int]:
+    """Weights plus the terms of the largest phase: tensors of different phases never coexist."""
+    return {"weights": weights, **max(phases, key=lambda ph: sum(ph.values()))}
 
 
 # ---- methods -----------------------------------------------------------------------------------
 
 def estimate_forward(s: ModelShape, rows: int, seq: int, b: int) -> dict[str, int]:
-    """A no-grad forward plus per-token NLL (evaluation, forward-only selectors): weights, logits
-    and their fp32 copies (`logits_bytes`, no backward), and the widest hidden transient
-    rows·T·(3H + I)·b (qkv next to the MLP input)."""
-    return {"weights": weights_bytes(s, b),
-            "logits": logits_bytes(s, rows, seq, b, backward=False),
-            "hidden_transient": rows * seq * (3 * s.hidden + s.inner) * b}
+    """A no-grad forward plus per-token NLL (evaluation, forward-only selectors): the weights and
+    `logits_bytes` without a backward (the blocks' hidden transients are freed before the logits)."""
+    return {"weights": weights_bytes(s, b), "logits": logits_bytes(s, rows, seq, b, backward=False)}
 
 
 def estimate_dto(s: ModelShape, probe_batch: int, seq: int, b: int, form: str = "exact") -> dict[str, int]:
-    """DTO scoring of `probe_batch` sequences at once (the selector's 'vmap' path) or one at a time
-    (form 'loop' / 'first_order_loop', probe_batch ignored).
+    """DTO scoring of `probe_batch` = k sequences at once (the selector's 'vmap' path) or one at a
+    time (form 'loop' / 'first_order_loop', k = 1). The peak is the larger of two phases:
 
-    exact (vmap): per-sample gradients k·P_t·b, probed weights θ + η·g, another k·P_t·b, and the
-    vmapped backward's activations and logits for k rows.
-    first_order (vmap): per-sample gradients k·P_t·b and a forward-mode (jvp) pass that carries a
-    tangent beside every activation: 2 × the no-grad forward's logits and hidden transients per row,
-    plus the k rows' backward for the gradients.
-    loop / first_order_loop: one row; the gradient's storage becomes the probed weights in place, so
-    P_t·b once, plus one row's backward.
+    gradient phase: k per-sample gradients k·P_t·b beside the k rows' saved activations and logits
+    with a backward (`block_activation_bytes`, `logits_bytes`);
+    probe phase, exact vmap: the gradients, the probed weights θ + η·g (another k·P_t·b) and the
+    probe forward's logits; exact loop: the gradient's storage becomes the probed weights (P_t·b
+    once); first order: the gradients (scaled in place) and a forward-mode pass that carries a
+    tangent beside every activation, 2 × the forward's logits.
     """
     if form not in ("exact", "first_order", "loop", "first_order_loop"):
         raise ValueError(f"form must be exact, first_order, loop or first_order_loop, got {form!r}")
     k = 1 if form in ("loop", "first_order_loop") else probe_batch
     if k < 1:
         raise ValueError(f"probe_batch must be at least 1, got {probe_batch}")
-    terms = {"weights": weights_bytes(s, b),
-             "per_sample_grads": k * s.trainable * b,
-             "probe_activations": block_activation_bytes(s, k, seq, b),
-             "probe_logits": logits_bytes(s, k, seq, b, backward=True)}
+    grads = k * s.trainable * b
+    gradient_phase = {"per_sample_grads": grads, "probe_activations": block_activation_bytes(s, k, seq, b),
+                      "probe_logits": logits_bytes(s, k, seq, b, backward=True)}
+    forward = logits_bytes(s, k, seq, b, backward=False)
     if form == "exact":
-        terms["probed_weights"] = k * s.trainable * b
-    return terms
+        probe_phase = {"per_sample_grads": grads, "probed_weights": grads, "probe_logits": forward}
+    elif form == "loop":
+        probe_phase = {"per_sample_grads": grads, "probe_logits": forward}
+    else:
+        probe_phase = {"per_sample_grads": grads, "probe_logits": 2 * forward}
+    return _peak(weights_bytes(s, b), gradient_phase, probe_phase)
 
 
 def estimate_training(s: ModelShape, batch: int, seq: int, b: int, loss: str = "ga",
                       checkpointing: bool = False, retain: bool = False, reference_copy: bool = False,
                       orthogonalize: bool = False, separate_retain_backward: bool = False) -> dict[str, int]:
-    """One AdamW step of `engine.train.step` at its peak (the first step: states are created).
+    """One AdamW step of `engine.train.step` at its peak, the first step (states are created): the
+    larger of two phases beside the weights P·b (and the reference copy, another P·b, when a loss
+    needs the KL without LoRA, e.g. `dto`).
 
-    weights P·b; gradients P_t·b; AdamW's exp_avg and exp_avg_sq 2·P_t·b; block activations and
-    logits of the forget batch (`block_activation_bytes`, `logits_bytes` with a backward); a
-    retain batch in the same graph doubles both (separate_retain_backward: the retain forward is
-    backpropagated on its own after the forget one, so only the larger of the two is live);
-    reference_copy (a loss needing the KL without LoRA, e.g. `dto`): another P·b and `kl_bytes`;
-    orthogonalize: the two full gradient lists g_f and g_p, 2·P_t·b.
+    backward phase: the forget batch's block activations and logits (`block_activation_bytes`,
+    `logits_bytes` with a backward); a retain batch in the same graph doubles both
+    (separate_retain_backward: backpropagated on its own, only the larger is live); the KL's
+    tensors (`kl_bytes`); orthogonalize: the two gradient lists g_f, g_p (2·P_t·b) taken while
+    the graph is still held.
+    step phase: gradients P_t·b and AdamW's exp_avg and exp_avg_sq 2·P_t·b.
     """
-    terms = {"weights": weights_bytes(s, b),
-             "gradients": s.trainable * b,
-             "adamw_states": 2 * s.trainable * b,
-             "activations": block_activation_bytes(s, batch, seq, b, checkpointing),
-             "logits": logits_bytes(s, batch, seq, b, backward=True)}
+    backward = {"activations": block_activation_bytes(s, batch, seq, b, checkpointing),
+                "logits": logits_bytes(s, batch, seq, b, backward=True)}
     if retain and not separate_retain_backward:
-        terms["retain_activations"] = terms["activations"]
-        terms["retain_logits"] = terms["logits"]
+        backward["retain_activations"] = backward["activations"]
+        backward["retain_logits"] = backward["logits"]
+    step = {"gradients": s.trainable * b, "adamw_states": 2 * s.trainable * b}
     if reference_copy:
-        terms["reference_copy"] = weights_bytes(s, b)
-        terms["kl"] = kl_bytes(s, batch, seq, b)
+        backward["kl"] = kl_bytes(s, batch, seq, b)
+        backward["reference_copy"] = step["reference_copy"] = weights_bytes(s, b)
     if orthogonalize:
-        terms["orthogonal_grads"] = 2 * s.trainable * b
-    return terms
+        backward["orthogonal_grads"] = 2 * s.trainable * b
+    return _peak(weights_bytes(s, b), backward, step)
 
 
 # ---- plans: choose settings that fit -----------------------------------------------------------

@@ -12,39 +12,43 @@ TINY = ModelShape(params=1000, layers=2, hidden=8, inner=32, vocab=50)
 
 def test_training_terms_by_hand():
     t = estimate_training(TINY, batch=2, seq=10, b=4)
-    assert t["weights"] == 4000
-    assert t["gradients"] == 4000
-    assert t["adamw_states"] == 8000
-    assert t["activations"] == 2 * 10 * 2 * (10 * 8 + 5 * 32) * 4  # B·T·L·(10H + 5I)·b = 38400
-    assert t["logits"] == 2 * 10 * 50 * (2 * 4 + 16)  # B·T·V·(2b + 4·4) = 24000
+    act = 2 * 10 * 2 * (10 * 8 + 5 * 32) * 4  # B·T·L·(10H + 5I)·b = 38400
+    logits = 2 * 10 * 50 * (4 + 4 + 4)  # B·T·V·(b + 4 + b): logits, log-softmax, gradient = 12000
+    # backward phase 50400 beats the step phase 4000 + 8000
+    assert t == {"weights": 4000, "activations": act, "logits": logits}
     ck = estimate_training(TINY, batch=2, seq=10, b=4, checkpointing=True)
     assert ck["activations"] == 2 * 10 * (2 * 8 + 80 + 160) * 4  # B·T·(L·H + 10H + 5I)·b = 20480
     full = estimate_training(TINY, 2, 10, 4, retain=True, reference_copy=True, orthogonalize=True)
-    assert full["retain_activations"] == 38400 and full["retain_logits"] == 24000
-    assert full["reference_copy"] == 4000
-    assert full["kl"] == 2 * 10 * 50 * (4 + 16)
-    assert full["orthogonal_grads"] == 8000
+    assert full == {"weights": 4000, "activations": act, "logits": logits, "retain_activations": act,
+                    "retain_logits": logits, "kl": 2 * 10 * 50 * (4 + 12), "reference_copy": 4000,
+                    "orthogonal_grads": 8000}
     sep = estimate_training(TINY, 2, 10, 4, retain=True, separate_retain_backward=True)
     assert "retain_activations" not in sep
+    # one token: the step phase (gradients 4000 + AdamW 8000) beats 1920 + 600
+    assert estimate_training(TINY, 1, 1, 4) == {"weights": 4000, "gradients": 4000, "adamw_states": 8000}
 
 
 def test_lora_trains_only_the_adapters():
     lora = TINY.with_lora(4)
     assert lora.trainable == 4 * 2 * (8 * 8 + 2 * 32)  # r·L·(8H + 2I) = 1024
-    t = estimate_training(lora, 2, 10, 2)
-    assert t["weights"] == 2000 and t["gradients"] == 2048 and t["adamw_states"] == 4096
+    t = estimate_training(lora, 1, 1, 2)
+    assert t == {"weights": 2000, "gradients": 2048, "adamw_states": 4096}
 
 
 def test_forward_and_dto_terms_by_hand():
     f = estimate_forward(TINY, rows=4, seq=10, b=2)
-    assert f == {"weights": 2000, "logits": 4 * 10 * 50 * (2 + 8), "hidden_transient": 4 * 10 * (24 + 32) * 2}
+    assert f == {"weights": 2000, "logits": 4 * 10 * 50 * (2 + 4 + 4)}  # bf16 logits, fp32 copy, log-softmax
+    # T = 10: the gradient phase (grads 12000 + activations 57600 + logits 18000) is the peak
     d = estimate_dto(TINY, probe_batch=3, seq=10, b=4, form="exact")
-    assert d["per_sample_grads"] == 3 * 4000 and d["probed_weights"] == 3 * 4000
-    assert d["probe_activations"] == 3 * 10 * 2 * 240 * 4
-    first = estimate_dto(TINY, 3, 10, 4, "first_order")
-    assert "probed_weights" not in first and first["per_sample_grads"] == 12000
-    loop = estimate_dto(TINY, 3, 10, 4, "loop")
-    assert loop["per_sample_grads"] == 4000 and "probed_weights" not in loop  # probed in the gradient's storage
+    assert d == {"weights": 4000, "per_sample_grads": 12000, "probe_activations": 3 * 10 * 2 * 240 * 4,
+                 "probe_logits": 3 * 10 * 50 * 12}
+    # T = 1: the probe phase (grads + probed weights 24000 + forward logits 1200) beats 12000 + 5760 + 1800
+    d1 = estimate_dto(TINY, 3, 1, 4, "exact")
+    assert d1 == {"weights": 4000, "per_sample_grads": 12000, "probed_weights": 12000, "probe_logits": 1200}
+    first = estimate_dto(TINY, 3, 1, 4, "first_order")  # 12000 + 2·1200 < 12000 + 5760 + 1800
+    assert first == {"weights": 4000, "per_sample_grads": 12000, "probe_activations": 5760, "probe_logits": 1800}
+    loop = estimate_dto(TINY, 3, 1, 4, "loop")  # one row; probed in the gradient's storage
+    assert loop == {"weights": 4000, "per_sample_grads": 4000, "probe_activations": 1920, "probe_logits": 600}
     with pytest.raises(ValueError, match="form"):
         estimate_dto(TINY, 1, 10, 4, "second_order")
 
@@ -55,8 +59,8 @@ def test_dto_plan_lowers_the_probe_batch_then_loops_then_refuses():
     k3 = sum(estimate_dto(TINY, 3, 10, 4).values())
     tight = plan_dto(TINY, 10, budget=k3)
     assert tight.settings["probe_batch"] == 3 and tight.fits and "lowered" in tight.notes[0]
-    k1 = sum(estimate_dto(TINY, 1, 10, 4).values())
-    loop = plan_dto(TINY, 10, budget=k1 - 1)
+    k1 = sum(estimate_dto(TINY, 1, 1, 4).values())  # 4000 + 8000 + 400 = 12400; the loop needs 10520
+    loop = plan_dto(TINY, 1, budget=k1 - 1)
     assert loop.settings["form"] == "loop" and loop.fits  # the loop holds one gradient list, not two
     refused = plan_dto(TINY, 10, budget=1000)
     assert not refused.fits
@@ -78,17 +82,15 @@ def test_7b_dto_fits_80_gb_only_by_lowering_the_probe_batch():
 
 def test_training_plan_turns_on_checkpointing_then_suggests_lora():
     ask = dict(batch=2, seq=10, b=4)
-    plain = sum(estimate_training(TINY, **ask).values())
+    plain = sum(estimate_training(TINY, **ask).values())  # 4000 + 50400
+    assert plain == 54400
     assert plan_training(TINY, budget=plain, **ask).settings["gradient_checkpointing"] is False
-    ck = plan_training(TINY, budget=plain - 1, **ask)
-    assert ck.settings["gradient_checkpointing"] is True and ck.fits
-    # full + checkpointing: 4000 + 4000 + 8000 + 20480 + 24000 = 60480; LoRA r=1 (P_t = 256):
-    # 4000 + 1024 + 2048 + 20480 + 24000 = 51552
-    assert not plan_training(TINY, budget=55_000, checkpointing=True, lora=True, lora_r=1, **ask).settings[
-        "lora_suggested"]
-    lora = plan_training(TINY, budget=55_000, lora_r=1, **ask)
-    assert lora.total == 51552
-    assert lora.settings["lora_suggested"] is True and lora.fits
+    ck = plan_training(TINY, budget=plain - 1, **ask)  # 4000 + 20480 + 12000 = 36480
+    assert ck.settings["gradient_checkpointing"] is True and ck.fits and ck.total == 36480
+    # one token: full fine-tuning needs 4000 + 12000 (step phase); LoRA r=1 (P_t = 256): 4000 + 3072
+    one = dict(batch=1, seq=1, b=4)
+    lora = plan_training(TINY, budget=10_000, lora_r=1, **one)
+    assert lora.settings["lora_suggested"] is True and lora.fits and lora.total == 7072
     assert not plan_training(TINY, budget=100, **ask).fits
 
 

@@ -45,8 +45,11 @@ def _probe_vmap(model, ids, labels, answer, lr: float, first_order: bool = False
         warnings.filterwarnings("ignore", message="There is a performance drop")
         grads = vmap(grad(seq_nll), in_dims=(None, 0, 0, 0))(params, ids, labels, answer.float())
         if first_order:
+            for g in grads.values():
+                g.mul_(lr)  # η·g in place: no second gradient list
+
             def directional(g, row_ids, row_labels):  # ⟨∇ log p_t, η·g⟩ for every t: (T,)
-                return jvp(lambda p: logp(p, row_ids, row_labels), (params,), ({n: lr * g[n] for n in g},))[1]
+                return jvp(lambda p: logp(p, row_ids, row_labels), (params,), (g,))[1]
 
             with sdpa_kernel(SDPBackend.MATH):  # the fused CPU kernel has no forward-mode derivative
                 return -vmap(directional)(grads, ids, labels)
