@@ -2,13 +2,18 @@
 token's log-probability; the top-r fraction are the targets."""
 from __future__ import annotations
 
+import logging
 import warnings
 
 import torch
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, grad, jvp, vmap
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from ..memory_plan import planned_probe_batch
 from ..tokens import Batch, eval_mode, per_token_nll
 from .base import SelectorInput, SelectorOutput, default_mask
+
+log = logging.getLogger(__name__)
 
 
 def _row_batch(ids: torch.Tensor, labels: torch.Tensor) -> Batch:
@@ -16,11 +21,12 @@ def _row_batch(ids: torch.Tensor, labels: torch.Tensor) -> Batch:
     return Batch(ids[None], torch.ones_like(ids)[None], labels[None], labels[None], None, [], [])
 
 
-def _probe_vmap(model, ids, labels, answer, lr: float) -> torch.Tensor:
+def _probe_vmap(model, ids, labels, answer, lr: float, first_order: bool = False) -> torch.Tensor:
     """Δ (B, T) for a chunk: per-sample gradients and probe forwards, vectorised by torch.func.
 
     Right padding + causal attention: no label position attends to padding, so an all-ones mask
     (a constant outside vmap, which keeps transformers' mask checks off batched tensors) is exact.
+    first_order: Δ_t = −η·⟨∇ log p_t, g⟩ as one forward-mode product (jvp) per row, no probed weights.
     """
     params = {n: p.detach() for n, p in model.named_parameters()}
     buffers = dict(model.named_buffers())
@@ -38,70 +44,111 @@ def _probe_vmap(model, ids, labels, answer, lr: float) -> torch.Tensor:
     with warnings.catch_warnings():  # "performance drop": sdpa has no batching rule on CPU yet
         warnings.filterwarnings("ignore", message="There is a performance drop")
         grads = vmap(grad(seq_nll), in_dims=(None, 0, 0, 0))(params, ids, labels, answer.float())
+        if first_order:
+            for g in grads.values():
+                g.mul_(lr)  # η·g in place: no second gradient list
+
+            def directional(g, row_ids, row_labels):  # ⟨∇ log p_t, η·g⟩ for every t: (T,)
+                return jvp(lambda p: logp(p, row_ids, row_labels), (params,), (g,))[1]
+
+            with sdpa_kernel(SDPBackend.MATH):  # the fused CPU kernel has no forward-mode derivative
+                return -vmap(directional)(grads, ids, labels)
         probed = {n: params[n][None] + lr * grads[n] for n in params}  # θ' = θ + η ∇L_seq (ascent)
         before = vmap(logp, in_dims=(None, 0, 0))(params, ids, labels)
         after = vmap(logp, in_dims=(0, 0, 0))(probed, ids, labels)
     return before - after
 
 
-def _probe_loop(model, ids, labels, answer, lr: float) -> torch.Tensor:
-    """Δ (B, T), one sample at a time: step in place, score, restore the saved weights exactly."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    saved = [p.detach().clone() for p in params]
+def _probe_in_place(model, ids, labels, answer, lr: float, first_order: bool = False) -> torch.Tensor:
+    """Δ (B, T), one sample at a time, with no copy of the model: the gradient g of the row's
+    sequence NLL is turned into the probed weights in its own storage (g ← θ + η·g) and the probe
+    forward runs through `functional_call` over that dict, so the model's weights are never
+    written (bit-identical afterwards) and the peak is the weights plus one gradient list.
+    first_order: Δ_t = −⟨∇ log p_t, η·g⟩ by one jvp forward along η·g instead of the probe forward.
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
     out = torch.zeros(ids.shape, device=ids.device)
-    try:
-        for i in range(ids.shape[0]):
-            row = _row_batch(ids[i], labels[i])
-            with torch.enable_grad():
-                nll = per_token_nll(model(input_ids=row.input_ids, attention_mask=row.attention_mask).logits, row)[0]
-                loss = (nll * answer[i]).sum() / answer[i].sum().clamp(min=1)
-                grads = torch.autograd.grad(loss, params, allow_unused=True)
-            with torch.no_grad():
-                for p, g in zip(params, grads):
-                    if g is not None:
-                        p.add_(g, alpha=lr)
-                after = -per_token_nll(model(input_ids=row.input_ids, attention_mask=row.attention_mask).logits,
-                                       row)[0]
-                out[i] = (-nll.detach()) - after
-                for p, s in zip(params, saved):
-                    p.copy_(s)
-    finally:
+    for i in range(ids.shape[0]):
+        row = _row_batch(ids[i], labels[i])
+        kwargs = {"input_ids": row.input_ids, "attention_mask": row.attention_mask}
+        with torch.enable_grad():
+            nll = per_token_nll(model(**kwargs).logits, row)[0]  # (T,)
+            loss = (nll * answer[i]).sum() / answer[i].sum().clamp(min=1)
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+        before = -nll.detach()
+        touched = {n: g for (n, _), g in zip(named, grads) if g is not None}
         with torch.no_grad():
-            for p, s in zip(params, saved):
-                p.copy_(s)
+            if first_order:
+                primals = {n: p.detach() for n, p in named if n in touched}
+                tangents = {n: g.mul_(lr) for n, g in touched.items()}
+
+                def logp(p):
+                    return -per_token_nll(functional_call(model, p, args=(), kwargs=kwargs).logits, row)[0]
+
+                with sdpa_kernel(SDPBackend.MATH):
+                    out[i] = -jvp(logp, (primals,), (tangents,))[1]
+            else:
+                probed = {n: g.mul_(lr).add_(dict(named)[n].detach()) for n, g in touched.items()}  # θ + η·g
+                after = -per_token_nll(functional_call(model, probed, args=(), kwargs=kwargs).logits, row)[0]
+                out[i] = before - after
+        del grads, touched
     return out
 
 
 def select_dto(inp: SelectorInput, ratio: float = 0.3, k: int | None = None, probe_lr: float = 1e-2,
-               probe_batch: int = 8, mode: str = "auto") -> SelectorOutput:
-    """Δ_t = log p_θ(y_t) − log p_θ'(y_t), θ' = θ + η·∇_θ mean_t ℓ_t: one gradient-ascent probe step
-    (SGD, η = probe_lr) on that sequence alone [choice: exact probe step, not the first-order form];
+               probe_batch: int | None = None, mode: str = "auto", method: str = "exact") -> SelectorOutput:
+    """Δ_t = log p_θ(y_t) − log p_θ'(y_t), θ' = θ + η·∇_θ L_seq with L_seq = mean_t ℓ_t over the
+    answer tokens: one gradient-ascent probe step (SGD, η = probe_lr) on that sequence alone;
     mask = top-r (suffix ratio r = 0.3) by Δ.
 
-    The model's weights are never changed: mode 'vmap' computes per-sample gradients and probe
-    forwards functionally (torch.func), `probe_batch` sequences at a time; mode 'loop' steps in
-    place per sample and restores the saved weights bit for bit; 'auto' tries vmap, then loop.
+    method [choice]: 'exact' (default) takes the probe step and scores again; 'first_order' is the
+    first-order Taylor form SPEC allows, Δ_t ≈ η·⟨∇_θ log p_t, ∇_θ G_seq⟩ with G_seq = mean_t log p_t
+    the gradient-ascent objective (equivalently −η·⟨∇ log p_t, ∇ L_seq⟩), computed as one
+    forward-mode product along the sequence gradient, with no probed weights.
+
+    The model's weights are never changed. mode 'vmap' computes per-sample gradients functionally
+    (torch.func), `probe_batch` sequences at a time; 'loop' does one sequence at a time with the
+    gradient's storage reused as the probed weights (no copy of the model); 'auto' tries vmap and
+    falls back to the loop, logging why. probe_batch None: sized from free memory by the memory plan
+    (`engine.memory_plan.plan_dto`, at most 8); the plan picks the loop when no vmap batch fits.
     """
     if mode not in ("auto", "vmap", "loop"):
         raise ValueError(f"mode must be auto, vmap or loop, got {mode!r}")
+    if method not in ("exact", "first_order"):
+        raise ValueError(f"method must be exact or first_order, got {method!r}")
+    if probe_batch is not None and probe_batch < 1:
+        raise ValueError(f"probe_batch must be at least 1, got {probe_batch}")
     b, model = inp.batch, inp.model
+    first_order = method == "first_order"
+    if probe_batch is None:
+        plan = planned_probe_batch(model, b.input_ids.shape[1], str(b.input_ids.device), method).require()
+        probe_batch = plan.settings["probe_batch"]
+        if plan.settings["form"].endswith("loop") and mode == "auto":
+            log.warning("dto: no vmap probe batch fits in free memory; scoring one sequence at a time in place\n%s",
+                        plan.explain())
+            mode = "loop"
     answer = b.answer_mask
     delta = torch.zeros(b.input_ids.shape, device=b.input_ids.device)
     used = mode
     with eval_mode(model):
         for s in range(0, b.input_ids.shape[0], probe_batch):
             sl = slice(s, s + probe_batch)
-            args = (model, b.input_ids[sl], b.label_mask[sl], answer[sl], probe_lr)
+            args = (model, b.input_ids[sl], b.label_mask[sl], answer[sl], probe_lr, first_order)
             if used in ("auto", "vmap"):
                 try:
                     delta[sl] = _probe_vmap(*args)
                     used = "vmap"
                     continue
-                except Exception:  # a model torch.func cannot trace: fall back (or report)
-                    if used == "vmap":
+                except Exception as err:  # out of memory, or a model torch.func cannot trace
+                    if mode == "vmap":
                         raise
+                    log.warning("dto: vmap probe of rows %d-%d failed (%s: %s); falling back to the in-place "
+                                "per-sample loop", sl.start, min(sl.stop, b.input_ids.shape[0]) - 1,
+                                type(err).__name__, str(err).splitlines()[0][:200] if str(err) else "")
                     used = "loop"
-            delta[sl] = _probe_loop(*args)
+            delta[sl] = _probe_in_place(*args)
     delta = delta.detach() * answer
     return SelectorOutput(delta, default_mask(delta, answer, k, ratio), "dto",
-                          {"ratio": ratio, "k": k, "probe_lr": probe_lr, "mode": used})
+                          {"ratio": ratio, "k": k, "probe_lr": probe_lr, "mode": used, "method": method,
+                           "probe_batch": probe_batch})

@@ -1,0 +1,184 @@
+"""The memory plan's estimates (`engine/memory_plan.py`) against measured peaks, per method, on
+random-initialised GPT-2 models of ~1M, ~10M and ~100M parameters (fp32, CPU).
+
+Measured: the peak of the running sum of tensor allocations and frees that the torch profiler
+records (`profile_memory=True`) during one call, above what was live before it: tensor memory
+only, not the process's RSS (which also holds libraries, allocator caches and freed pages). On
+cuda, torch.cuda.max_memory_allocated above the memory allocated before the call.
+Compared: that peak against the plan's total minus the terms already resident before the call
+(the weights). Training cases measure the first step, when gradients and AdamW states appear.
+
+    python benchmarks/memory_plan.py [--sizes 1M,10M,100M] [--seq 64] [--batch 8] [--device cpu]
+                                     [--markdown FILE]
+
+Target: every ratio estimate / measured within 0.75–1.25.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+sys.path[0] = str(Path(__file__).resolve().parent.parent)  # repo root; benchmarks/selectors.py shadows nothing
+
+import torch  # noqa: E402
+
+from engine.losses import LOSSES  # noqa: E402
+from engine.memory_plan import ModelShape, estimate_dto, estimate_forward, estimate_training  # noqa: E402
+from engine.selectors import dto as dto_selector  # noqa: E402
+from engine.tokens import Batch, kl_ref, per_token_nll  # noqa: E402
+
+# name: (vocab, hidden, layers, heads)
+SIZES = {"1M": (2048, 128, 4, 4), "10M": (8192, 256, 10, 4), "100M": (32000, 768, 12, 12)}
+
+
+def peak_bytes(fn, device: str) -> int:
+    """Peak tensor bytes allocated during fn(), above what was live before it (see module doc)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage)
+    live = peak = 0
+    for _, delta in events:
+        live += delta
+        peak = max(peak, live)
+    return peak
+
+
+def make_model(size: str, device: str):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    vocab, hidden, layers, heads = SIZES[size]
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=vocab, n_positions=256, n_embd=hidden, n_layer=layers, n_head=heads,
+                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    return GPT2LMHeadModel(cfg).to(device)
+
+
+def make_batch(vocab: int, rows: int, seq: int, device: str) -> Batch:
+    """Random ids; the second half of each row are label positions, the last one the closing EOS."""
+    g = torch.Generator().manual_seed(rows * 1000 + seq)
+    ids = torch.randint(0, vocab, (rows, seq), generator=g)
+    label = torch.zeros((rows, seq), dtype=torch.bool)
+    label[:, seq // 2:] = True
+    eos = torch.zeros_like(label)
+    eos[:, -1] = True
+    offsets = torch.full((rows, seq, 2), -1, dtype=torch.long)
+    return Batch(ids, torch.ones_like(ids), label, eos, offsets, [""] * rows, [seq // 2] * rows).to(device)
+
+
+def train_step(model, batch: Batch, loss: str, retain: Batch | None = None, reference=None,
+               checkpointing: bool = False):
+    """One step the way `engine.train.step` takes it: forward, per-token inputs, loss, backward,
+    clip, AdamW (created here: its states appear in the first step)."""
+    if checkpointing:
+        model.gradient_checkpointing_enable()
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    inputs = {"nll": per_token_nll(logits, batch), "weights": batch.answer_mask.float(),
+              "answer_mask": batch.answer_mask}
+    if reference is not None:
+        with torch.no_grad():
+            ref_logits = reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        inputs["kl"] = kl_ref(ref_logits, logits, batch)
+    if retain is not None:
+        r_logits = model(input_ids=retain.input_ids, attention_mask=retain.attention_mask).logits
+        inputs["retain_nll"], inputs["retain_mask"] = per_token_nll(r_logits, retain), retain.label_mask
+    spec = LOSSES[loss]
+    value, _ = spec(**{k: v for k, v in inputs.items() if k in spec.inputs}, **spec.params({}))
+    value.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    del opt
+    if checkpointing:
+        model.gradient_checkpointing_disable()
+
+
+def cases(size: str, seq: int, batch: int, probe: int):
+    """(label, estimate terms, fn) per method; fn runs the method once on a fresh model state."""
+    s_batch = make_batch(SIZES[size][0], batch, seq, "cpu")
+    retain = make_batch(SIZES[size][0], batch, seq, "cpu")
+    probe_rows = make_batch(SIZES[size][0], probe, seq, "cpu")
+    args = (probe_rows.input_ids, probe_rows.label_mask, probe_rows.answer_mask)
+
+    def forward(m):
+        with torch.no_grad():
+            m.eval()
+            per_token_nll(m(input_ids=s_batch.input_ids, attention_mask=s_batch.attention_mask).logits, s_batch)
+
+    def dto(form):
+        def run(m):
+            m.eval()
+            if form == "loop":
+                dto_selector._probe_in_place(m, *args, 1e-2)
+            else:
+                dto_selector._probe_vmap(m, *args, 1e-2, first_order=form == "first_order")
+        return run
+
+    def dto_run(m):  # the reference copy is made inside the measured call, as `prepare` does
+        train_step(m, s_batch, "dto", reference=copy.deepcopy(m).eval())
+
+    return [
+        (f"evaluation forward, batch {batch}", lambda s: estimate_forward(s, batch, seq, 4), forward),
+        (f"dto probe exact, vmap k={probe}", lambda s: estimate_dto(s, probe, seq, 4, "exact"), dto("exact")),
+        (f"dto probe first-order, vmap k={probe}", lambda s: estimate_dto(s, probe, seq, 4, "first_order"),
+         dto("first_order")),
+        ("dto probe exact, in-place loop", lambda s: estimate_dto(s, 1, seq, 4, "loop"), dto("loop")),
+        (f"train ga, batch {batch}", lambda s: estimate_training(s, batch, seq, 4), lambda m: train_step(m, s_batch, "ga")),
+        (f"train ga + checkpointing", lambda s: estimate_training(s, batch, seq, 4, checkpointing=True),
+         lambda m: train_step(m, s_batch, "ga", checkpointing=True)),
+        (f"train graddiff (retain in graph)", lambda s: estimate_training(s, batch, seq, 4, retain=True),
+         lambda m: train_step(m, s_batch, "graddiff", retain=retain)),
+        (f"train dto loss (+reference copy)", lambda s: estimate_training(s, batch, seq, 4, reference_copy=True),
+         dto_run),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1M,10M,100M")
+    ap.add_argument("--seq", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--probe", type=int, default=2, help="DTO probe batch measured")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--markdown", default=None)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    rows = ["| model | params | method | estimate MiB | measured MiB | est/meas |", "|---|---|---|---|---|---|"]
+    print(rows[0]), print(rows[1])
+    worst = 0.0
+    t0 = time.time()
+    for size in a.sizes.split(","):
+        model = make_model(size, "cpu")
+        shape = ModelShape.from_model(model)
+        for label, estimate, fn in cases(size, a.seq, a.batch, a.probe):
+            terms = estimate(shape)
+            est = sum(terms.values()) - terms["weights"]  # the weights are resident before the call
+            work = copy.deepcopy(model)
+            measured = peak_bytes(lambda: fn(work), "cpu")
+            del work
+            ratio = est / measured
+            worst = max(worst, abs(ratio - 1))
+            line = (f"| {size} | {shape.params / 1e6:.2f}M | {label} | {est / 2**20:.1f} | {measured / 2**20:.1f} "
+                    f"| {ratio:.2f} |")
+            rows.append(line)
+            print(line, flush=True)
+    print(f"\nworst |estimate/measured − 1| = {worst:.2f} (target ≤ 0.25); {time.time() - t0:.0f} s")
+    if a.markdown:
+        Path(a.markdown).write_text("\n".join(rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()
