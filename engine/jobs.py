@@ -67,12 +67,15 @@ class JobManager:
     """Runs at most one unlearning job at a time in a daemon thread and keeps its progress.
 
     runner: the function that does the work, `unlearn(config, store, progress, cancel)` by default
-    (tests may pass a stand-in). store: an engine.store.Store shared with the app.
+    (tests may pass a stand-in). store: an engine.store.Store shared with the app. before_run: a
+    hook run first in the job's thread (the app frees Explore's cached models there, so a run's
+    own model copy does not sit beside them on the device).
     """
 
-    def __init__(self, store, runner: Callable | None = None):
+    def __init__(self, store, runner: Callable | None = None, before_run: Callable[[], None] | None = None):
         self.store = store
         self._runner = runner
+        self.before_run = before_run  # called in the run's thread before it loads (e.g. free Explore's models)
         self._lock = threading.Lock()
         self._snap = JobSnapshot()
         self._thread: threading.Thread | None = None
@@ -153,6 +156,8 @@ class JobManager:
 
     def _run(self, config, cancel: threading.Event) -> None:
         try:
+            if self.before_run is not None:
+                self.before_run()
             result = self.runner(config, self.store, progress=self._progress, cancel=cancel)
             state, error = result.status, result.error
             run_id = result.run_id

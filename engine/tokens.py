@@ -184,11 +184,23 @@ def _to_positions(x: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:
     return F.pad(x, (1, 0)) * label_mask
 
 
+NLL_CHUNK_ELEMENTS = 2**24  # vocabulary-sized fp32 elements per chunk of per_token_nll (64 MiB) [choice]
+
+
 def per_token_nll(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """ℓ_t = −log p(y_t | y_<t), (B, T), float32, 0 off label positions."""
-    pred, target = _predicting(logits, batch.input_ids)
-    flat = pred.float().reshape(-1, pred.shape[-1])  # (B·(T-1), V): 4× faster than a (B, V, T-1) transpose
-    nll = F.cross_entropy(flat, target.reshape(-1), reduction="none").view(target.shape)  # (B, T-1)
+    """ℓ_t = −log p(y_t | y_<t) = logsumexp_v z_{t-1,v} − z_{t-1,y_t}, (B, T), float32, 0 off label
+    positions. Computed over chunks of rows so that only one chunk (≤ NLL_CHUNK_ELEMENTS) is ever
+    upcast to fp32: no full-vocabulary fp32 copy of the logits. Equals
+    F.cross_entropy(logits.float(), …) to ~1e-6 (tests/test_eval_cost.py)."""
+    pred, target = _predicting(logits, batch.input_ids)  # (B, T-1, V), (B, T-1)
+    per_row = max(1, pred.shape[1] * pred.shape[2])
+    rows = max(1, NLL_CHUNK_ELEMENTS // per_row)
+    parts = []
+    for i in range(0, pred.shape[0], rows):
+        chunk = pred[i:i + rows]  # (b, T-1, V) view, no copy
+        label_z = chunk.gather(-1, target[i:i + rows].unsqueeze(-1)).squeeze(-1).float()  # (b, T-1)
+        parts.append(torch.logsumexp(chunk.float(), dim=-1) - label_z)
+    nll = torch.cat(parts) if len(parts) > 1 else parts[0]  # (B, T-1)
     return _to_positions(nll, batch.label_mask)
 
 

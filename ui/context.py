@@ -102,7 +102,8 @@ class AppContext:
     def create(cls, store_path: str | Path | None = None, device: str = "auto", runner=None) -> "AppContext":
         store = Store(store_path or store_location())
         store.mark_stale_runs()  # runs of a server that died are 'interrupted', not 'running' forever
-        return cls(store, ExploreService(device=device), JobManager(store, runner), Bootstrap())
+        explore = ExploreService(device=device)
+        return cls(store, explore, JobManager(store, runner, before_run=explore.release_models), Bootstrap())
 
 
 # ---------------------------------------------------------------- status helpers

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..params import parse_params  # noqa: F401  (the commands import it from here)
 
-COMMANDS = ["setup", "finetune", "eval", "score", "selector-report", "unlearn", "runs", "fit-scorer", "leak-check"]
+COMMANDS = ["setup", "finetune", "eval", "score", "selector-report", "unlearn", "runs", "fit-scorer", "leak-check",
+            "export"]
 
 from ..data.tofu_layout import roles_help
 

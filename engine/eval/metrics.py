@@ -70,21 +70,25 @@ def rouge_l_recall(predictions: list[str], references: list[str]) -> np.ndarray:
 
 @torch.no_grad()
 def mean_answer_nll(model, tokenizer, questions: list[str], answers: list[str], batch_size: int = 64) -> np.ndarray:
-    """Mean NLL over each answer's label tokens (answer + EOS), (N,). Batched, no grad."""
+    """Mean NLL over each answer's label tokens (answer + EOS), (N,). Batched, no grad; rows are
+    batched in order of length (less padding) and returned in the input order."""
     device = next(model.parameters()).device
-    out = []
+    out = torch.zeros(len(questions), dtype=torch.float64)
+    order = sorted(range(len(questions)), key=lambda i: len(questions[i]) + len(answers[i]))  # less padding
     with eval_mode(model):
-        for idx in iter_batches(list(range(len(questions))), batch_size):
+        for idx in iter_batches(order, batch_size):
             batch = encode(tokenizer, [questions[i] for i in idx], [answers[i] for i in idx]).to(device)
             nll = per_token_nll(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits, batch)
-            out.append((nll.sum(1) / batch.label_mask.sum(1).clamp(min=1)).cpu())
-    return torch.cat(out).double().numpy()
+            out[idx] = (nll.sum(1) / batch.label_mask.sum(1).clamp(min=1)).double().cpu()
+    return out.numpy()
 
 
 @torch.no_grad()
 def greedy_generate(model, tokenizer, questions: list[str], max_new_tokens: int = 64,
                     batch_size: int = 32) -> list[str]:
-    """Greedy answers to each question (left-padded batches, stop at EOS)."""
+    """Greedy answers to each question: left-padded batches (so every row's last prompt token sits at
+    the same position and new tokens append to the right), the KV cache on (`use_cache=True`, one
+    token's forward per new token), stopping when every row has produced EOS."""
     device = next(model.parameters()).device
     with eval_mode(model):
         eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -97,7 +101,7 @@ def greedy_generate(model, tokenizer, questions: list[str], max_new_tokens: int 
             room = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 10**6)
             new = max(1, min(max_new_tokens, room - width))
             gen = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=new,
-                                 do_sample=False, eos_token_id=eos, pad_token_id=pad)
+                                 do_sample=False, eos_token_id=eos, pad_token_id=pad, use_cache=True)
             for row in gen[:, width:].tolist():
                 if eos in row:
                     row = row[:row.index(eos)]
@@ -116,9 +120,10 @@ def _flat_alternatives(samples: list[Sample], use_answer_as_paraphrase: bool):
     return qs, texts
 
 
-def truth_ratios(model, tokenizer, samples: list[Sample], use_answer: bool = False,
-                 batch_size: int = 64) -> np.ndarray | None:
-    """Per-question TR, or None when some sample lacks perturbed answers (or a paraphrase)."""
+def _alternative_nll(model, tokenizer, samples: list[Sample], use_answer: bool,
+                     batch_size: int) -> np.ndarray | None:
+    """(N, 1 + J) mean NLLs of the paraphrase (or answer) and the first J perturbed answers, or None
+    when some sample lacks perturbed answers (or a paraphrase)."""
     if not samples or any(not s.perturbed_answers for s in samples):
         return None
     if not use_answer and any(s.paraphrased_answer is None for s in samples):
@@ -126,8 +131,14 @@ def truth_ratios(model, tokenizer, samples: list[Sample], use_answer: bool = Fal
     j = min(len(s.perturbed_answers) for s in samples)
     trimmed = [Sample(s.question, s.answer, s.paraphrased_answer, s.perturbed_answers[:j]) for s in samples]
     qs, texts = _flat_alternatives(trimmed, use_answer)
-    nll = mean_answer_nll(model, tokenizer, qs, texts, batch_size).reshape(len(samples), j + 1)
-    return truth_ratio(nll[:, 0], nll[:, 1:])
+    return mean_answer_nll(model, tokenizer, qs, texts, batch_size).reshape(len(samples), j + 1)
+
+
+def truth_ratios(model, tokenizer, samples: list[Sample], use_answer: bool = False,
+                 batch_size: int = 64) -> np.ndarray | None:
+    """Per-question TR, or None when some sample lacks perturbed answers (or a paraphrase)."""
+    nll = _alternative_nll(model, tokenizer, samples, use_answer, batch_size)
+    return None if nll is None else truth_ratio(nll[:, 0], nll[:, 1:])
 
 
 @dataclass
@@ -152,11 +163,9 @@ def score_split(model, tokenizer, samples: list[Sample], kind: str, max_new_toke
     questions = [s.question for s in samples]
     gens = greedy_generate(model, tokenizer, questions, max_new_tokens, batch_size)
     rouge = float(rouge_l_recall(gens, answers).mean())
-    tr = truth_ratios(model, tokenizer, samples, use_answer=(kind == "real_world"), batch_size=batch_size)
-    if kind == "real_world" and tr is not None:
-        j = min(len(s.perturbed_answers) for s in samples)
-        qs, texts = _flat_alternatives([Sample(s.question, s.answer, None, s.perturbed_answers[:j]) for s in samples], True)
-        nll = mean_answer_nll(model, tokenizer, qs, texts, batch_size).reshape(len(samples), j + 1)
+    nll = _alternative_nll(model, tokenizer, samples, kind == "real_world", batch_size)  # (N, 1 + J)
+    tr = None if nll is None else truth_ratio(nll[:, 0], nll[:, 1:])
+    if kind == "real_world" and nll is not None:  # the same (answer, perturbed) NLLs as its TR
         prob = normalised_probability(nll[:, 0], nll[:, 1:])
     else:
         prob = float(answer_probability(mean_answer_nll(model, tokenizer, questions, answers, batch_size)).mean())

@@ -3,15 +3,22 @@ token-level extras: probability drop since step 0 on target vs non-target (and f
 non-fact) answer tokens."""
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from .. import paths
+from ..atomic import read_json_or_none, write_text_atomic
+from ..fingerprint import content_hash, weights_fingerprint
 from ..resolve import model_path, retain_model_for
-from ..tokens import encode_samples, fact_mask, iter_batches, label_rows, per_token_nll, per_token_rows
-from .full import evaluate, reference_truth_ratios
+from ..tokens import PLAIN_TEMPLATE, encode_samples, fact_mask, iter_batches, label_rows, per_token_nll, per_token_rows
+from .full import EvalReport, evaluate, reference_truth_ratios
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # engine.train imports this module; State is only an annotation here
     from ..train.state import State
@@ -41,12 +48,74 @@ class EvalContext:
     p0: list[torch.Tensor]  # step-0 label-token probabilities per forget sample
     answer_rows: list[torch.Tensor]  # answer-token masks over label positions per forget sample
     spans: list[torch.Tensor] | None  # ground-truth fact-span masks, when the data has spans
+    step0_report: EvalReport | None = None  # the target model's evaluation, when it came from the cache
+    step0_key: str | None = None  # its cache key (None: the model has no safetensors to fingerprint)
+
+
+def eval_batch_size(state: State) -> int:
+    """RunConfig.eval_batch_size, or `memory_plan.plan_evaluation`'s choice beside the run's
+    resident gradients and AdamW states (logged)."""
+    if state.config.eval_batch_size is not None:
+        return state.config.eval_batch_size
+    from ..memory_plan import ModelShape, budget_of, plan_evaluation
+
+    model = state.base_model()
+    shape = ModelShape.from_model(model)
+    b = next(model.parameters()).element_size()
+    seq = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 2048)
+    seq = min(seq, 512)  # TOFU answers fit well within 512 tokens [choice]
+    plan = plan_evaluation(shape, seq, budget_of(state.device), b, resident=3 * shape.trainable * b)
+    for note in plan.notes:
+        log.info("evaluation: %s", note)
+    return plan.settings["eval_batch"]
+
+
+def step0_cache_key(state: State, reference_tr: np.ndarray | None) -> str | None:
+    """Cache key of the target model's step-0 evaluation: its weights fingerprint, the data (every
+    forget and evaluation sample), the prompt format and the evaluation settings (retain subset,
+    generation length, the retain model's truth ratios). None when the weights have no
+    fingerprint (no safetensors file)."""
+    weights = weights_fingerprint(model_path(state.config.model))
+    if weights is None:
+        return None
+    bench, cfg = state.bench, state.config
+    data = [json.dumps(s.to_json(), sort_keys=True) for s in state.forget]
+    for split in ("forget", "retain", "real_authors", "world_facts"):
+        data += [split] + [json.dumps(s.to_json(), sort_keys=True) for s in bench.eval_split(split)]
+    fmt = getattr(state.tokenizer, "chat_template", None) or PLAIN_TEMPLATE
+    settings = json.dumps({"protocol": bench.protocol, "retain_eval_size": cfg.retain_eval_size,
+                           "eval_max_new_tokens": cfg.eval_max_new_tokens,
+                           "reference_tr": None if reference_tr is None else np.asarray(reference_tr).tolist()})
+    return content_hash("step0-eval-v1", weights, fmt, settings, *data, length=24)
+
+
+def _cache_file(key: str):
+    return paths.cache_dir() / f"step0_eval_{key}.json"
+
+
+def _load_step0(key: str | None) -> tuple[EvalReport, list[torch.Tensor]] | None:
+    cached = read_json_or_none(_cache_file(key)) if key else None
+    if not isinstance(cached, dict) or "report" not in cached or "p0" not in cached:
+        return None
+    try:
+        return EvalReport(**cached["report"]), [torch.tensor(r, dtype=torch.float32) for r in cached["p0"]]
+    except TypeError:  # written by another version: rebuilt
+        return None
 
 
 def eval_context(state: State) -> EvalContext:
+    """The run's step-0 comparison points; the target model's evaluation and p0 come from the
+    cache (`step0_cache_key`) when an earlier run of the same model, data and settings made them."""
     retain = state.config.retain_model or retain_model_for(state.config.model, state.config.data)
     ref_tr = reference_truth_ratios(model_path(retain), state.bench, state.device) if retain else None
-    p0 = forget_token_probs(state.base_model(), state.tokenizer, state.forget)
+    key = step0_cache_key(state, ref_tr)
+    cached = _load_step0(key)
+    if cached is not None:
+        report, p0 = cached
+        log.info("step-0 evaluation taken from the cache (%s)", key)
+    else:
+        report = None
+        p0 = forget_token_probs(state.base_model(), state.tokenizer, state.forget, eval_batch_size(state))
     has_spans = any(s.spans for s in state.forget)
     answer_rows, spans = [], []
     for chunk in iter_batches(state.forget, 64):
@@ -54,17 +123,28 @@ def eval_context(state: State) -> EvalContext:
         answer_rows += label_rows(batch.answer_mask, batch)
         if has_spans:
             spans += label_rows(fact_mask(batch, chunk), batch)
-    return EvalContext(ref_tr, p0, answer_rows, spans if has_spans else None)
+    return EvalContext(ref_tr, p0, answer_rows, spans if has_spans else None, report, key)
 
 
-def evaluate_state(state: State, ctx: EvalContext) -> dict:
+def evaluate_state(state: State, ctx: EvalContext, step0: bool = False) -> dict:
     """FQ, MU + components (forget_probability among them), token probability drops vs step 0,
     the fraction of answer tokens that are targets; a flat dict (plus `notes` when some
-    number is unavailable)."""
+    number is unavailable).
+
+    step0: the model is still the target model: its report comes from `ctx.step0_report` when
+    cached, else it is computed and written to the cache (the drops are 0 by definition)."""
     model = state.base_model()
-    report = evaluate(model, state.tokenizer, state.bench, ctx.reference_tr,
-                      retain_size=state.config.retain_eval_size, max_new_tokens=state.config.eval_max_new_tokens)
-    p = forget_token_probs(model, state.tokenizer, state.forget)
+    batch_size = eval_batch_size(state)
+    if step0 and ctx.step0_report is not None:
+        report, p = ctx.step0_report, ctx.p0
+    else:
+        report = evaluate(model, state.tokenizer, state.bench, ctx.reference_tr, retain_size=state.config.retain_eval_size,
+                          max_new_tokens=state.config.eval_max_new_tokens, batch_size=batch_size)
+        p = ctx.p0 if step0 else forget_token_probs(model, state.tokenizer, state.forget, batch_size)
+        if step0 and ctx.step0_key is not None:
+            write_text_atomic(_cache_file(ctx.step0_key),
+                              json.dumps({"report": report.to_dict(), "p0": [r.tolist() for r in ctx.p0]}))
+            ctx.step0_report = report
     targets = state.weights.targets()  # fixed masks, or learned weights' current ones
     non_targets = [a & ~t for a, t in zip(ctx.answer_rows, targets)]
     m = {"forget_quality": report.forget_quality, "model_utility": report.model_utility, **report.components,

@@ -40,6 +40,10 @@ class ExploreService:
     def device(self) -> str:
         return self.session.device
 
+    def release_models(self) -> int:
+        """Free the cached models (JobManager's before_run hook: a run loads its own copy)."""
+        return self.session.release_models()
+
     @property
     def chunk_size(self) -> int:
         return self.views.chunk_size

@@ -10,8 +10,11 @@ copy of the model).
 """
 from __future__ import annotations
 
+import gc
 import threading
 from collections import OrderedDict
+
+import torch
 
 from ..data import Benchmark, Sample
 from ..fingerprint import tokenizer_fingerprint
@@ -59,6 +62,17 @@ class Session:
             while len(self._models) > self.max_models:
                 self._models.popitem(last=False)
             return loaded
+
+    def release_models(self) -> int:
+        """Drop every cached model (an unlearning run is about to load its own) and return the
+        device's cached blocks to the driver; the next `model` call reloads. Returns how many."""
+        with self.lock:
+            n = len(self._models)
+            self._models.clear()
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return n
 
     def fingerprint(self, model_spec: str) -> str:
         return tokenizer_fingerprint(self.model(model_spec)[1])

@@ -115,6 +115,10 @@ def load_model(path: str | Path, device: str = "auto", dtype: torch.dtype | None
     from transformers import AutoModelForCausalLM
 
     path = Path(path)
+    from .adapter import is_adapter_dir, load_adapter_model
+
+    if is_adapter_dir(path):  # a LoRA checkpoint: base model + adapter
+        return load_adapter_model(path, device, dtype)
     check_model_dir(path)
     check_tokenizer_files(path)
     check_causal_lm_config(path)

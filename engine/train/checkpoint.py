@@ -1,4 +1,4 @@
-"""Checkpoints (safetensors, LoRA merged, written atomically) and what the run's token weights learned."""
+"""Checkpoints (safetensors, LoRA as adapters, written atomically) and what the run's token weights learned."""
 from __future__ import annotations
 
 import shutil
@@ -8,20 +8,14 @@ from .state import State
 
 
 def save_checkpoint(state: State, directory: Path) -> Path:
-    """Write the model (LoRA merged into the weights) + tokenizer (+ what learned token weights
+    """Write the model (with LoRA: the adapter, `python -m engine export --merge` merges it) + tokenizer (+ what learned token weights
     learned, e.g. atwu_scorer.safetensors) as safetensors under `directory`, via a temporary
     sibling renamed into place."""
     model = state.base_model()
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    if state.config.lora:
-        model.merge_adapter()
-        try:
-            base = model.get_base_model()
-            sd = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items() if "lora_" not in k}
-            base.save_pretrained(tmp, state_dict=sd, safe_serialization=True)
-        finally:
-            model.unmerge_adapter()
+    if state.config.lora:  # the adapter only (adapter_config.json names the base model); merge on export
+        model.save_pretrained(tmp, safe_serialization=True)
     else:
         model.save_pretrained(tmp, safe_serialization=True)
     state.tokenizer.save_pretrained(tmp)

@@ -59,11 +59,11 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
         notify({"run_id": run_id, "phase": "train" if metrics is None else "eval", "step": state.step,
                 "total_steps": total, "epoch": epoch, "loss": loss, "metrics": metrics})
 
-    def record(epoch: int, train_loss: float | None) -> None:
-        """Evaluate, store the epoch's metrics, keep the best-FQ checkpoint (main process only)."""
+    def record(epoch: int, train_loss: float | None, evaluate: bool = True) -> None:
+        """Evaluate (when asked), store the epoch's metrics, keep the best-FQ checkpoint (main process only)."""
         nonlocal best
         m = {"epoch": epoch, "step": state.step, "train_loss": train_loss,
-             **(evaluate_state(state, ctx) if ctx is not None else {})}
+             **(evaluate_state(state, ctx, step0=epoch == 0) if ctx is not None and evaluate else {})}
         history.append(m)
         store.add_epoch_metrics(run_id, epoch, state.step, m)
         fq = m.get("forget_quality")
@@ -99,8 +99,9 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
             epochs_done = epoch
             if state.accelerator is not None:
                 state.accelerator.wait_for_everyone()
-            if main:
-                record(epoch, sum(losses) / max(1, len(losses)))
+            if main:  # every eval_every-th epoch, and always the last one (also when max_steps ends it)
+                last = epoch == config.epochs or out_of_steps()
+                record(epoch, sum(losses) / max(1, len(losses)), epoch % config.eval_every == 0 or last)
             if out_of_steps():
                 break
         scorer_path = None

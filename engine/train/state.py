@@ -3,19 +3,24 @@ when the loss needs one, data, token weights (a WeightSource), optimiser, accele
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from ..losses import LossSpec, get_loss
+from ..memory_plan import ModelShape, Plan, budget_of, plan_training, weights_bytes
 from ..models import load_model
 from ..resolve import model_path
 from .check import check_run
 from .config import RunConfig
 from .reference import can_cache, reference_inputs, reference_rows
+from ..tokens import encode_samples
 from ..weights import LEARNED_WEIGHTS, WeightSource, weights_from_mask_set, weights_from_selector
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,6 +42,8 @@ class State:
     reference_rows: dict | None = None  # cached per-sample ref_nll / ref_logit rows (NPO, TPO)
     accelerator: object = None
     step: int = 0
+    memory: dict = field(default_factory=dict)  # the training plan's settings (gradient_checkpointing,
+    # separate_retain_backward) and its breakdown (`memory_plan.Plan.explain`)
 
     @property
     def trainable(self) -> list[torch.nn.Parameter]:
@@ -77,6 +84,33 @@ def _apply_lora(model, config: RunConfig):
     return get_peft_model(model, lcfg)
 
 
+def training_plan(config: RunConfig, model, tokenizer, spec: LossSpec, kwargs: dict, forget, device: str) -> Plan:
+    """`memory_plan.plan_training` for this run against the device's free memory (the weights are
+    already loaded, so they are added back). gradient_checkpointing 'on'/'off' is kept, 'auto' lets
+    the plan decide; the plan also decides whether the retain batch is backpropagated on its own.
+    Every choice and fallback is logged; MemoryError with the numbers when nothing fits, or when
+    only LoRA would (the method is the user's to change)."""
+    shape = ModelShape.from_model(model)
+    b = next(model.parameters()).element_size()
+    seq = encode_samples(tokenizer, list(forget)[:256]).input_ids.shape[1]  # the longest forget row
+    ckpt = {"on": True, "off": False}.get(config.gradient_checkpointing)
+    plan = plan_training(shape, config.batch_size, seq, budget_of(device) + weights_bytes(shape, b), b, config.loss,
+                         lora=config.lora, lora_r=config.lora_r, retain=spec.needs_retain(kwargs),
+                         reference_copy=spec.needs_reference and not can_cache(spec.inputs) and not config.lora,
+                         orthogonalize=config.orthogonalize, checkpointing=ckpt)
+    log.info("%s", plan.explain())
+    for note in plan.notes:
+        log.warning("memory plan: %s", note)
+    if not plan.fits:
+        raise MemoryError(plan.explain())
+    if plan.settings["lora_suggested"]:
+        raise MemoryError(plan.explain() + "\nfull fine-tuning does not fit this device: set lora=True")
+    if config.orthogonalize and plan.settings["separate_retain_backward"]:
+        log.warning("memory plan: orthogonalize needs both gradients at once: the retain batch stays in the graph")
+        plan.settings["separate_retain_backward"] = False
+    return plan
+
+
 def prepare(config: RunConfig, store=None) -> State:
     """Load everything a run needs and check it fits together (`check_run` first); raises
     ValueError when not.
@@ -108,6 +142,9 @@ def prepare(config: RunConfig, store=None) -> State:
         weights = weights_from_selector(model, tok, bench.forget, config.selector, dict(config.selector_params),
                                         config.weighting, config.batch_size * 4)
     model.zero_grad(set_to_none=True)
+    plan = training_plan(config, model, tok, spec, kwargs, bench.forget, device)
+    if plan.settings["gradient_checkpointing"]:  # recomputes each block in backward; active in train mode only
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if config.lora:
         model = _apply_lora(model, config)
     model.train()
@@ -116,7 +153,8 @@ def prepare(config: RunConfig, store=None) -> State:
     if learned is not None:  # built on the model as trained (LoRA included), before accelerate wraps it
         weights = learned.create(config, model, tok, list(bench.forget), device, accelerator)
     state = State(config, spec, kwargs, model, tok, device, bench, list(bench.forget), list(bench.retain),
-                  weights, opt, reference, ref_rows, accelerator=accelerator)
+                  weights, opt, reference, ref_rows, accelerator=accelerator,
+                  memory={**plan.settings, "plan": plan.explain()})
     if accelerator is not None:
         state.model, state.optimizer = accelerator.prepare(state.model, state.optimizer)
     return state

@@ -115,6 +115,49 @@ def orthogonal_backward(state: State, inputs: dict, scale: float) -> None:
         p.grad = g if p.grad is None else p.grad + g
 
 
+def _rng_state(device: str):
+    return torch.get_rng_state(), (torch.cuda.get_rng_state(device) if device.startswith("cuda") else None)
+
+
+def _set_rng_state(saved, device: str) -> None:
+    torch.set_rng_state(saved[0])
+    if saved[1] is not None:
+        torch.cuda.set_rng_state(saved[1], device)
+
+
+def separate_retain_backward(state: State, indices: list[int], batch: Batch, retain: Batch, scale: float):
+    """Backpropagate scale · L in two graphs that never coexist: first through the forget-side
+    inputs (the retain NLL taken without a graph), then, with the forget graph freed, through the
+    retain NLL (the forget-side inputs detached). By the chain rule
+    ∂L/∂θ = Σ_x ∂L/∂x · ∂x/∂θ over the loss's inputs x, so the two backward passes add up to
+    the joint one's gradient (tests/test_training_memory.py); the retain forward runs twice (once
+    without a graph) and with the same random state, so dropout masks match. Returns (loss, stats)."""
+    inputs = loss_inputs(state, indices, batch, None)  # forget side, with its graph
+    after_forget = _rng_state(state.device)
+    with torch.no_grad():
+        r_nll = per_token_nll(state.model(input_ids=retain.input_ids, attention_mask=retain.attention_mask).logits,
+                              retain)  # (B', T')
+    need = set(state.spec.inputs)
+    retain_side = {k: v for k, v in (("retain_nll", r_nll), ("retain_mask", retain.label_mask)) if k in need}
+    loss, stats = state.spec(**inputs, **retain_side, **state.loss_kwargs)
+    _backward(state, loss * scale)
+    detached = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+    del inputs
+    _set_rng_state(after_forget, state.device)
+    r_logits = state.model(input_ids=retain.input_ids, attention_mask=retain.attention_mask).logits
+    retain_side["retain_nll"] = per_token_nll(r_logits, retain)  # (B', T'), with its graph
+    retain_loss, _ = state.spec(**detached, **retain_side, **state.loss_kwargs)
+    _backward(state, retain_loss * scale)
+    return loss.detach(), stats
+
+
+def _backward(state: State, loss: torch.Tensor) -> None:
+    if state.accelerator is not None:
+        state.accelerator.backward(loss)
+    else:
+        loss.backward()
+
+
 def step(state: State, micro_batches: list[Micro]) -> dict:
     """One optimiser step over `grad_accum` micro-batches; returns the mean loss and stats (floats).
 
@@ -130,14 +173,16 @@ def step(state: State, micro_batches: list[Micro]) -> dict:
     for indices, batch, retain in micro_batches:
         batch = batch.to(state.device)
         retain = retain.to(state.device) if retain is not None else None
-        inputs = loss_inputs(state, indices, batch, retain)
-        loss, stats = state.spec(**inputs, **state.loss_kwargs)
-        if cfg.orthogonalize:
-            orthogonal_backward(state, inputs, scale)
-        elif state.accelerator is not None:
-            state.accelerator.backward(loss * scale)
+        if retain is not None and state.memory.get("separate_retain_backward") and not cfg.orthogonalize \
+                and set(state.spec.inputs) & set(RETAIN_INPUTS):  # memory is tight: two graphs, one at a time
+            loss, stats = separate_retain_backward(state, indices, batch, retain, scale)
         else:
-            (loss * scale).backward()
+            inputs = loss_inputs(state, indices, batch, retain)
+            loss, stats = state.spec(**inputs, **state.loss_kwargs)
+            if cfg.orthogonalize:
+                orthogonal_backward(state, inputs, scale)
+            else:
+                _backward(state, loss * scale)
         for k, v in {"loss": loss.detach(), **stats}.items():
             totals[k] = totals.get(k, 0.0) + v * scale  # tensors: one device sync at the end
     if cfg.max_grad_norm:
