@@ -216,12 +216,12 @@ def test_mask_set_mismatches_are_refused(tiny_dir, builtin_tokenizer, workdirs):
 
 def test_recorded_run_with_lora_keeps_checkpoints(tiny_dir, workdirs):
     """LoRA run, 2 steps per epoch, capped at 3 steps: epoch 2 is cut after its first step and
-    still evaluated; both checkpoints are merged safetensors."""
+    still evaluated; both checkpoints are LoRA adapters (safetensors) that load as base + adapter."""
     from engine.models import load_model
 
     seen = []
     cfg = RunConfig(model=str(tiny_dir), data="demo/forget01", loss="npo", selector="all", epochs=3, lr=1e-3,
-                    batch_size=5, lora=True, lora_r=4, max_steps=3, device="cpu", **SMALL_EVAL)
+                    batch_size=5, lora=True, lora_r=4, max_steps=3, device="cpu", eval_every=1, **SMALL_EVAL)
     result = unlearn(cfg, workdirs, progress=seen.append)
     assert result.status == "finished", result.error
     assert [(m["epoch"], m["step"]) for m in result.history] == [(0, 0), (1, 2), (2, 3)]
@@ -234,8 +234,9 @@ def test_recorded_run_with_lora_keeps_checkpoints(tiny_dir, workdirs):
                                                         ("train", 3), ("eval", 3)]
     assert {i["total_steps"] for i in seen} == {3}
     final = Path(result.checkpoints["final"])
-    assert (final / "model.safetensors").is_file() and not (final / "adapter_model.safetensors").exists()
-    trained, _ = load_model(final, "cpu")
+    assert (final / "adapter_model.safetensors").is_file() and not (final / "model.safetensors").exists()
+    trained, _ = load_model(final, "cpu")  # base + adapter
+    trained = trained.merge_and_unload()
     original, _ = load_model(tiny_dir, "cpu")
     assert not torch.allclose(trained.transformer.h[0].attn.c_attn.weight, original.transformer.h[0].attn.c_attn.weight)
     assert torch.equal(trained.transformer.wte.weight, original.transformer.wte.weight)  # LoRA left it alone

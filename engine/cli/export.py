@@ -15,7 +15,7 @@ HELP = "write a run's checkpoint as a plain safetensors model directory (--merge
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--run", type=int, required=True, metavar="ID", help="the run whose checkpoint to export")
+    p.add_argument("--run", dest="run_id", type=int, required=True, metavar="ID", help="the run whose checkpoint to export")
     p.add_argument("--which", default="final", help="checkpoint kind: final (default) or best")
     p.add_argument("--merge", required=True, metavar="OUT", help="output directory (must not exist)")
     p.add_argument("--store", default=None, help="SQLite store (default: the workbench's)")
@@ -29,12 +29,12 @@ def run(args) -> int:
         raise UserError(f"--merge {args.merge}: no such directory: {out.parent}")
     store = Store(args.store or paths.store_path())
     try:
-        record = store.get_run(args.run)
+        record = store.get_run(args.run_id)
     except NotFound as err:
-        raise UserError(f"--run {args.run}: {err}") from None
+        raise UserError(f"--run {args.run_id}: {err}") from None
     ckpt = record.checkpoints.get(args.which)
     if ckpt is None:
-        raise UserError(f"--which {args.which}: run {args.run} has no such checkpoint "
+        raise UserError(f"--which {args.which}: run {args.run_id} has no such checkpoint "
                         f"(has: {', '.join(record.checkpoints) or 'none'})")
     src = Path(ckpt.path)
     if is_adapter_dir(src):

@@ -144,7 +144,10 @@ def prepare(config: RunConfig, store=None) -> State:
     model.zero_grad(set_to_none=True)
     plan = training_plan(config, model, tok, spec, kwargs, bench.forget, device)
     if plan.settings["gradient_checkpointing"]:  # recomputes each block in backward; active in train mode only
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers ≥ 5.2x's name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if config.lora:
         model = _apply_lora(model, config)
     model.train()
