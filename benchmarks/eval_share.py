@@ -1,0 +1,101 @@
+"""The share of a default run's time spent evaluating, on the built-in model (CPU), and the
+evaluation's metrics against the values stored from the evaluation path before issue 15.
+
+    python benchmarks/eval_share.py [--epochs 10] [--eval-every N] [--threads 2] [--skip-check]
+
+1. Check: the target model's step-0 metrics and those of a deterministically perturbed copy
+   (every weight + 0.02·N(0,1), seed 1), computed by today's `evaluate_state`, against
+   benchmarks/results/eval_reference_before.json (written by the old path): max |difference|.
+2. Share: one default `unlearn` run (RunConfig defaults except the flags above, no checkpoints)
+   with the step-0 cache warm (a first run fills it); evaluation seconds (every `evaluate_state`
+   call, timed) over the run's seconds. Target: ≤ 0.30.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import torch  # noqa: E402
+
+REFERENCE = Path(__file__).resolve().parent / "results" / "eval_reference_before.json"
+
+
+def numbers(m: dict) -> dict:
+    return {k: v for k, v in m.items() if isinstance(v, (int, float)) or v is None}
+
+
+def check_metrics() -> float:
+    from engine.eval.run import eval_context, evaluate_state
+    from engine.train import RunConfig, prepare
+
+    ref = json.loads(REFERENCE.read_text())
+    state = prepare(RunConfig(epochs=1, device="cpu"))
+    ctx = eval_context(state)
+    got = {"target_step0": numbers(evaluate_state(state, ctx))}
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(1)
+        for p in state.model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.02)
+    got["perturbed"] = numbers(evaluate_state(state, ctx))
+    worst = 0.0
+    for case in ("target_step0", "perturbed"):
+        for k, v in ref[case].items():
+            if v is None or got[case].get(k) is None:
+                assert v is None and got[case].get(k) is None, (case, k)
+                continue
+            worst = max(worst, abs(v - got[case][k]))
+    return worst
+
+
+def share(epochs: int, eval_every: int | None) -> dict:
+    from engine.eval import run as eval_run
+    from engine.store import Store
+    from engine.train import RunConfig, loop, unlearn
+
+    spent = []
+    real = eval_run.evaluate_state
+
+    def timed(*a, **k):
+        t = time.perf_counter()
+        out = real(*a, **k)
+        spent.append(time.perf_counter() - t)
+        return out
+
+    loop.evaluate_state = timed
+    extra = {} if eval_every is None else {"eval_every": eval_every}
+    cfg = RunConfig(epochs=epochs, device="cpu", save_checkpoints=False, **extra)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "store.sqlite")
+        unlearn(RunConfig(epochs=1, device="cpu", save_checkpoints=False, max_steps=1), store)  # warms the cache
+        spent.clear()
+        result = unlearn(cfg, store)
+    loop.evaluate_state = real
+    assert result.status == "finished", result.error
+    return {"run_s": result.seconds, "eval_s": sum(spent), "evaluations": len(spent),
+            "eval_every": cfg.eval_every, "epochs": epochs, "share": sum(spent) / result.seconds}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--eval-every", type=int, default=None, help="default: RunConfig's")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-check", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if not args.skip_check:
+        print(f"metrics vs the old path (stored): max |diff| = {check_metrics():.2e} (target ≤ 1e-6)")
+    s = share(args.epochs, args.eval_every)
+    print(f"default run, {s['epochs']} epochs, eval_every={s['eval_every']}: {s['evaluations']} evaluations "
+          f"(step 0 from the cache), {s['eval_s']:.1f} s of {s['run_s']:.1f} s -> evaluation share {s['share']:.2f} "
+          f"(target ≤ 0.30)")
+
+
+if __name__ == "__main__":
+    main()
