@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 
 from ..tokens import encode_samples, per_token_nll
+from .device import precision_for
 
 Progress = Callable[[float, str], None]
 EpochHook = Callable[[int, object], bool]  # (epoch, model) -> True to stop after this epoch
@@ -41,6 +42,7 @@ class TrainSettings:
     max_grad_norm: float = 1.0
     batching: str = "length"
     seed: int = 0
+    precision: str = "auto"  # engine.models.device.precision_for('train'): fp32 weights, bf16 autocast on a GPU
 
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
@@ -133,6 +135,10 @@ def train_causal_lm(model, tokenizer, samples, settings: TrainSettings, progress
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
     device = next(model.parameters()).device
+    precision = precision_for("train", str(device), settings.precision)
+    if any(p.dtype != precision.master for p in params):
+        raise ValueError(f"{label}: trainable weights must be {precision.master} master weights (load the model "
+                         f"with dtype={precision.master}); got {sorted({str(p.dtype) for p in params})}")
     lengths = [len(s.question) + len(s.answer) for s in samples]  # characters: a cheap length proxy
     micro = settings.batch_size
     steps_per_epoch = math.ceil(math.ceil(len(samples) / micro) / settings.grad_accum)
@@ -152,8 +158,9 @@ def train_causal_lm(model, tokenizer, samples, settings: TrainSettings, progress
             opt.zero_grad(set_to_none=True)
             for idx in group:
                 batch = encode_samples(tokenizer, [samples[j] for j in idx], max_length=10**9).to(device)
-                nll = per_token_nll(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits,
-                                    batch)
+                with precision.context():  # bf16 compute on fp32 weights when low precision applies
+                    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+                nll = per_token_nll(logits, batch)  # float32
                 loss = nll.sum() / batch.label_mask.sum()
                 (loss / len(group)).backward()
             torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)

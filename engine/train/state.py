@@ -11,6 +11,7 @@ import torch
 
 from ..losses import LossSpec, get_loss
 from ..models import load_model
+from ..models.device import Precision, precision_for
 from ..resolve import model_path
 from .check import check_run
 from .config import RunConfig
@@ -37,6 +38,7 @@ class State:
     reference_rows: dict | None = None  # cached per-sample ref_nll / ref_logit rows (NPO, TPO)
     accelerator: object = None
     step: int = 0
+    precision: Precision | None = None  # fp32 master weights, bf16 autocast on a bf16 GPU (`precision_for`)
 
     @property
     def trainable(self) -> list[torch.nn.Parameter]:
@@ -93,7 +95,8 @@ def prepare(config: RunConfig, store=None) -> State:
         raise ValueError("orthogonalize is single-process only (it needs both gradients unreduced)")
     torch.manual_seed(config.seed)
     random.seed(config.seed)
-    model, tok = load_model(model_path(config.model), str(accelerator.device) if accelerator else config.device)
+    precision = precision_for("train", str(accelerator.device) if accelerator else config.device)
+    model, tok = load_model(model_path(config.model), precision.device, dtype=precision.master)
     device = str(next(model.parameters()).device)
     reference, ref_rows = None, None
     if can_cache(spec.inputs):
@@ -116,7 +119,7 @@ def prepare(config: RunConfig, store=None) -> State:
     if learned is not None:  # built on the model as trained (LoRA included), before accelerate wraps it
         weights = learned.create(config, model, tok, list(bench.forget), device, accelerator)
     state = State(config, spec, kwargs, model, tok, device, bench, list(bench.forget), list(bench.retain),
-                  weights, opt, reference, ref_rows, accelerator=accelerator)
+                  weights, opt, reference, ref_rows, accelerator=accelerator, precision=precision)
     if accelerator is not None:
         state.model, state.optimizer = accelerator.prepare(state.model, state.optimizer)
     return state

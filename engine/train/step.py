@@ -2,6 +2,7 @@
 (optionally with the forget gradient orthogonalised), then the token weights' own update."""
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 
@@ -130,8 +131,9 @@ def step(state: State, micro_batches: list[Micro]) -> dict:
     for indices, batch, retain in micro_batches:
         batch = batch.to(state.device)
         retain = retain.to(state.device) if retain is not None else None
-        inputs = loss_inputs(state, indices, batch, retain)
-        loss, stats = state.spec(**inputs, **state.loss_kwargs)
+        with state.precision.context() if state.precision else contextlib.nullcontext():  # bf16 autocast, fp32 weights
+            inputs = loss_inputs(state, indices, batch, retain)
+            loss, stats = state.spec(**inputs, **state.loss_kwargs)
         if cfg.orthogonalize:
             orthogonal_backward(state, inputs, scale)
         elif state.accelerator is not None:
