@@ -125,11 +125,15 @@ def train_causal_lm(model, tokenizer, samples, settings: TrainSettings, progress
     cosine schedule spans `max_epochs` then). Loss per optimiser step: mean over micro-batches
     of Σ_t ℓ_t / #label tokens (label tokens: answer + EOS).
     """
+    from ..context import overflows
+
     room = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
     need = context_length(tokenizer, samples)
     if room is not None and need > room:
+        bad = overflows(tokenizer, samples, room)
         raise ValueError(f"the longest prompt + answer has {need} tokens, more than the context "
-                         f"of {room} ({label}); answers are not cut: use a model with a longer context")
+                         f"of {room} ({label}); answers are not cut: use a model with a longer context"
+                         + "".join(f"\n  {line}" for line in bad[:5]) + (f"\n  and {len(bad) - 5} more" if len(bad) > 5 else ""))
     torch.manual_seed(settings.seed)
     epochs = max_epochs or settings.epochs
     params = [p for p in model.parameters() if p.requires_grad]
@@ -200,6 +204,9 @@ def save_hf(model, tokenizer, out: Path, info: dict | None = None) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
+    from ..prompts import format_of, save_format
+
+    save_format(tmp, format_of(tokenizer))  # the format it was trained under is the one it is scored under
     if info is not None:
         (tmp / "finetune.json").write_text(json.dumps(info, indent=1, default=str))
     shutil.rmtree(out, ignore_errors=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..context import check_fits
 from ..losses import LossSpec, get_loss
 from ..models import load_model
 from ..models.device import Precision, precision_for
@@ -98,6 +99,7 @@ def prepare(config: RunConfig, store=None) -> State:
     precision = precision_for("train", str(accelerator.device) if accelerator else config.device)
     model, tok = load_model(model_path(config.model), precision.device, dtype=precision.master)
     device = str(next(model.parameters()).device)
+    check_fits(tok, list(bench.forget) + list(bench.retain), "forget/retain samples")  # named, never cut silently
     reference, ref_rows = None, None
     if can_cache(spec.inputs):
         ref_rows = reference_rows(model, tok, bench.forget, reference_inputs(spec.inputs), config.batch_size * 4)
