@@ -20,7 +20,8 @@ from engine.resolve import data_choices, model_choices  # noqa: E402
 from tokenviz import CHIPS_CSS  # noqa: E402
 from ui import compare_tab, edit_tab, explore_tab, run_tab  # noqa: E402
 from ui.chips_js import APP_CSS  # noqa: E402
-from ui.context import DEFAULT_DATA, DEFAULT_MODEL, AppContext  # noqa: E402
+from ui.context import (DEFAULT_DATA, DEFAULT_MODEL, AppContext, prompt_format_line, remember_retain,  # noqa: E402
+                        retain_box)
 
 CSS = CHIPS_CSS + APP_CSS
 
@@ -37,7 +38,10 @@ def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | No
                                 label="model (built-in name or local HF directory)")
             data = gr.Dropdown(data_choices(), value=DEFAULT_DATA, allow_custom_value=True, elem_id="top-data",
                                label="data (built-in split or TOFU directory)")
-        top = {"model": model, "data": data}
+            retain = gr.Textbox(retain_box(ctx, DEFAULT_MODEL, DEFAULT_DATA), elem_id="top-retain",
+                                label="retain model for forget quality (remembered per model + data)")
+        prompt_line = gr.Markdown(elem_id="top-prompt-format")
+        top = {"model": model, "data": data, "retain": retain}
         with gr.Tabs():
             with gr.Tab("Explore", id="explore"):
                 explore = explore_tab.build(ctx, top)
@@ -53,6 +57,12 @@ def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | No
         boot_timer.tick(partial(_bootstrap_status, ctx), None, [banner, boot_timer], show_progress="hidden",
                         api_visibility="undocumented")
         demo.load(**explore["render"], api_visibility="undocumented")
+        for source in (model, data):
+            source.change(partial(retain_box, ctx), [model, data], retain, api_visibility="undocumented")
+        retain.blur(partial(remember_retain, ctx), [model, data, retain], None, api_name="retain_model_set")
+        retain.submit(partial(remember_retain, ctx), [model, data, retain], None, api_visibility="undocumented")
+        model.change(partial(prompt_format_line, ctx), model, prompt_line, api_visibility="undocumented")
+        demo.load(partial(prompt_format_line, ctx), model, prompt_line, api_visibility="undocumented")
         demo.load(edit["choices"], None, edit["mask_set"], api_visibility="undocumented").then(
             **edit["view"], api_visibility="undocumented")
         demo.load(**compare["refresh"], api_visibility="undocumented")

@@ -1,4 +1,4 @@
-"""Prompt format, tokenisation with answer offsets, and every per-token quantity.
+"""Prompts (formats: engine.prompts), tokenisation with answer offsets, and every per-token quantity.
 
 This is the one place where the label shift lives: `_predicting` pairs the logits at t-1
 with the label at t. Everything returned here is (B, T), aligned with `Batch.input_ids`,
@@ -14,15 +14,20 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-PLAIN_TEMPLATE = "Question: {question}\nAnswer: "
+from .prompts import PLAIN_TEMPLATE, PromptFormat, format_of  # noqa: F401  (PLAIN_TEMPLATE: re-exported)
 
 
 def format_prompt(tokenizer, question: str) -> str:
-    """The tokenizer's chat template when it has one, `Question: …\\nAnswer: ` otherwise."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": question}],
-                                             tokenize=False, add_generation_prompt=True)
-    return PLAIN_TEMPLATE.format(question=question)
+    """The prompt for `question` under the model's prompt format (`engine.prompts.format_of`):
+    chosen when the model was loaded; for a tokenizer built in memory its chat template when it
+    has one, `Question: …\nAnswer: ` otherwise."""
+    return format_of(tokenizer).render(tokenizer, question)
+
+
+def prompt_ids(tokenizer, questions: list[str]) -> list[list[int]]:
+    """Token ids of each question's prompt, with the format's special tokens (e.g. BOS) when it adds them."""
+    fmt = format_of(tokenizer)
+    return tokenizer([fmt.render(tokenizer, q) for q in questions], add_special_tokens=fmt.special_tokens)["input_ids"]
 
 
 @dataclass
@@ -52,8 +57,36 @@ class Batch:
         return self.label_mask & ~self.eos_mask
 
 
+def _apart(tokenizer, fmt: PromptFormat, prompts: list[str], answers: list[str]):
+    """(prompt ids, answer ids, answer offsets) per row, prompt and answer tokenised separately."""
+    p_ids = tokenizer(prompts, add_special_tokens=fmt.special_tokens)["input_ids"]
+    a_enc = tokenizer(answers, add_special_tokens=False, return_offsets_mapping=True)
+    return p_ids, a_enc["input_ids"], [[tuple(x) for x in o] for o in a_enc["offset_mapping"]]
+
+
+def _joint(tokenizer, fmt: PromptFormat, prompts: list[str], answers: list[str]):
+    """(prompt ids, answer ids, answer offsets) per row from `prompt + answer` tokenised as one text.
+
+    A token is an answer token when its character span ends inside the answer (end > len(prompt));
+    a token that straddles the boundary (e.g. ' The' after 'Answer:') is an answer token whose
+    offset starts at answer character 0. Offsets are shifted to the answer: (max(s − P, 0), e − P).
+    """
+    enc = tokenizer([p + a for p, a in zip(prompts, answers)], add_special_tokens=fmt.special_tokens,
+                    return_offsets_mapping=True)
+    p_ids, a_ids, a_offs = [], [], []
+    for ids, offs, p in zip(enc["input_ids"], enc["offset_mapping"], prompts):
+        P = len(p)
+        first = next((j for j, (_, e) in enumerate(offs) if e > P), len(ids))
+        answer = [(j, s, e) for j, (s, e) in enumerate(offs) if j >= first and e > P]  # trailing specials dropped
+        p_ids.append(list(ids[:first]))
+        a_ids.append([ids[j] for j, _, _ in answer])
+        a_offs.append([(max(s - P, 0), e - P) for _, s, e in answer])
+    return p_ids, a_ids, a_offs
+
+
 def encode(tokenizer, questions: list[str], answers: list[str], max_length: int | None = None) -> Batch:
-    """Tokenise `prompt(q) + a + <eos>` per pair; prompt and answer are tokenised apart.
+    """Tokenise `prompt(q) + a + <eos>` per pair under the model's prompt format: prompt and answer
+    apart, or as one text when the format is `joint` (`_joint`).
 
     The answer's tokens keep their character offsets inside the answer. Long answers are cut
     to fit `max_length` (the tokenizer's model_max_length, which `load_model` sets to the
@@ -65,12 +98,12 @@ def encode(tokenizer, questions: list[str], answers: list[str], max_length: int 
         raise ValueError("encode needs at least one question/answer pair")
     max_length = max_length or getattr(tokenizer, "model_max_length", 10**9)
     max_length = min(max_length, 10**9)
-    prompts = [format_prompt(tokenizer, q) for q in questions]
-    p_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    a_enc = tokenizer(answers, add_special_tokens=False, return_offsets_mapping=True)
+    fmt = format_of(tokenizer)
+    prompts = [fmt.render(tokenizer, q) for q in questions]
+    p_ids, a_ids, a_offs = (_joint if fmt.joint else _apart)(tokenizer, fmt, prompts, list(answers))
     eos = tokenizer.eos_token_id
     rows, offs = [], []
-    for p, a, o, q in zip(p_ids, a_enc["input_ids"], a_enc["offset_mapping"], questions):
+    for p, a, o, q in zip(p_ids, a_ids, a_offs, questions):
         room = max_length - len(p) - 1
         if room < 1:
             raise ValueError(f"the prompt for question {q[:60]!r}… has {len(p)} tokens, more than the "
@@ -80,7 +113,7 @@ def encode(tokenizer, questions: list[str], answers: list[str], max_length: int 
                           f"{max_length} after its {len(p)}-token prompt and the EOS: it is cut", stacklevel=2)
         a, o = a[:room], o[:room]
         rows.append(p + a + [eos])
-        offs.append([(-1, -1)] * len(p) + [tuple(x) for x in o] + [(-1, -1)])
+        offs.append([(-1, -1)] * len(p) + list(o) + [(-1, -1)])
     T = max(len(r) for r in rows)
     B = len(rows)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
@@ -110,7 +143,7 @@ def with_prompt(tokenizer, batch: Batch, question: str) -> Batch:
     Label positions keep their order and number per row, so `relocate(values, src, dst)` maps
     per-label values between the two batches. Used to score answers "with the question masked".
     """
-    prompt = tokenizer(format_prompt(tokenizer, question), add_special_tokens=False)["input_ids"]
+    prompt = prompt_ids(tokenizer, [question])[0]
     rows = [prompt + batch.input_ids[i][batch.label_mask[i]].tolist() for i in range(batch.input_ids.shape[0])]
     T = max(len(r) for r in rows)
     B = len(rows)

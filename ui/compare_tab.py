@@ -39,7 +39,8 @@ class CompareHandlers:
         return out
 
     def _references(self, model: str, data: str, retain_eval_size: int, max_new_tokens: int) -> list[dict]:
-        return self.ctx.explore.cached_reference_points(model, data, int(retain_eval_size), int(max_new_tokens)) or []
+        return self.ctx.explore.cached_reference_points(model, data, int(retain_eval_size), int(max_new_tokens),
+                                                        self.ctx.store.retain_model_of(model, data)) or []
 
     def refresh(self, model: str, data: str, retain_eval_size=200, max_new_tokens=64, only_here: bool = True):
         """(figure, table, checkpoint choices, status) from the store (and cached reference points).
@@ -62,7 +63,8 @@ class CompareHandlers:
         """Evaluate the target (and retain) model once; cached on disk afterwards."""
         progress(0.05, desc="evaluating the target and retain models (cached afterwards)")
         try:
-            self.ctx.explore.reference_points(model, data, int(retain_eval_size), int(max_new_tokens))
+            self.ctx.explore.reference_points(model, data, int(retain_eval_size), int(max_new_tokens),
+                                              self.ctx.store.retain_model_of(model, data))  # the remembered pairing
         except Exception as err:
             return (gr.update(), gr.update(), gr.update(),
                     fail(f"reference points unavailable: {message_of(err)}"))

@@ -127,3 +127,35 @@ def message_of(err: BaseException) -> str:
     if isinstance(err, KeyError) and err.args:
         return str(err.args[0])
     return str(err) or type(err).__name__
+
+
+# ---- the model bar's retain-model box and prompt-format line (engine.store.pairings, engine.prompts)
+
+def retain_box(ctx: "AppContext", model: str, data: str) -> str:
+    """The retain model remembered for (model, data), else the built-in pairing, else blank."""
+    from engine.store.pairings import retain_model_for
+
+    try:
+        return retain_model_for(ctx.store, model, data) or ""
+    except ValueError:
+        return ""
+
+
+def remember_retain(ctx: "AppContext", model: str, data: str, retain: str) -> None:
+    """Store the box's value for (model, data) (blank forgets it)."""
+    if model and data:
+        ctx.store.set_retain_model(model, data, retain)
+
+
+def prompt_format_line(ctx: "AppContext", model: str) -> str:
+    """One read-only line: the model's prompt format (engine.prompts), or why it is not known yet."""
+    from engine.models.loading import load_tokenizer
+    from engine.prompts import format_of
+    from engine.resolve import MODEL_NAMES, model_path
+
+    if model in MODEL_NAMES and not ctx.bootstrap.done:
+        return "prompt format: plain (built-in; models still building)"
+    try:
+        return f"prompt format: {format_of(load_tokenizer(model_path(model))).describe()}"
+    except Exception as err:  # a model that will not load says so in its own tab; here one line
+        return f"prompt format: unknown ({message_of(err)})"

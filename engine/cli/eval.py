@@ -13,7 +13,8 @@ def add_arguments(p) -> None:
     p.add_argument("--retain-model", default=None,
                    help="retain model for forget quality (default: demo-retain for demo data)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="greedy generation length (default: 64 on built-in data, TOFU's 200 otherwise)")
     p.add_argument("--json", default=None, help="also write the report to this JSON file")
 
 
@@ -34,6 +35,9 @@ def run(args) -> int:
 
     from ..param_check import check_device, check_positive_int
 
+    from ..prompts import generation_length
+
+    args.max_new_tokens = generation_length(args.data) if args.max_new_tokens is None else args.max_new_tokens
     check_positive_int(args.max_new_tokens, "--max-new-tokens")
     check_device(args.device)
     check_output(args.json, "--json")

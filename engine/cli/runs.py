@@ -10,7 +10,9 @@ from ..store import RunRecord, Store
 from . import UserError, check_output
 
 NAME = "runs"
-HELP = "list recorded unlearning runs; --show ID for one run; --export ID --csv/--json FILE"
+HELP = ("list recorded unlearning runs (with the retain model each computed forget quality against; "
+        "--retain-model NAME lists only those); --show ID for one run; --export ID --csv/--json FILE")
+NO_RETAIN = "none"
 
 COLUMNS = ("forget_quality", "model_utility", "forget_probability", "target_prob_drop", "nontarget_prob_drop",
            "train_loss")
@@ -21,6 +23,8 @@ def add_arguments(p) -> None:
     p.add_argument("--export", type=int, metavar="ID", help="export one run's per-epoch metrics")
     p.add_argument("--csv", metavar="FILE", help="with --export: write the metrics as CSV")
     p.add_argument("--json", metavar="FILE", help="with --export: write the whole run as JSON")
+    p.add_argument("--retain-model", default=None, metavar="NAME",
+                   help=f"list only runs whose forget quality used this retain model ('{NO_RETAIN}': runs without one)")
     p.add_argument("--store", default=None, help="SQLite store (default: the workbench's)")
 
 
@@ -41,6 +45,19 @@ def _source(cfg: dict) -> str:
     return f"mask set {cfg['mask_set']}" if cfg.get("mask_set") else str(cfg.get("selector"))
 
 
+def retain_of(cfg: dict) -> str | None:
+    """The retain model a run's FQ used: its recorded retain_model, else the built-in pairing."""
+    from ..resolve import retain_model_for
+
+    return cfg.get("retain_model") or retain_model_for(str(cfg.get("model")), str(cfg.get("data")))
+
+
+def filter_by_retain(runs: list[RunRecord], retain_model: str) -> list[RunRecord]:
+    """Runs whose FQ used `retain_model` (NO_RETAIN: runs with none)."""
+    want = None if retain_model == NO_RETAIN else retain_model
+    return [r for r in runs if retain_of(r.config or {}) == want]
+
+
 def _missing_fq(cfg: dict) -> str:
     """Why a run has no FQ: no retain model given (config.retain_model, else the built-in pairing)."""
     from ..resolve import retain_model_for
@@ -51,14 +68,15 @@ def _missing_fq(cfg: dict) -> str:
 
 
 def list_table(runs: list[RunRecord]) -> str:
-    lines = ["| id | status | model | data | loss | tokens | epochs | best FQ | MU (last) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| id | status | model | retain model | data | loss | tokens | epochs | best FQ | MU (last) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         cfg = run.config or {}
         eps = [m for m in epochs_of(run) if (m.get("epoch") or 0) >= 1]
         fqs = [m["forget_quality"] for m in eps if m.get("forget_quality") is not None]
         last = eps[-1] if eps else {}
         best_fq = _fmt(max(fqs)) if fqs else _missing_fq(cfg)
-        lines.append(f"| {run.id} | {run.status} | {cfg.get('model')} | {cfg.get('data')} | "
+        lines.append(f"| {run.id} | {run.status} | {cfg.get('model')} | {retain_of(cfg) or '-'} | {cfg.get('data')} | "
                      f"{cfg.get('loss')} | {_source(cfg)} | {len(eps)}/{cfg.get('epochs')} | "
                      f"{best_fq} | {_fmt(last.get('model_utility'))} |")
     return "\n".join(lines)
@@ -115,5 +133,10 @@ def run(args) -> int:
         return 0
     store.mark_stale_runs()
     runs = store.list_runs()
+    if args.retain_model is not None:
+        runs = filter_by_retain(runs, args.retain_model.strip())
+        if not runs:
+            print(f"no recorded run used retain model {args.retain_model!r}")
+            return 0
     print(list_table(runs) if runs else "no runs recorded yet (python -m engine unlearn …)")
     return 0

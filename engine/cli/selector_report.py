@@ -6,7 +6,8 @@ import csv
 from . import check_output, parse_params, write_json
 
 NAME = "selector-report"
-HELP = "selector accuracy against ground-truth fact spans (precision, recall, F1, AUROC per span type)"
+HELP = ("selector accuracy against ground-truth fact spans (precision, recall, F1, AUROC per span type); it "
+        "computes no forget quality, so it takes no --retain-model (FQ: eval, unlearn and runs take one)")
 
 
 def add_arguments(p) -> None:

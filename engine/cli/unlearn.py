@@ -47,17 +47,21 @@ def add_arguments(p) -> None:
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     p.add_argument("--retain-eval-size", type=int, default=d.retain_eval_size,
                    help="retain questions used for model utility (default: 200)")
-    p.add_argument("--eval-max-new-tokens", type=int, default=d.eval_max_new_tokens,
-                   help="greedy answer length for ROUGE in the evaluation (default: 64)")
+    p.add_argument("--eval-max-new-tokens", type=int, default=None,
+                   help="greedy answer length for ROUGE in the evaluation (default: 64 on built-in data, "
+                        "TOFU's 200 otherwise)")
     p.add_argument("--retain-model", default=None, help="retain model for forget quality (model name or HF "
                    "directory; default: demo-retain on built-in data, else none and FQ is unavailable)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
     p.add_argument("--no-eval", action="store_true", help="skip the per-epoch evaluation")
+    p.add_argument("--eval-every", type=int, default=1, metavar="N",
+                   help="evaluate after every N-th epoch (the final one always; default 1)")
     p.add_argument("--no-checkpoints", action="store_true", help="keep no best/final checkpoints")
     p.add_argument("--json", default=None, help="also write the run's result (per-epoch metrics) to this JSON file")
 
 
 def config_from_args(args):
+    from ..prompts import generation_length
     from ..resolve import retain_model_for
     from ..train import RunConfig
 
@@ -69,8 +73,9 @@ def config_from_args(args):
                      warmup_steps=args.warmup_steps, seed=args.seed, beta=args.beta, orthogonalize=args.orthogonalize,
                      lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_targets=args.lora_targets,
                      device=args.device, retain_eval_size=args.retain_eval_size,
-                     eval_max_new_tokens=args.eval_max_new_tokens, max_steps=args.max_steps,
-                     eval_every_epoch=not args.no_eval, save_checkpoints=not args.no_checkpoints,
+                     eval_max_new_tokens=generation_length(args.data) if args.eval_max_new_tokens is None
+                     else args.eval_max_new_tokens, max_steps=args.max_steps,
+                     eval_every_epoch=not args.no_eval, eval_every=args.eval_every, save_checkpoints=not args.no_checkpoints,
                      retain_model=args.retain_model or retain_model_for(args.model, args.data))
 
 

@@ -12,7 +12,7 @@ from ..data import Benchmark, Sample
 from ..atomic import read_json_or_none, write_text_atomic
 from ..fingerprint import content_hash, weights_fingerprint
 from ..models import load_model, load_tokenizer
-from ..tokens import PLAIN_TEMPLATE
+from ..prompts import format_of
 from . import metrics
 
 EVAL_RETAIN_SIZE = 200
@@ -78,9 +78,10 @@ def _fingerprint(model_dir: Path, samples: list[Sample], prompt_format: str = ""
 
 
 def prompt_format(model_dir: Path) -> str:
-    """The prompt format a model's answers are scored under: its chat template, else the plain one."""
-
-    return getattr(load_tokenizer(model_dir), "chat_template", None) or PLAIN_TEMPLATE
+    """The key of the prompt format a model's answers are scored under (engine.prompts: template or
+    chat template, system prompt, date, joint tokenisation)."""
+    tok = load_tokenizer(model_dir)
+    return format_of(tok).key(tok)
 
 
 def reference_truth_ratios(retain_model_dir: str | Path, bench: Benchmark, device: str = "auto") -> np.ndarray | None:

@@ -13,7 +13,7 @@ import torch
 from scipy.stats import ks_2samp
 
 from ..data import Sample
-from ..tokens import encode, eval_mode, format_prompt, iter_batches, per_token_nll
+from ..tokens import encode, eval_mode, iter_batches, per_token_nll, prompt_ids
 
 
 # ---------------------------------------------------------------- pure formulas
@@ -94,7 +94,7 @@ def greedy_generate(model, tokenizer, questions: list[str], max_new_tokens: int 
         eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
         outputs: list[str] = []
         for chunk in iter_batches(questions, batch_size):
-            ids = tokenizer([format_prompt(tokenizer, q) for q in chunk], add_special_tokens=False)["input_ids"]
+            ids = prompt_ids(tokenizer, chunk)
             width = max(len(r) for r in ids)
             input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in ids], device=device)
             attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids], device=device)

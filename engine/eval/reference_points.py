@@ -14,9 +14,10 @@ from ..fingerprint import content_hash, weights_fingerprint
 from ..resolve import model_path, retain_model_for
 
 
-def _specs(model_spec: str, data_spec: str) -> list[tuple[str, str]]:
-    """[(label, model name)]: the target model, then the retain model when the data has one."""
-    retain_spec = retain_model_for(model_spec, data_spec)
+def _specs(model_spec: str, data_spec: str, retain_spec: str | None = None) -> list[tuple[str, str]]:
+    """[(label, model name)]: the target model, then the retain model: `retain_spec` (the app's
+    remembered pairing), else the built-in one when the data has one."""
+    retain_spec = retain_spec or retain_model_for(model_spec, data_spec)
     return [("target", model_spec)] + ([("retain", retain_spec)] if retain_spec else [])
 
 
@@ -31,7 +32,7 @@ def _disk_file(specs, bench: Benchmark, key: tuple):
 
 
 def reference_points(session, model_spec: str, data_spec: str, retain_eval_size: int = 200,
-                     max_new_tokens: int = 64, memo: dict | None = None) -> list[dict]:
+                     max_new_tokens: int = 64, memo: dict | None = None, retain_spec: str | None = None) -> list[dict]:
     """Target and retain models evaluated as {label, model, metrics, notes} dicts.
 
     session: models and data by name (engine.explore.Session). memo: an in-memory cache kept
@@ -39,17 +40,17 @@ def reference_points(session, model_spec: str, data_spec: str, retain_eval_size:
     demo-retain).
     """
     memo = {} if memo is None else memo
-    key = (model_spec, data_spec, retain_eval_size, max_new_tokens)
+    key = (model_spec, data_spec, retain_eval_size, max_new_tokens) + ((retain_spec,) if retain_spec else ())
     with session.lock:
         if key in memo:
             return memo[key]
         bench = session.dataset(data_spec)
-        specs = _specs(model_spec, data_spec)
+        specs = _specs(model_spec, data_spec, retain_spec)
         disk = _disk_file(specs, bench, key)
         if disk.is_file():
             points = json.loads(disk.read_text())
         else:
-            retain_spec = retain_model_for(model_spec, data_spec)
+            retain_spec = dict(specs).get("retain")
             ref_tr = reference_truth_ratios(model_path(retain_spec), bench, session.device) if retain_spec else None
             points = []
             for label, spec in specs:
@@ -65,17 +66,18 @@ def reference_points(session, model_spec: str, data_spec: str, retain_eval_size:
 
 
 def cached_reference_points(session, model_spec: str, data_spec: str, retain_eval_size: int = 200,
-                            max_new_tokens: int = 64, memo: dict | None = None) -> list[dict] | None:
+                            max_new_tokens: int = 64, memo: dict | None = None,
+                            retain_spec: str | None = None) -> list[dict] | None:
     """The reference points when already computed (memo or disk), else None; never evaluates."""
     memo = {} if memo is None else memo
-    key = (model_spec, data_spec, retain_eval_size, max_new_tokens)
+    key = (model_spec, data_spec, retain_eval_size, max_new_tokens) + ((retain_spec,) if retain_spec else ())
     if key in memo:
         return memo[key]
     try:
         bench = session.dataset(data_spec)
     except Exception:
         return None
-    disk = _disk_file(_specs(model_spec, data_spec), bench, key)
+    disk = _disk_file(_specs(model_spec, data_spec, retain_spec), bench, key)
     if disk.is_file():
         memo[key] = json.loads(disk.read_text())
         return memo[key]

@@ -97,14 +97,14 @@ class ExploreService:
         return before_after(self.session, model_spec, data_spec, split, index, checkpoint, max_new_tokens)
 
     def reference_points(self, model_spec: str, data_spec: str, retain_eval_size: int = 200,
-                         max_new_tokens: int = 64) -> list[dict]:
+                         max_new_tokens: int = 64, retain_spec: str | None = None) -> list[dict]:
         return refs.reference_points(self.session, model_spec, data_spec, retain_eval_size, max_new_tokens,
-                                     self._refs)
+                                     self._refs, retain_spec)
 
     def cached_reference_points(self, model_spec: str, data_spec: str, retain_eval_size: int = 200,
-                                max_new_tokens: int = 64) -> list[dict] | None:
+                                max_new_tokens: int = 64, retain_spec: str | None = None) -> list[dict] | None:
         return refs.cached_reference_points(self.session, model_spec, data_spec, retain_eval_size,
-                                            max_new_tokens, self._refs)
+                                            max_new_tokens, self._refs, retain_spec)
 
 
 __all__ = ["MASK_RULES", "SPLITS", "ExploreService", "SampleInfo", "SampleView", "SelectorRow", "Session", "Views",

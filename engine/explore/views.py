@@ -2,7 +2,7 @@
 
 The app asks for one sample at a time; a view scores the sample's chunk (`chunk_size`
 consecutive samples of the split) in one batched call and keeps the result: the **selector
-score cache**, keyed by (model, data, split, selector, params), in memory for the life of the
+score cache**, keyed by (model, prompt format, data, split, selector, params), in memory for the life of the
 process.
 
     views = Views(Session(), chunk_size=8)
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from .. import selectors
 from ..data import Sample
 from ..fingerprint import text_hash
+from ..prompts import format_of
 from ..selectors.base import SelectorUnavailable
 from ..selectors.mask_rules import mask_by_rule
 from ..selectors.oracle import NoSpansError
@@ -137,7 +138,8 @@ class Views:
         """One selector's row for one sample; its chunk is scored once and cached."""
         with self.session.lock:
             c, chunk = self._chunk(data_spec, split, index)
-            key = (model_spec, data_spec, split, selector, _params_key(params), c)
+            tok = self.session.model(model_spec)[1]
+            key = (model_spec, format_of(tok).key(tok), data_spec, split, selector, _params_key(params), c)
             if key not in self._scores:
                 self._scores[key] = self._score_chunk(model_spec, chunk, selector, params or {})
             return self._scores[key][index - c * self.chunk_size]
@@ -160,7 +162,7 @@ class Views:
     def forget(self, selector: str | None = None) -> None:
         """Drop cached scores (of one selector, or all): e.g. after fitting an ATWU scorer."""
         with self.session.lock:
-            for key in [k for k in self._scores if selector is None or k[3] == selector]:
+            for key in [k for k in self._scores if selector is None or k[4] == selector]:
                 del self._scores[key]
 
     # -- what the tabs ask for

@@ -1,7 +1,25 @@
-"""One device choice for the whole engine: cuda with bf16 when present, CPU with fp32 otherwise."""
+"""One device and precision choice for the whole engine (`precision_for`).
+
+Per purpose (SPEC "right numbers on cuda"):
+  train      weights (master copy, optimiser state, LoRA adapters) in fp32; the forward runs under
+             bf16 autocast on a bf16 GPU. An AdamW step of lr 1e-5 moves a weight by ~1e-5·|w|-ish
+             amounts, below bf16's half-ulp (2^-9 relative), so on pure bf16 weights most of the
+             update rounds away; an fp32 master copy keeps it.
+  evaluate   as before: bf16 weights and compute on a bf16 GPU, fp32 on CPU (no optimiser).
+  dto-probe  fp32 compute whatever the weights: the probe's Δ is a difference of two close
+             log-probabilities, and bf16 rounding on a small probe step reorders the tokens.
+`precision='bf16'` forces the low-precision half on any device (CPU autocast supports bf16), so
+the GPU paths can be tested on CPU; 'fp32' turns low precision off; 'auto' picks by device.
+"""
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
+
 import torch
+
+PURPOSES = ("train", "evaluate", "dto-probe")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def pick_device(device: str = "auto") -> str:
@@ -13,8 +31,73 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
+def _low_precision(device: str, precision: str) -> bool:
+    """True when the low-precision (bf16) half applies: forced, or 'auto' on a bf16-capable GPU."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision == "bf16"
+    return device.startswith("cuda") and torch.cuda.is_bf16_supported()
+
+
+@dataclass(frozen=True)
+class Precision:
+    """device; compute: the dtype matmuls run in; master: the dtype weights are loaded and kept in."""
+
+    purpose: str
+    device: str
+    compute: torch.dtype
+    master: torch.dtype
+
+    @property
+    def autocast(self) -> bool:
+        """True when compute is lower than the weights' dtype (the forward runs under autocast)."""
+        return self.compute != self.master
+
+    def context(self):
+        """Autocast to `compute` for the block when `autocast`, else a no-op context."""
+        if not self.autocast:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.split(":")[0], dtype=self.compute)
+
+
+def precision_for(purpose: str, device: str = "auto", precision: str = "auto") -> Precision:
+    """THE (device, compute dtype, master-weight dtype) choice per purpose (see the module doc).
+
+    train: master fp32, compute bf16 under autocast when low precision applies, else fp32.
+    evaluate: master = compute = bf16 when low precision applies, else fp32.
+    dto-probe: compute fp32; master as `evaluate` (the probe casts a bf16 model up for its run).
+    """
+    if purpose not in PURPOSES:
+        raise ValueError(f"purpose must be one of {', '.join(PURPOSES)}, got {purpose!r}")
+    device = pick_device(device)
+    low = torch.bfloat16 if _low_precision(device, precision) else torch.float32
+    if purpose == "train":
+        return Precision(purpose, device, low, torch.float32)
+    if purpose == "evaluate":
+        return Precision(purpose, device, low, low)
+    return Precision(purpose, device, torch.float32, low)
+
+
 def dtype_for(device: str) -> torch.dtype:
-    """bf16 on cuda (when the GPU supports it), fp32 on CPU."""
-    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+    """The weights' dtype for evaluation on `device`: bf16 on a bf16 GPU, fp32 otherwise."""
+    return precision_for("evaluate", device).master
+
+
+@contextlib.contextmanager
+def computing_in(model: torch.nn.Module, dtype: torch.dtype):
+    """Cast `model`'s floating parameters and buffers to `dtype` for the block, then each back to
+    its own dtype.
+
+    Up-casting bf16 → fp32 and back is exact (every bf16 value is an fp32 value), so the model
+    leaves bit-identical. No copy is kept: the peak is the model in `dtype`.
+    """
+    tensors = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
+    changed = [(t, t.dtype) for t in tensors if t.dtype != dtype]
+    for t, _ in changed:
+        t.data = t.data.to(dtype)
+    try:
+        yield model
+    finally:
+        for t, orig in changed:
+            t.data = t.data.to(orig)

@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 
 from ..tokens import encode_samples, per_token_nll
+from .device import precision_for
 
 Progress = Callable[[float, str], None]
 EpochHook = Callable[[int, object], bool]  # (epoch, model) -> True to stop after this epoch
@@ -41,6 +42,7 @@ class TrainSettings:
     max_grad_norm: float = 1.0
     batching: str = "length"
     seed: int = 0
+    precision: str = "auto"  # engine.models.device.precision_for('train'): fp32 weights, bf16 autocast on a GPU
 
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
@@ -123,16 +125,24 @@ def train_causal_lm(model, tokenizer, samples, settings: TrainSettings, progress
     cosine schedule spans `max_epochs` then). Loss per optimiser step: mean over micro-batches
     of Σ_t ℓ_t / #label tokens (label tokens: answer + EOS).
     """
+    from ..context import overflows
+
     room = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
     need = context_length(tokenizer, samples)
     if room is not None and need > room:
+        bad = overflows(tokenizer, samples, room)
         raise ValueError(f"the longest prompt + answer has {need} tokens, more than the context "
-                         f"of {room} ({label}); answers are not cut: use a model with a longer context")
+                         f"of {room} ({label}); answers are not cut: use a model with a longer context"
+                         + "".join(f"\n  {line}" for line in bad[:5]) + (f"\n  and {len(bad) - 5} more" if len(bad) > 5 else ""))
     torch.manual_seed(settings.seed)
     epochs = max_epochs or settings.epochs
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
     device = next(model.parameters()).device
+    precision = precision_for("train", str(device), settings.precision)
+    if any(p.dtype != precision.master for p in params):
+        raise ValueError(f"{label}: trainable weights must be {precision.master} master weights (load the model "
+                         f"with dtype={precision.master}); got {sorted({str(p.dtype) for p in params})}")
     lengths = [len(s.question) + len(s.answer) for s in samples]  # characters: a cheap length proxy
     micro = settings.batch_size
     steps_per_epoch = math.ceil(math.ceil(len(samples) / micro) / settings.grad_accum)
@@ -152,8 +162,9 @@ def train_causal_lm(model, tokenizer, samples, settings: TrainSettings, progress
             opt.zero_grad(set_to_none=True)
             for idx in group:
                 batch = encode_samples(tokenizer, [samples[j] for j in idx], max_length=10**9).to(device)
-                nll = per_token_nll(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits,
-                                    batch)
+                with precision.context():  # bf16 compute on fp32 weights when low precision applies
+                    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+                nll = per_token_nll(logits, batch)  # float32
                 loss = nll.sum() / batch.label_mask.sum()
                 (loss / len(group)).backward()
             torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
@@ -193,6 +204,9 @@ def save_hf(model, tokenizer, out: Path, info: dict | None = None) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
+    from ..prompts import format_of, save_format
+
+    save_format(tmp, format_of(tokenizer))  # the format it was trained under is the one it is scored under
     if info is not None:
         (tmp / "finetune.json").write_text(json.dumps(info, indent=1, default=str))
     shutil.rmtree(out, ignore_errors=True)

@@ -101,6 +101,9 @@ def load_tokenizer(path: str | Path):
         raise ModelLoadError(f"{path}: the tokenizer has no EOS token; answers need one to end")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
+    from ..prompts import prompt_format_for
+
+    tok.prompt_format = prompt_format_for(path, tok)  # chosen once per model (engine.prompts)
     return tok
 
 

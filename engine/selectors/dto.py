@@ -10,6 +10,7 @@ from torch.func import functional_call, grad, jvp, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..memory_plan import planned_probe_batch
+from ..models.device import computing_in, precision_for
 from ..tokens import Batch, eval_mode, per_token_nll
 from .base import SelectorInput, SelectorOutput, default_mask
 
@@ -112,6 +113,11 @@ def select_dto(inp: SelectorInput, ratio: float = 0.3, k: int | None = None, pro
     gradient's storage reused as the probed weights (no copy of the model); 'auto' tries vmap and
     falls back to the loop, logging why. probe_batch None: sized from free memory by the memory plan
     (`engine.memory_plan.plan_dto`, at most 8); the plan picks the loop when no vmap batch fits.
+
+    Precision [choice]: the probe computes in fp32 (`precision_for('dto-probe')`), also when the
+    model was loaded in bf16 for evaluation: its weights are cast up for the call and back after
+    (exact, `computing_in`). In bf16, Δ of the built-in model ranks tokens with Spearman 0.54
+    against fp32 and its top-30 % masks overlap only 0.58 (Jaccard).
     """
     if mode not in ("auto", "vmap", "loop"):
         raise ValueError(f"mode must be auto, vmap or loop, got {mode!r}")
@@ -119,6 +125,13 @@ def select_dto(inp: SelectorInput, ratio: float = 0.3, k: int | None = None, pro
         raise ValueError(f"method must be exact or first_order, got {method!r}")
     if probe_batch is not None and probe_batch < 1:
         raise ValueError(f"probe_batch must be at least 1, got {probe_batch}")
+    probe = precision_for("dto-probe", str(inp.batch.input_ids.device))
+    with computing_in(inp.model, probe.compute):
+        return _select_dto(inp, ratio, k, probe_lr, probe_batch, mode, method)
+
+
+def _select_dto(inp: SelectorInput, ratio: float, k: int | None, probe_lr: float, probe_batch: int | None,
+                mode: str, method: str) -> SelectorOutput:
     b, model = inp.batch, inp.model
     first_order = method == "first_order"
     if probe_batch is None:

@@ -30,8 +30,8 @@ class RunConfig:
     max_steps: a cap on optimiser steps; the epoch it cuts short is still evaluated and counted.
     retain_eval_size / eval_max_new_tokens: the evaluation's retain subset and generation length.
     eval_every: evaluate after every N-th epoch (the final epoch always; step 0 comes from the
-    target model's cached evaluation). Default 5: on the built-in model a 10-epoch run then
-    spends ≤ 30 % of its time evaluating (benchmarks/eval_share.py). eval_batch_size: rows per
+    target model's cached evaluation). Default 1, so every epoch is a point on the trade-off
+    curve; larger N trades curve points for time (benchmarks/eval_share.py). eval_batch_size: rows per
     evaluation forward / generation batch; None lets `memory_plan.plan_evaluation` choose.
     gradient_checkpointing: 'auto' (`memory_plan.plan_training` decides against free memory),
     'on' or 'off'. The plan also decides whether the retain batch is backpropagated on its own.
@@ -59,7 +59,7 @@ class RunConfig:
     lora_targets: str = "all-linear"
     device: str = "auto"
     eval_every_epoch: bool = True  # False: no evaluation at all
-    eval_every: int = 5
+    eval_every: int = 1
     eval_batch_size: int | None = None
     gradient_checkpointing: str = "auto"
     retain_eval_size: int = 200

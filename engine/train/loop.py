@@ -10,6 +10,7 @@ import traceback
 from .. import paths
 from ..store import Store
 from .checkpoint import save_checkpoint, save_run_scorer
+from ..prompts import format_of
 from .config import Progress, RunConfig, RunResult
 from ..eval.run import eval_context, evaluate_state
 from .state import State, prepare
@@ -45,7 +46,8 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
     store = store if store is not None else default_store()
     state = prepare(config, store)
     main = state.is_main
-    run_id = store.create_run(config.to_dict(), store.mask_set_hash(config.mask_set) if config.mask_set else None) \
+    record = {**config.to_dict(), "prompt_format": format_of(state.tokenizer).to_dict()}  # engine.prompts
+    run_id = store.create_run(record, store.mask_set_hash(config.mask_set) if config.mask_set else None) \
         if main else None
     run_dir = paths.runs_dir(getattr(store, "path", None)) / str(run_id)
     history: list[dict] = []

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..context import check_fits
 from ..losses import LossSpec, get_loss
 from ..memory_plan import ModelShape, Plan, budget_of, plan_training, weights_bytes
 from ..models import load_model
+from ..models.device import Precision, precision_for
 from ..resolve import model_path
 from .check import check_run
 from .config import RunConfig
@@ -44,6 +46,7 @@ class State:
     step: int = 0
     memory: dict = field(default_factory=dict)  # the training plan's settings (gradient_checkpointing,
     # separate_retain_backward) and its breakdown (`memory_plan.Plan.explain`)
+    precision: Precision | None = None  # fp32 master weights, bf16 autocast on a bf16 GPU (`precision_for`)
 
     @property
     def trainable(self) -> list[torch.nn.Parameter]:
@@ -127,8 +130,10 @@ def prepare(config: RunConfig, store=None) -> State:
         raise ValueError("orthogonalize is single-process only (it needs both gradients unreduced)")
     torch.manual_seed(config.seed)
     random.seed(config.seed)
-    model, tok = load_model(model_path(config.model), str(accelerator.device) if accelerator else config.device)
+    precision = precision_for("train", str(accelerator.device) if accelerator else config.device)
+    model, tok = load_model(model_path(config.model), precision.device, dtype=precision.master)
     device = str(next(model.parameters()).device)
+    check_fits(tok, list(bench.forget) + list(bench.retain), "forget/retain samples")  # named, never cut silently
     reference, ref_rows = None, None
     if can_cache(spec.inputs):
         ref_rows = reference_rows(model, tok, bench.forget, reference_inputs(spec.inputs), config.batch_size * 4)
@@ -156,7 +161,7 @@ def prepare(config: RunConfig, store=None) -> State:
     if learned is not None:  # built on the model as trained (LoRA included), before accelerate wraps it
         weights = learned.create(config, model, tok, list(bench.forget), device, accelerator)
     state = State(config, spec, kwargs, model, tok, device, bench, list(bench.forget), list(bench.retain),
-                  weights, opt, reference, ref_rows, accelerator=accelerator,
+                  weights, opt, reference, ref_rows, accelerator=accelerator, precision=precision,
                   memory={**plan.settings, "plan": plan.explain()})
     if accelerator is not None:
         state.model, state.optimizer = accelerator.prepare(state.model, state.optimizer)

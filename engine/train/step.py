@@ -2,6 +2,7 @@
 (optionally with the forget gradient orthogonalised), then the token weights' own update."""
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 
@@ -132,23 +133,32 @@ def separate_retain_backward(state: State, indices: list[int], batch: Batch, ret
     ∂L/∂θ = Σ_x ∂L/∂x · ∂x/∂θ over the loss's inputs x, so the two backward passes add up to
     the joint one's gradient (tests/test_training_memory.py); the retain forward runs twice (once
     without a graph) and with the same random state, so dropout masks match. Returns (loss, stats)."""
-    inputs = loss_inputs(state, indices, batch, None)  # forget side, with its graph
+    with autocast(state):
+        inputs = loss_inputs(state, indices, batch, None)  # forget side, with its graph
     after_forget = _rng_state(state.device)
-    with torch.no_grad():
+    with torch.no_grad(), autocast(state):
         r_nll = per_token_nll(state.model(input_ids=retain.input_ids, attention_mask=retain.attention_mask).logits,
                               retain)  # (B', T')
     need = set(state.spec.inputs)
     retain_side = {k: v for k, v in (("retain_nll", r_nll), ("retain_mask", retain.label_mask)) if k in need}
-    loss, stats = state.spec(**inputs, **retain_side, **state.loss_kwargs)
+    with autocast(state):
+        loss, stats = state.spec(**inputs, **retain_side, **state.loss_kwargs)
     _backward(state, loss * scale)
     detached = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
     del inputs
     _set_rng_state(after_forget, state.device)
-    r_logits = state.model(input_ids=retain.input_ids, attention_mask=retain.attention_mask).logits
-    retain_side["retain_nll"] = per_token_nll(r_logits, retain)  # (B', T'), with its graph
-    retain_loss, _ = state.spec(**detached, **retain_side, **state.loss_kwargs)
+    with autocast(state):
+        r_logits = state.model(input_ids=retain.input_ids, attention_mask=retain.attention_mask).logits
+        retain_side["retain_nll"] = per_token_nll(r_logits, retain)  # (B', T'), with its graph
+        retain_loss, _ = state.spec(**detached, **retain_side, **state.loss_kwargs)
     _backward(state, retain_loss * scale)
     return loss.detach(), stats
+
+
+def autocast(state: State):
+    """The forward's precision context: bf16 autocast over fp32 master weights on a bf16 GPU
+    (`engine.models.device.precision_for`), nothing otherwise. Backward runs outside it."""
+    return state.precision.context() if state.precision else contextlib.nullcontext()
 
 
 def _backward(state: State, loss: torch.Tensor) -> None:
@@ -177,8 +187,9 @@ def step(state: State, micro_batches: list[Micro]) -> dict:
                 and set(state.spec.inputs) & set(RETAIN_INPUTS):  # memory is tight: two graphs, one at a time
             loss, stats = separate_retain_backward(state, indices, batch, retain, scale)
         else:
-            inputs = loss_inputs(state, indices, batch, retain)
-            loss, stats = state.spec(**inputs, **state.loss_kwargs)
+            with autocast(state):
+                inputs = loss_inputs(state, indices, batch, retain)
+                loss, stats = state.spec(**inputs, **state.loss_kwargs)
             if cfg.orthogonalize:
                 orthogonal_backward(state, inputs, scale)
             else:

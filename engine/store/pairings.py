@@ -1,0 +1,64 @@
+"""Retain-model pairings in the store: which retain model gives forget quality for a (target
+model, data) pair, remembered across sessions (the app's retain-model box, `runs`).
+
+A table of its own, created on first use (additive: the schema version stays). The data name is
+canonical (`demo` and `demo/forget10` are one pairing); a blank retain model removes the pairing.
+"""
+from __future__ import annotations
+
+from .db import Database, now
+
+_TABLE = """CREATE TABLE IF NOT EXISTS retain_pairings (
+    model TEXT NOT NULL, data TEXT NOT NULL, retain_model TEXT NOT NULL, updated TEXT NOT NULL,
+    PRIMARY KEY (model, data))"""
+
+
+def _key(model: str, data: str) -> tuple[str, str]:
+    from ..resolve import canonical_data
+
+    for what, value in (("model", model), ("data", data)):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"pairing: {what} must be a non-empty string, got {value!r}")
+    return model.strip(), canonical_data(data.strip())
+
+
+class Pairings(Database):
+    """`set_retain_model`, `retain_model_of`, `retain_pairings` on the store."""
+
+    def set_retain_model(self, model: str, data: str, retain_model: str | None) -> None:
+        """Remember `retain_model` for (model, data); None or blank forgets the pairing."""
+        model, data = _key(model, data)
+        retain = (retain_model or "").strip()
+        with self._write() as conn:
+            conn.execute(_TABLE)
+            if retain:
+                conn.execute("INSERT INTO retain_pairings (model, data, retain_model, updated) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT (model, data) DO UPDATE SET retain_model = excluded.retain_model, "
+                             "updated = excluded.updated", (model, data, retain, now()))
+            else:
+                conn.execute("DELETE FROM retain_pairings WHERE model = ? AND data = ?", (model, data))
+
+    def retain_model_of(self, model: str, data: str) -> str | None:
+        """The remembered retain model for (model, data), or None."""
+        model, data = _key(model, data)
+        with self._write() as conn:  # a write: the table may not exist yet
+            conn.execute(_TABLE)
+            row = conn.execute("SELECT retain_model FROM retain_pairings WHERE model = ? AND data = ?",
+                               (model, data)).fetchone()
+        return row["retain_model"] if row else None
+
+    def retain_pairings(self) -> dict[tuple[str, str], str]:
+        """{(model, data): retain model} for every remembered pairing."""
+        with self._write() as conn:
+            conn.execute(_TABLE)
+            rows = conn.execute("SELECT model, data, retain_model FROM retain_pairings").fetchall()
+        return {(r["model"], r["data"]): r["retain_model"] for r in rows}
+
+
+def retain_model_for(store, model: str, data: str) -> str | None:
+    """The retain model FQ uses for (model, data): the store's pairing, else the built-in default
+    (`resolve.retain_model_for`: demo data → demo-retain), else None."""
+    from ..resolve import retain_model_for as builtin_default
+
+    remembered = store.retain_model_of(model, data) if store is not None and data and model else None
+    return remembered or builtin_default(model, data)
