@@ -29,6 +29,8 @@ class RunConfig:
     lr schedule: linear warm-up over `warmup_steps`, then constant.
     max_steps: a cap on optimiser steps; the epoch it cuts short is still evaluated and counted.
     retain_eval_size / eval_max_new_tokens: the evaluation's retain subset and generation length.
+    rules: phrase rules (`engine.masks.rules_to_json` objects) applied on top of the selector's
+    or mask set's masks, after the mask set's own rules (`engine.weights.fixed.with_rules`).
     """
 
     model: str = "demo"
@@ -61,6 +63,7 @@ class RunConfig:
     max_steps: int | None = None
     save_checkpoints: bool = True
     retain_model: str | None = None  # FQ's gold standard; None: resolve.retain_model_for (demo → demo-retain)
+    rules: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +91,13 @@ class RunConfig:
             raise ValueError("name a selector (e.g. --selector all) or a mask set (--mask-set NAME)")
         if self.mask_set is None and self.selector not in LEARNED_WEIGHTS:
             get_selector(self.selector)
+        if self.rules:
+            from ..masks.rules import rules_from_json
+
+            rules_from_json(self.rules, "rules")  # MaskFileError (a ValueError) naming rules[i] and the field
+            if self.mask_set is None and self.selector in LEARNED_WEIGHTS:
+                raise ValueError(f"rules apply to fixed masks (a selector or a mask set), not to "
+                                 f"{self.selector}'s learned weights")
         if self.weighting not in ("auto", "mask", "scores"):
             raise ValueError(f"weighting must be auto, mask or scores, got {self.weighting!r}")
         for name in ("epochs", "batch_size", "grad_accum", "atwu_every"):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ..losses import LossSpec, get_loss
+from ..masks.rules import rules_from_json
 from ..models import load_model
 from ..resolve import model_path
 from .check import check_run
@@ -102,11 +103,12 @@ def prepare(config: RunConfig, store=None) -> State:
         reference = copy.deepcopy(model).eval()
         reference.requires_grad_(False)
     learned = LEARNED_WEIGHTS.get(config.selector) if config.mask_set is None else None
+    rules = rules_from_json(config.rules, "rules")
     if config.mask_set is not None:
-        weights = weights_from_mask_set(store, config.mask_set, tok, bench.forget)
+        weights = weights_from_mask_set(store, config.mask_set, tok, bench.forget, rules)
     elif learned is None:
         weights = weights_from_selector(model, tok, bench.forget, config.selector, dict(config.selector_params),
-                                        config.weighting, config.batch_size * 4)
+                                        config.weighting, config.batch_size * 4, rules)
     model.zero_grad(set_to_none=True)
     if config.lora:
         model = _apply_lora(model, config)
