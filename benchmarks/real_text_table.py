@@ -53,7 +53,7 @@ def markdown(rows) -> str:
             continue
         name = f"`{r.selector}`" + (f" top {r.ratio:g}" if r.ratio is not None else "")
         if r.note:
-            lines.append(f"| {name} | unavailable: {r.note} |||||||| ")
+            lines.append(f"| {name} (unavailable: {r.note.split(':')[0]}) |" + " - |" * 8)
             continue
         lines.append(f"| {name} | {_fmt(r.precision)} | {_fmt(r.recall)} | {_fmt(r.f1)} | {_fmt(r.auroc)} | "
                      f"{_fmt(r.word_precision)} | {_fmt(r.word_recall)} | {_fmt(r.word_f1)} | {_fmt(r.word_auroc)} |")
