@@ -27,6 +27,10 @@ def add_arguments(p) -> None:
     src.add_argument("--selector", default=None, help="token selector (default: all), e.g. all, oracle, tif, dto, atwu")
     src.add_argument("--mask-set", default=None, help="a saved (hand-edited) mask set instead of a selector")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="selector parameter (repeatable)")
+    p.add_argument("--rules", default=None, metavar="FILE",
+                   help="phrase rules (JSON lines {phrase, target, whole_words?, case_sensitive?}) applied on "
+                        "top of the selector's or mask set's masks, after the set's own rules; recorded in the "
+                        "run's config")
     p.add_argument("--loss-param", action="append", metavar="KEY=VALUE",
                    help="loss parameter (repeatable), e.g. alpha=0.5 or forget=npo")
     p.add_argument("--weighting", default=d.weighting, choices=["auto", "mask", "scores"],
@@ -62,9 +66,11 @@ def add_arguments(p) -> None:
 
 def config_from_args(args):
     from ..prompts import generation_length
+    from ..masks import load_rules, rules_to_json
     from ..resolve import retain_model_for
     from ..train import RunConfig
 
+    rules = rules_to_json(load_rules(args.rules)) if getattr(args, "rules", None) else []
     return RunConfig(model=args.model, data=args.data, loss=args.loss,
                      selector=None if args.mask_set else (args.selector or "all"), mask_set=args.mask_set,
                      selector_params=parse_params(args.param, "--param"),
@@ -76,7 +82,7 @@ def config_from_args(args):
                      eval_max_new_tokens=generation_length(args.data) if args.eval_max_new_tokens is None
                      else args.eval_max_new_tokens, max_steps=args.max_steps,
                      eval_every_epoch=not args.no_eval, eval_every=args.eval_every, save_checkpoints=not args.no_checkpoints,
-                     retain_model=args.retain_model or retain_model_for(args.model, args.data))
+                     retain_model=args.retain_model or retain_model_for(args.model, args.data), rules=rules)
 
 
 def _fmt(x) -> str:

@@ -3,7 +3,8 @@
 Stdlib only (no torch). `db` holds the schema and the transactions (one short-lived connection
 per operation, WAL, every write one committed transaction), `mask_sets` and `runs` the two halves
 of `Store`, `transfer` the JSON export format and its validation, `records` the dataclasses the
-store returns (`MaskSet`, `RunRecord`, …).
+store returns (`MaskSet`, `RunRecord`, …). `rules` keeps the phrase rules of a mask set (`set_rules`,
+`get_rules`), copied, exported and imported with it.
 
 Masks are lists of 0/1 over one sample's LABEL positions for the tokenizer the set records
 (`tokenizer_fingerprint`); `text_hash(question, answer)` lets a mask refuse changed text

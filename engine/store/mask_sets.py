@@ -7,10 +7,11 @@ import sqlite3
 
 from .db import Database, NotFound, check_name, clean_mask, now
 from .records import MaskSet, MaskSetSummary, SampleMask
+from .rules import MaskSetRules, check_rules_json
 from .transfer import export_payload, mask_hash, validate_payload
 
 
-class MaskSets(Database):
+class MaskSets(MaskSetRules, Database):
     """The mask-set half of `Store`."""
 
     @staticmethod
@@ -116,6 +117,7 @@ class MaskSets(Database):
             conn.execute("INSERT INTO sample_masks (mask_set_id, sample_uid, text_hash, mask, edited) "
                          "SELECT ?, sample_uid, text_hash, mask, edited FROM sample_masks WHERE mask_set_id = ?",
                          (dst_id, src_id))
+            self._write_rules(conn, dst_id, self._read_rules(conn, src_id))
         return dst_id
 
     def delete_mask_set(self, name: str) -> None:
@@ -129,8 +131,13 @@ class MaskSets(Database):
         return mask_hash(ms.tokenizer_fingerprint, ms.masks)
 
     def export_mask_set(self, name: str) -> dict:
-        """A JSON-serialisable payload that `import_mask_set` accepts (it carries its own hash)."""
-        return export_payload(self.get_mask_set(name))
+        """A JSON-serialisable payload that `import_mask_set` accepts (it carries its own hash);
+        field "rules": the set's phrase rules, when it has any."""
+        payload = export_payload(self.get_mask_set(name))
+        rules = self.get_rules(name)
+        if rules is not None:
+            payload["rules"] = json.loads(rules)
+        return payload
 
     def import_mask_set(self, payload: dict, name: str | None = None) -> str:
         """Validate an exported payload and store it (under `name` if given); returns the name used.
@@ -138,9 +145,12 @@ class MaskSets(Database):
         ValueError naming the first problem; nothing is written unless the whole payload is valid.
         """
         meta, masks = validate_payload(payload)
+        rules = payload.get("rules")
+        rules = None if rules is None else check_rules_json(json.dumps(rules), "mask-set import: field 'rules'")
         name = check_name(name if name is not None else payload.get("name"))
         with self._write() as conn:
             self._require_free(conn, name)
             set_id = self._insert_set(conn, name, meta)
             self._insert_masks(conn, set_id, masks)
+            self._write_rules(conn, set_id, rules)
         return name

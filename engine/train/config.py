@@ -35,6 +35,8 @@ class RunConfig:
     evaluation forward / generation batch; None lets `memory_plan.plan_evaluation` choose.
     gradient_checkpointing: 'auto' (`memory_plan.plan_training` decides against free memory),
     'on' or 'off'. The plan also decides whether the retain batch is backpropagated on its own.
+    rules: phrase rules (`engine.masks.rules_to_json` objects) applied on top of the selector's
+    or mask set's masks, after the mask set's own rules (`engine.weights.fixed.with_rules`).
     """
 
     model: str = "demo"
@@ -70,6 +72,7 @@ class RunConfig:
     max_steps: int | None = None
     save_checkpoints: bool = True
     retain_model: str | None = None  # FQ's gold standard; None: resolve.retain_model_for (demo → demo-retain)
+    rules: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,6 +100,13 @@ class RunConfig:
             raise ValueError("name a selector (e.g. --selector all) or a mask set (--mask-set NAME)")
         if self.mask_set is None and self.selector not in LEARNED_WEIGHTS:
             get_selector(self.selector)
+        if self.rules:
+            from ..masks.rules import rules_from_json
+
+            rules_from_json(self.rules, "rules")  # MaskFileError (a ValueError) naming rules[i] and the field
+            if self.mask_set is None and self.selector in LEARNED_WEIGHTS:
+                raise ValueError(f"rules apply to fixed masks (a selector or a mask set), not to "
+                                 f"{self.selector}'s learned weights")
         if self.weighting not in ("auto", "mask", "scores"):
             raise ValueError(f"weighting must be auto, mask or scores, got {self.weighting!r}")
         if self.gradient_checkpointing not in ("auto", "on", "off"):

@@ -13,6 +13,7 @@ import torch
 from ..context import check_fits
 from ..losses import LossSpec, get_loss
 from ..memory_plan import ModelShape, Plan, budget_of, plan_training, weights_bytes
+from ..masks.rules import rules_from_json
 from ..models import load_model
 from ..models.device import Precision, precision_for
 from ..resolve import model_path
@@ -141,11 +142,12 @@ def prepare(config: RunConfig, store=None) -> State:
         reference = copy.deepcopy(model).eval()
         reference.requires_grad_(False)
     learned = LEARNED_WEIGHTS.get(config.selector) if config.mask_set is None else None
+    rules = rules_from_json(config.rules, "rules")
     if config.mask_set is not None:
-        weights = weights_from_mask_set(store, config.mask_set, tok, bench.forget)
+        weights = weights_from_mask_set(store, config.mask_set, tok, bench.forget, rules)
     elif learned is None:
         weights = weights_from_selector(model, tok, bench.forget, config.selector, dict(config.selector_params),
-                                        config.weighting, config.batch_size * 4)
+                                        config.weighting, config.batch_size * 4, rules)
     model.zero_grad(set_to_none=True)
     plan = training_plan(config, model, tok, spec, kwargs, bench.forget, device)
     if plan.settings["gradient_checkpointing"]:  # recomputes each block in backward; active in train mode only

@@ -1,5 +1,6 @@
 """Fixed token weights for a run: from a selector (run once on the initial model) or from a
-saved mask set. Stored per sample over its label positions, so any batch can gather them."""
+saved mask set, with phrase rules on top (`with_rules`, `engine.masks.rules` precedence).
+Stored per sample over its label positions, so any batch can gather them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from .. import selectors  # the module, not its names: engine.selectors may still be loading here
+from ..masks.rules import Rule, apply_rules, hand_edits_between, rule_coverage, rules_from_json
+from ..masks.spans import label_offsets
 from ..tokens import Batch, encode_samples, gather_rows, iter_batches, label_rows
 from .base import WeightSource
 
@@ -40,12 +43,36 @@ class FixedWeights(WeightSource):
         return self.target_rows
 
 
+def with_rules(fixed: FixedWeights, tokenizer, samples, rules: list[Rule],
+               hand_edits: list[dict[int, bool]] | None = None) -> FixedWeights:
+    """`fixed` with phrase rules applied: target = `apply_rules(fixed targets, rules, hand_edits)`
+    (base < rules in order < hand edits; the EOS never a target). Weight per token: 1 or 0 (its
+    final target value) where a rule covers it or a hand edit sets it, the base weight elsewhere
+    (so "never a target" also zeroes a soft score weight)."""
+    if not rules and not hand_edits:
+        return fixed
+    base = [t.tolist() for t in fixed.target_rows]
+    offsets = label_offsets(tokenizer, samples)
+    final = apply_rules(samples, offsets, base, rules, hand_edits)
+    coverage = rule_coverage(samples, offsets, rules)  # [rule][sample][position]
+    targets, weights = [], []
+    for i, (w, new) in enumerate(zip(fixed.weights, final)):
+        decided = torch.tensor([any(cov[i][j] for cov in coverage) for j in range(len(new))], dtype=torch.bool)
+        for j in (hand_edits[i] if hand_edits else {}):
+            decided[j] = True
+        new_t = torch.tensor(new, dtype=torch.bool)
+        targets.append(new_t)
+        weights.append(torch.where(decided, new_t.float(), w.float()))
+    return FixedWeights(weights, targets, f"{fixed.name}+rules({len(rules)})")
+
+
 def weights_from_selector(model, tokenizer, samples, name: str, params: dict, weighting: str,
-                          batch_size: int = 32) -> FixedWeights:
+                          batch_size: int = 32, rules: list[Rule] = ()) -> FixedWeights:
     """Run selector `name` once on the (initial) model over all forget samples, in batches.
 
     weighting: 'mask' → the selector's hard mask; 'scores' → its scores through
-    `normalise_scores`; 'auto' → scores for `atwu`, the mask otherwise.
+    `normalise_scores`; 'auto' → scores for `atwu`, the mask otherwise. rules: phrase rules
+    applied on top of the selector's mask (`with_rules`).
     """
     soft = weighting == "scores" or (weighting == "auto" and name == "atwu")
     weights, targets = [], []
@@ -56,15 +83,28 @@ def weights_from_selector(model, tokenizer, samples, name: str, params: dict, we
         w = normalise_scores(out.scores, batch.answer_mask) if soft else out.mask.float()
         weights += label_rows(w, batch)
         targets += label_rows(out.mask, batch)
-    return FixedWeights(weights, targets, f"selector:{name}")
+    return with_rules(FixedWeights(weights, targets, f"selector:{name}"), tokenizer, samples, list(rules))
 
 
-def weights_from_mask_set(store, name: str, tokenizer, samples) -> FixedWeights:
+def stored_rules(store, name: str) -> list[Rule]:
+    """The phrase rules saved with mask set `name` ([] when none)."""
+    import json
+
+    text = store.get_rules(name)
+    return [] if text is None else rules_from_json(json.loads(text), f"rules of mask set {name!r}")
+
+
+def weights_from_mask_set(store, name: str, tokenizer, samples, rules: list[Rule] = ()) -> FixedWeights:
     """Per-sample masks of a saved mask set, checked against these samples and this tokenizer.
 
     A sample missing from the set gets no targets; a sample whose text changed, or whose label
     positions differ in number (another tokenizer), is refused with the sample named. The
     closing EOS is never a target, whatever the set says.
+
+    Rules: the set's own rules, then `rules` (e.g. `--rules FILE`), applied on top of its stored
+    masks. The Edit tab stores masks with the set's rules already applied, so a stored token that
+    contradicts what the set's rules give it was edited by hand (`hand_edits_between`) and keeps
+    its value; every other token takes the rules' value (later rules win).
     """
     ms = store.get_mask_set(name)  # NotFound (a KeyError and a ValueError) names an unknown set
     if not ms.masks:
@@ -78,7 +118,16 @@ def weights_from_mask_set(store, name: str, tokenizer, samples) -> FixedWeights:
         vec = torch.tensor(m, dtype=torch.bool)
         vec[-1] = False  # the last label position is the closing EOS: never a target
         targets.append(vec)
+    own = stored_rules(store, name)
+    all_rules = own + list(rules)
+    if all_rules:
+        stored = [t.tolist() for t in targets]
+        offsets = label_offsets(tokenizer, samples)
+        with_own = apply_rules(samples, offsets, stored, own)
+        edits = [hand_edits_between(r, m) if s.uid in ms.masks else {}  # a sample the set lacks has no edits
+                 for s, r, m in zip(samples, with_own, stored)]
+        targets = [torch.tensor(m, dtype=torch.bool) for m in apply_rules(samples, offsets, stored, all_rules, edits)]
     weights = [t.float() for t in targets]
     if not any(t.any() for t in targets):
         raise ValueError(f"mask set {name!r} marks no tokens: nothing to forget")
-    return FixedWeights(weights, targets, f"mask_set:{name}")
+    return FixedWeights(weights, targets, f"mask_set:{name}" + (f"+rules({len(all_rules)})" if all_rules else ""))
