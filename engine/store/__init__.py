@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from .db import SCHEMA_VERSION, NotFound
 from .mask_sets import MaskSets
+from .reviews import MaskSetReviews
+from .rules import MaskSetRules
 from .records import Checkpoint, EpochRecord, MaskSet, MaskSetSummary, RunRecord, SampleMask
 from .runs import CHECKPOINT_KINDS, FINAL_STATUSES, Runs
 from .transfer import EXPORT_FORMAT
 
 
-class Store(MaskSets, Runs):
+class Store(MaskSets, Runs, MaskSetRules, MaskSetReviews):
     """One SQLite file of mask sets and runs; safe to share across threads and processes."""
 
 
