@@ -175,7 +175,7 @@ def test_a_short_run_shows_progress_and_adds_a_curve(page):
     shot(page, "run.png")
     open_tab(page, "Compare")
     page.wait_for_selector(f"#compare-plot .legendtext:has-text('run {run_id}:')")
-    page.wait_for_selector(f"#compare-table:has-text('final')")
+    page.wait_for_selector("#compare-table:has-text('final')")
     assert page.locator("#compare-plot .scatterlayer .trace").count() >= 1
     page.hover("#compare-plot .nsewdrag")
     page.wait_for_selector("#compare-plot .modebar-btn[data-title*='PNG' i]")  # plotly's PNG download

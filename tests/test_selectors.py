@@ -15,7 +15,7 @@ from engine.selectors import SELECTORS, NoSpansError, SelectorInput, select
 from engine.selectors.base import top_fraction_mask, top_k_mask
 from engine.selectors.tif import word_ids, words_missed
 from engine.selectors.tokenunlearn import minmax_rows
-from engine.tokens import Batch, encode, encode_samples, entropy, format_prompt, per_token_nll, relocate, with_prompt
+from engine.tokens import Batch, encode, encode_samples, format_prompt, per_token_nll, relocate, with_prompt
 
 # p(next | previous) of a 3-token bigram "language model", rows = previous token
 BIGRAM = torch.tensor([[0.5, 0.25, 0.25],

@@ -11,7 +11,7 @@ from engine.resolve import canonical_data
 from engine.store import RunRecord
 from tokenviz.plots import runs_table, tradeoff_figure
 
-from . import render
+from . import leak_panel, render
 from .context import AppContext, fail, message_of, ok
 
 
@@ -128,6 +128,7 @@ def build(ctx: AppContext, top: dict) -> dict:
         checkpoint = gr.Dropdown([], label="run checkpoint", elem_id="compare-checkpoint", allow_custom_value=True)
         generate = gr.Button("generate", elem_id="compare-generate")
     ba = gr.HTML(elem_id="compare-before-after", js_on_load=None)
+    leak_panel.build(ctx, checkpoint)
 
     model, data = top["model"], top["data"]
     outs = [plot, table, checkpoint, status]

@@ -13,7 +13,7 @@ from engine.selectors import SELECTORS
 from tokenviz import count_targets
 from tokenviz.mask_editor import MaskEditor, Refused, bulk_plan, check_action
 
-from . import render
+from . import edit_tools, render
 from .chips_js import CHIPS_JS
 from .context import AppContext, fail, message_of, ok
 
@@ -298,6 +298,7 @@ def build(ctx: AppContext, top: dict) -> dict:
         keep = gr.Checkbox(value=True, label="bulk: keep hand-edited samples")
         bulk = gr.Button("apply selector to all samples")
     status = gr.Markdown(elem_id="edit-status")
+    tools_slot = gr.Column()  # filled by ui/edit_tools.py once the view is wired
     only_edited = gr.Checkbox(value=False, label="list only samples edited by hand")
     table = gr.Dataframe(headers=TABLE_COLUMNS, interactive=False, label="targets per sample (click a row to open)",
                          max_height=300)
@@ -335,6 +336,9 @@ def build(ctx: AppContext, top: dict) -> dict:
     bulk.click(h.bulk, [mask_set, reset_selector, keep], status, api_name="mask_set_bulk", **lock).then(
         **view, api_visibility="undocumented")
     mask_set.change(partial(_source, ctx), mask_set, reset_selector, api_visibility="undocumented")
+    with tools_slot:
+        edit_tools.build(ctx, dict(mask_set=mask_set, index=index, chips=chips, status=status, view=view,
+                                   choices=h.choices), top)
     return {"mask_set": mask_set, "choices": h.choices, "view": view, "handlers": h}
 
 
