@@ -12,7 +12,7 @@ for callers that catch config errors); a duplicate name raises ValueError.
 """
 from __future__ import annotations
 
-from .db import SCHEMA_VERSION, NotFound
+from .db import SCHEMA_VERSION, NoStore, NotFound, StoreError
 from .mask_sets import MaskSets
 from .records import Checkpoint, EpochRecord, MaskSet, MaskSetSummary, RunRecord, SampleMask
 from .runs import CHECKPOINT_KINDS, FINAL_STATUSES, Runs
@@ -24,4 +24,4 @@ class Store(MaskSets, Runs):
 
 
 __all__ = ["CHECKPOINT_KINDS", "EXPORT_FORMAT", "FINAL_STATUSES", "SCHEMA_VERSION", "Checkpoint", "EpochRecord",
-           "MaskSet", "MaskSetSummary", "NotFound", "RunRecord", "SampleMask", "Store"]
+           "MaskSet", "MaskSetSummary", "NoStore", "NotFound", "RunRecord", "SampleMask", "Store", "StoreError"]

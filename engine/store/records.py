@@ -127,6 +127,7 @@ class RunRecord:
     error: str | None
     pid: int | None
     hostname: str | None
+    folder: str | None = None  # its checkpoint folder's name under runs_dir (a uuid; None: a run from before v2)
     metrics: list[EpochRecord] = field(default_factory=list)
     checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
 
