@@ -435,7 +435,9 @@ def test_masks_for_checks_text_and_tokenizer_once(store, builtin_tokenizer):
                Sample("When?", "Never.", uid="q3")]
     n1, n2, n3 = _labels(builtin_tokenizer, samples)
     m1 = [0, 1] + [0] * (n1 - 2)
-    store.create_mask_set("tok", "demo", "demo", "fp", masks={
+    from engine.fingerprint import tokenizer_fingerprint
+
+    store.create_mask_set("tok", "demo", "demo", tokenizer_fingerprint(builtin_tokenizer), masks={
         "q1": (text_hash("Who wrote it?", "Ada wrote it."), m1),
         "q2": (text_hash("Where?", "In Porto, by the sea."), [1] * n2)})
     ms = store.get_mask_set("tok")
