@@ -1,12 +1,14 @@
 """kill -9 in each phase of an unlearning run (scoring, step-0 evaluation, training, checkpoint
-write) and Ctrl-C once / twice, each in a real `python -m engine unlearn` process.
+write) and Ctrl-C once / twice, each in a real process running the CLI (`engine.cli.main`).
 
-The child patches the function at the phase boundary to write a marker file and wait (no hook
-in the product code); the test then kills it. Afterwards: the store opens and passes
+Each child patches the function at its phase boundary to write a marker file and wait (no hook
+in the product code); the test then kills it. One parent imports the engine once and forks the
+children (ZYGOTE), so six runs cost about one start-up. Afterwards: the store opens and passes
 `quick_check`, the killed run is marked 'interrupted' by `mark_stale_runs`, and the earlier run,
-its checkpoint folder and the mask set are byte-identical. All six children run at once."""
+its checkpoint folder and the mask set are byte-identical."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,39 +22,65 @@ from faultkit import snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 
-CHILD = r"""
-import sys, time
-phase, marker = sys.argv[1], sys.argv[2]
+# One process imports the engine once, then forks a child per phase: each child sets its own
+# WORKBENCH_HOME and output files, patches its phase boundary and runs the CLI; the parent
+# writes each child's wait status to <home>/status when it ends.
+ZYGOTE = r"""
+import json, os, sys, time
+import torch
+torch.set_num_threads(1)
+import engine.train.checkpoint, engine.train.loop, engine.selectors
+from engine.cli import build_parser, main
+build_parser()  # imports every command module
+from transformers import GPT2LMHeadModel  # noqa: F401
 
-def hold(*args, **kwargs):
-    open(marker, "w").write(phase)
-    while True:
-        time.sleep(0.05)
-
-if phase == "scoring":
-    import engine.selectors
-    engine.selectors.select = hold
-elif phase == "eval0":
-    import engine.train.loop
-    engine.train.loop.evaluate_state = hold
-elif phase in ("training", "ctrl-c-twice"):
-    import engine.train.loop
-    engine.train.loop.step = hold
-elif phase == "checkpoint":
-    import engine.train.checkpoint
-    engine.train.checkpoint._swap_into_place = hold
-elif phase == "ctrl-c-once":
-    import engine.train.loop
-    real = engine.train.loop.step
-
-    def slow(state, micro):
+def hold(marker, phase):
+    def wait(*args, **kwargs):
         open(marker, "w").write(phase)
-        time.sleep(0.2)
-        return real(state, micro)
+        while True:
+            time.sleep(0.05)
+    return wait
 
-    engine.train.loop.step = slow
-from engine.cli import main
-sys.exit(main(sys.argv[3:]))
+def child(phase, home, argv):
+    os.environ["WORKBENCH_HOME"] = home
+    for fd, name in ((1, "out.txt"), (2, "err.txt")):
+        os.dup2(os.open(os.path.join(home, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+    marker = os.path.join(home, "marker")
+    if phase == "scoring":
+        engine.selectors.select = hold(marker, phase)
+    elif phase == "eval0":
+        engine.train.loop.evaluate_state = hold(marker, phase)
+    elif phase in ("training", "ctrl-c-twice"):
+        engine.train.loop.step = hold(marker, phase)
+    elif phase == "checkpoint":
+        engine.train.checkpoint._swap_into_place = hold(marker, phase)
+    elif phase == "ctrl-c-once":
+        real = engine.train.loop.step
+
+        def slow(state, micro):
+            open(marker, "w").write(phase)
+            time.sleep(0.2)
+            return real(state, micro)
+
+        engine.train.loop.step = slow
+    code = main(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+jobs = json.loads(sys.argv[1])
+pids = {}
+for phase, home, argv in jobs:
+    pid = os.fork()
+    if pid == 0:
+        child(phase, home, argv)
+    pids[pid] = home
+    open(os.path.join(home, "pid"), "w").write(str(pid))
+while pids:
+    pid, status = os.wait()
+    home = pids.pop(pid)
+    code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    open(os.path.join(home, "status"), "w").write(str(code))
 """
 
 PHASES = ["scoring", "eval0", "training", "checkpoint", "ctrl-c-once", "ctrl-c-twice"]
@@ -80,55 +108,54 @@ def killed(tmp_path_factory, model_dir):
     """{phase: (home, earlier state, exit code, stdout, stderr)} after each child was stopped."""
     from faultkit import FORGET, RETAIN, write_split
 
-    procs = {}
+    jobs, homes = [], {}
     for phase in PHASES:
         home = tmp_path_factory.mktemp(phase)
         write_split(home / "data", "forget10", FORGET)
         write_split(home / "data", "retain90", RETAIN)
-        before = _earlier_state(home)
+        homes[phase] = (home, _earlier_state(home))
         argv = ["unlearn", "--model", model_dir, "--data", home / "data", "--loss", "ga", "--device", "cpu",
                 "--batch-size", "2", "--epochs", "40" if phase.startswith("ctrl") else "1"]
         if phase != "eval0":
             argv.append("--no-eval")
-        env = {**os.environ, "WORKBENCH_HOME": str(home), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-        out, err = open(home / "out.txt", "w"), open(home / "err.txt", "w")
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, phase, str(home / "marker"), *map(str, argv)],
-                                cwd=REPO, env=env, stdout=out, stderr=err)
-        procs[phase] = (proc, home, before)
-    results = {}
+        jobs.append([phase, str(home), [str(a) for a in argv]])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    zygote = subprocess.Popen([sys.executable, "-c", ZYGOTE, json.dumps(jobs)], cwd=REPO, env=env)
     try:
         deadline = time.time() + 240
-        pending = dict(procs)
+        pending = dict(homes)
         while pending:
             assert time.time() < deadline, f"never reached: {sorted(pending)}"
-            for phase, (proc, home, before) in list(pending.items()):
-                if proc.poll() is not None:
+            assert zygote.poll() is None or not pending, "the parent of the runs ended early"
+            for phase, (home, _) in list(pending.items()):
+                if (home / "status").exists():
                     pending.pop(phase)  # ended by itself: the test of its phase reports it
                 elif (home / "marker").exists():
                     pending.pop(phase)
-                    _stop(phase, proc, home)
+                    _stop(phase, int((home / "pid").read_text()), home)
             time.sleep(0.1)
-        for phase, (proc, home, before) in procs.items():
-            code = proc.wait(timeout=60)
-            results[phase] = (home, before, code, (home / "out.txt").read_text(), (home / "err.txt").read_text())
+        zygote.wait(timeout=60)
     finally:
-        for proc, _, _ in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return results
+        if zygote.poll() is None:
+            for home, _ in homes.values():
+                if (home / "pid").exists() and not (home / "status").exists():
+                    os.kill(int((home / "pid").read_text()), signal.SIGKILL)
+            zygote.kill()
+            zygote.wait()
+    return {phase: (home, before, int((home / "status").read_text()), (home / "out.txt").read_text(),
+                    (home / "err.txt").read_text()) for phase, (home, before) in homes.items()}
 
 
-def _stop(phase: str, proc, home: Path) -> None:
+def _stop(phase: str, pid: int, home: Path) -> None:
     if not phase.startswith("ctrl"):
-        os.kill(proc.pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
         return
-    os.kill(proc.pid, signal.SIGINT)
+    os.kill(pid, signal.SIGINT)
     if phase == "ctrl-c-twice":
         deadline = time.time() + 30
         while "cancelling" not in (home / "err.txt").read_text() and time.time() < deadline:
             time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGINT)
+        os.kill(pid, signal.SIGINT)
 
 
 def _nothing_lost(home: Path, before: dict):
