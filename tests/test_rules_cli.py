@@ -10,7 +10,7 @@ import torch
 
 from engine.cli import main
 from engine.data import Sample
-from engine.fingerprint import text_hash
+from engine.fingerprint import tokenizer_fingerprint, text_hash
 from engine.masks import Rule, label_offsets, rules_to_json
 from engine.store import NotFound, Store
 from engine.weights.fixed import FixedWeights, weights_from_mask_set, with_rules
@@ -112,7 +112,7 @@ def test_mask_set_rules_keep_hand_edits_and_cover_missing_samples(tmp_path, buil
     for j in blue_rivers[1:] + wrote:
         stored[j] = 1
     s = Store(tmp_path / "store.sqlite")
-    s.create_mask_set("m", "demo", "d", "tok", None,
+    s.create_mask_set("m", "demo", "d", tokenizer_fingerprint(builtin_tokenizer), None,
                       {"u1": (text_hash(SAMPLES[0].question, ANSWER_1), stored)})  # u2 not in the set
     s.set_rules("m", json.dumps(rules_to_json([Rule("Blue Rivers", True)])))
     fw = weights_from_mask_set(s, "m", builtin_tokenizer, SAMPLES,

@@ -38,11 +38,11 @@ def _rows(path, sql):
 # ---------------------------------------------------------------- schema and connection settings
 
 def test_schema_version_and_wal(store, tmp_path):
-    assert store.schema_version() == 1
+    assert store.schema_version() == 3
     assert _rows(tmp_path / "store.sqlite", "PRAGMA journal_mode")[0][0] == "wal"
-    assert _rows(tmp_path / "store.sqlite", "SELECT version FROM schema_version") == [(1,)]
+    assert _rows(tmp_path / "store.sqlite", "SELECT version FROM schema_version") == [(3,)]
     Store(tmp_path / "store.sqlite")  # reopening does not add a second version row
-    assert _rows(tmp_path / "store.sqlite", "SELECT version FROM schema_version") == [(1,)]
+    assert _rows(tmp_path / "store.sqlite", "SELECT version FROM schema_version") == [(3,)]
 
 
 def test_text_hash_is_stable_and_text_sensitive():
@@ -435,7 +435,9 @@ def test_masks_for_checks_text_and_tokenizer_once(store, builtin_tokenizer):
                Sample("When?", "Never.", uid="q3")]
     n1, n2, n3 = _labels(builtin_tokenizer, samples)
     m1 = [0, 1] + [0] * (n1 - 2)
-    store.create_mask_set("tok", "demo", "demo", "fp", masks={
+    from engine.fingerprint import tokenizer_fingerprint
+
+    store.create_mask_set("tok", "demo", "demo", tokenizer_fingerprint(builtin_tokenizer), masks={
         "q1": (text_hash("Who wrote it?", "Ada wrote it."), m1),
         "q2": (text_hash("Where?", "In Porto, by the sea."), [1] * n2)})
     ms = store.get_mask_set("tok")
@@ -475,7 +477,7 @@ def test_run_record_to_dict_is_the_json_shape(store):
     store.add_epoch_metrics(rid, 1, 4, {"forget_quality": 0.5})
     store.set_checkpoint(rid, "final", "/ck", 1)
     d = store.get_run(rid).to_dict()
-    assert list(d) == ["id", "config", "mask_set_hash", "status", "started", "finished", "error", "pid", "hostname",
+    assert list(d) == ["id", "config", "mask_set_hash", "status", "started", "finished", "error", "pid", "hostname", "folder",
                        "metrics", "checkpoints"]
     assert d["metrics"] == [{"epoch": 1, "step": 4, "metrics": {"forget_quality": 0.5},
                              "recorded": d["metrics"][0]["recorded"]}]

@@ -139,7 +139,7 @@ def test_atwu_selector_needs_a_fitted_scorer(tmp_path, monkeypatch):
     assert not torch.allclose(out.scores[out.mask | (out.scores > 0)], torch.tensor(0.5))  # it learned something
 
 
-def _make_mask_set(store, name, samples, tokenizer, pick, fingerprint="builtin") -> dict:
+def _make_mask_set(store, name, samples, tokenizer, pick, fingerprint=None) -> dict:
     """Store a mask set over label positions: pick(n) -> the marked label positions of each sample."""
     from engine.tokens import encode_samples
 
@@ -149,7 +149,9 @@ def _make_mask_set(store, name, samples, tokenizer, pick, fingerprint="builtin")
         n = int(batch.label_mask[i].sum())
         marked = set(pick(n))
         masks[s.uid] = (text_hash(s.question, s.answer), [int(j in marked) for j in range(n)])
-    store.create_mask_set(name, "tiny", "demo/forget01", fingerprint, "hand", masks)
+    from engine.fingerprint import tokenizer_fingerprint
+
+    store.create_mask_set(name, "tiny", "demo/forget01", fingerprint or tokenizer_fingerprint(tokenizer), "hand", masks)
     return store.get_mask_set(name)
 
 

@@ -10,6 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from engine.selectors import SELECTORS
+from engine.store.transfer import read_import_file, validate_payload
 from tokenviz import count_targets
 from tokenviz.mask_editor import MaskEditor, Refused, bulk_plan, check_action
 
@@ -32,6 +33,7 @@ class EditHandlers:
         if not name:
             raise ValueError("choose a mask set, or create one from a selector")
         ms = self.ctx.store.get_mask_set(name)
+        ms.check_tokenizer(self.ctx.explore.model(ms.model)[1])  # the set's tokenizer, compared again at view
         info = self.ctx.explore.info(ms.model, ms.data, SPLIT, int(index or 0))
         return ms, info, ms.mask_for(info, len(info.tokens))
 
@@ -158,8 +160,8 @@ class EditHandlers:
         return gr.update(choices=names, value=value)
 
     def latest(self) -> str | None:
-        """The most recently updated mask set (what a reloaded page opens)."""
-        sets = self.ctx.store.list_mask_sets()
+        """The most recently updated mask set that has samples (what a reloaded page opens)."""
+        sets = [m for m in self.ctx.store.list_mask_sets() if m.n_samples > 0] or self.ctx.store.list_mask_sets()
         return max(sets, key=lambda m: m.updated).name if sets else None
 
     def create(self, name: str, selector: str, model: str, data: str, progress=gr.Progress()):
@@ -223,11 +225,11 @@ class EditHandlers:
             return self.choices(), fail("choose a mask-set JSON file to import")
         path = Path(file if isinstance(file, str) else getattr(file, "name", file))
         try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            return self.choices(), fail(f"{path.name} is not a mask-set JSON file: {err}")
-        try:
-            name = self.ctx.store.import_mask_set(payload, (new_name or "").strip() or None)
+            payload = read_import_file(path)  # the size limit, then JSON
+            meta, _ = validate_payload(payload)  # the model and data it names, to check its fit against
+            name = self.ctx.store.import_mask_set(payload, (new_name or "").strip() or None,
+                                                  tokenizer=self.ctx.explore.model(meta["model"])[1],
+                                                  samples=self.ctx.explore.samples(meta["data"], SPLIT))
         except Exception as err:
             return self.choices(), fail(f"{path.name} was not imported: {message_of(err)}")
         return self.choices(name), ok(f"imported {path.name} as {name!r}")

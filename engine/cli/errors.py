@@ -64,6 +64,10 @@ def describe(err: BaseException, store: str | Path | None = None) -> tuple[str, 
     from ..models import ModelLoadError
     from . import UserError
 
+    from ..store import StoreError
+
+    if isinstance(err, StoreError):  # already one line naming the store and what to do
+        return str(err), err.exit_code
     if isinstance(err, sqlite3.Error):
         return describe_store_error(err, store), RUNTIME_ERROR
     if isinstance(err, OSError):

@@ -112,7 +112,9 @@ def export_csv(store, run_id: int, path: str) -> None:
 
 
 def run(args) -> int:
-    store = Store(Path(args.store) if args.store else paths.store_path())
+    # a named --store must exist (a typo says "no store at …"); opening writes nothing, so a
+    # read-only store lists and shows
+    store = Store(Path(args.store), create=False) if args.store else Store(paths.store_path())
     if args.export is not None:
         if not (args.csv or args.json):
             raise UserError("--export needs --csv FILE and/or --json FILE")
@@ -128,10 +130,10 @@ def run(args) -> int:
         return 0
     if args.csv or args.json:
         raise UserError("--csv and --json go with --export ID")
+    store.mark_stale_runs()  # a killed run shows as interrupted, not running (read-only store: unchanged)
     if args.show is not None:
         print(show(store.get_run(args.show)))
         return 0
-    store.mark_stale_runs()
     runs = store.list_runs()
     if args.retain_model is not None:
         runs = filter_by_retain(runs, args.retain_model.strip())

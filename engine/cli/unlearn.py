@@ -1,12 +1,14 @@
 """`unlearn`: run one unlearning job (loss + selector or mask set), evaluate every epoch, record it.
 
-Ctrl-C cancels after the current step (the run is recorded as cancelled). Several GPUs:
+Ctrl-C once cancels before the next step and says so (the run is recorded as cancelled with the
+epochs it finished); a second Ctrl-C stops at once (also recorded as cancelled, exit 130). Several GPUs:
     accelerate launch --multi_gpu --num_processes 4 -m engine unlearn --model M --data D --loss npo
 (or `torchrun --nproc_per_node N -m engine unlearn …`); the main process evaluates and records.
 """
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 
 from . import check_output, parse_params, write_json
@@ -100,6 +102,22 @@ def format_epoch(m: dict) -> str:
         f"{k.replace('_probability', '_prob')} {_fmt(m.get(k))}" for k in keys if k in m)
 
 
+CANCEL_NOTICE = "cancelling: the run stops before its next step (press Ctrl-C again to stop at once)"
+
+
+def ctrl_c_handler(cancel: threading.Event):
+    """SIGINT handler: the first press sets `cancel` and says so on stderr; a later press raises
+    KeyboardInterrupt at once (the loop records the run as cancelled, the CLI exits 130)."""
+
+    def handle(signum, frame) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print(CANCEL_NOTICE, file=sys.stderr, flush=True)
+
+    return handle
+
+
 def run(args) -> int:
     from tqdm.auto import tqdm
     from transformers.utils import logging as hf_logging
@@ -128,7 +146,7 @@ def run(args) -> int:
         if info["metrics"] is not None:
             tqdm.write(format_epoch(info["metrics"]))
 
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C: stop after this step
+    previous = signal.signal(signal.SIGINT, ctrl_c_handler(cancel))
     try:
         result = unlearn(config, store, progress=progress, cancel=cancel)
     finally:

@@ -13,7 +13,7 @@ for callers that catch config errors); a duplicate name raises ValueError.
 """
 from __future__ import annotations
 
-from .db import SCHEMA_VERSION, NotFound
+from .db import SCHEMA_VERSION, NoStore, NotFound, StoreError
 from .mask_sets import MaskSets
 from .pairings import Pairings
 from .reviews import MaskSetReviews
@@ -28,4 +28,4 @@ class Store(MaskSets, Runs, Pairings, MaskSetReviews):
 
 
 __all__ = ["CHECKPOINT_KINDS", "EXPORT_FORMAT", "FINAL_STATUSES", "SCHEMA_VERSION", "Checkpoint", "EpochRecord",
-           "MaskSet", "MaskSetSummary", "NotFound", "RunRecord", "SampleMask", "Store"]
+           "MaskSet", "MaskSetSummary", "NoStore", "NotFound", "RunRecord", "SampleMask", "Store", "StoreError"]

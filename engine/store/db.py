@@ -4,6 +4,14 @@ One short-lived connection per operation, so Gradio worker threads, a background
 and other processes (CLI, `accelerate launch`) can share one file: WAL journal, `foreign_keys=ON`,
 a busy timeout, and every write inside one committed transaction (`BEGIN IMMEDIATE` … commit,
 rolled back on any error). Timestamps are ISO-8601 UTC strings.
+
+Opening checks before it uses the file and writes nothing unless the schema must be created or
+migrated: a folder, a non-SQLite file or a store that fails `PRAGMA quick_check` is refused
+(`StoreError`, naming the backup when there is one); a missing file is created only with
+`create=True` (else `NoStore`: "no store at …"); a file or folder that is not writable opens
+read-only (listing and showing work, writes raise `StoreError`). `backup()` copies the store to
+`<store>.bak` with SQLite's backup API (`create_run` calls it at every run start, so the backup
+is the store as it was before the newest run).
 """
 from __future__ import annotations
 
@@ -11,11 +19,14 @@ import contextlib
 import json
 import os
 import sqlite3
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3  # 2: runs.folder, the run's own checkpoint folder name (a uuid); 3: rules, reviews, pairings
+
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -47,7 +58,8 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     pid INTEGER,
     pid_start TEXT,
-    hostname TEXT
+    hostname TEXT,
+    folder TEXT UNIQUE
 );
 CREATE TABLE IF NOT EXISTS epoch_metrics (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -65,7 +77,45 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     recorded TEXT NOT NULL,
     PRIMARY KEY (run_id, kind)
 );
+CREATE TABLE IF NOT EXISTS mask_set_rules (
+    mask_set_id INTEGER PRIMARY KEY REFERENCES mask_sets(id) ON DELETE CASCADE,
+    rules TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mask_set_reviewed (
+    mask_set_id INTEGER NOT NULL REFERENCES mask_sets(id) ON DELETE CASCADE,
+    sample_uid TEXT NOT NULL,
+    PRIMARY KEY (mask_set_id, sample_uid)
+);
+CREATE TABLE IF NOT EXISTS retain_pairings (
+    model TEXT NOT NULL,
+    data TEXT NOT NULL,
+    retain_model TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    PRIMARY KEY (model, data)
+)
 """
+
+
+# version -> statements that bring a store of version - 1 to it (old rows stay readable)
+_MIGRATIONS = {
+    2: ["ALTER TABLE runs ADD COLUMN folder TEXT",
+        "CREATE UNIQUE INDEX IF NOT EXISTS runs_folder ON runs(folder)"],
+    3: [t.strip() for t in _SCHEMA.split(";") if "mask_set_rules (" in t or "mask_set_reviewed (" in t
+        or "retain_pairings (" in t],
+}
+
+
+class StoreError(sqlite3.DatabaseError):
+    """The store file cannot be used as it is (a folder, not a store, damaged, read-only for a
+    write); str() is one line naming the file and what to do. exit_code: what the CLI returns."""
+
+    exit_code = 1
+
+
+class NoStore(StoreError):
+    """A store path that does not exist, opened without `create=True` (a mistyped --store)."""
+
+    exit_code = 2
 
 
 class NotFound(KeyError, ValueError):
@@ -118,24 +168,89 @@ def clean_mask(mask: Any, where: str) -> list[int]:
 # ---------------------------------------------------------------- the file
 
 class Database:
-    """One SQLite file; safe to share across threads and processes (a connection per operation)."""
+    """One SQLite file; safe to share across threads and processes (a connection per operation).
 
-    def __init__(self, path: str | os.PathLike, timeout: float = 30.0):
+    create: make the file (and its folder) when it does not exist; False raises `NoStore`.
+    """
+
+    def __init__(self, path: str | os.PathLike, timeout: float = 30.0, create: bool = True):
         self.path = Path(path)
         self.timeout = timeout
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = False
+        self._uri: str | None = None  # the read-only URI, when the store opens read-only
+        if self.path.is_dir():
+            raise StoreError(f"store {self.path}: is a folder, not a store file; pass --store a file "
+                             f"(e.g. {self.path / 'store.sqlite'})")
+        if not self.path.exists():
+            if not create:
+                raise NoStore(f"no store at {self.path}: check the path (a store is created by the first "
+                              f"command that records something)")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif self.path.stat().st_size > 0:
+            self._check_file()
         self._init_schema()
 
+    # -- opening
+
+    @property
+    def backup_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".bak")
+
+    def _backup_hint(self) -> str:
+        bak = self.backup_path
+        if not bak.is_file():
+            return "there is no backup (<store>.bak); move the file aside to start a new store"
+        stamp = datetime.fromtimestamp(bak.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+        return f"the backup {bak} (from {stamp}) can replace it: move the damaged file aside and copy the backup over it"
+
+    def _check_file(self) -> None:
+        """Refuse a file that is not an SQLite store or fails `PRAGMA quick_check`; open
+        read-only when the file or its folder is not writable. Writes nothing."""
+        with open(self.path, "rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+        if head != SQLITE_HEADER:
+            raise StoreError(f"store {self.path}: not a workbench store (not an SQLite file); pass --store "
+                             f"another file, or move it aside to start a new store")
+        writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+        if not writable:
+            self.read_only = True
+            self._uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        try:
+            conn = self._connect()
+        except sqlite3.OperationalError:
+            if not self.read_only:
+                raise
+            # a WAL store in a folder we cannot write has no -shm to share: read it as a snapshot
+            self._uri = f"{self.path.resolve().as_uri()}?immutable=1"
+            conn = self._connect()
+        try:
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
+        except sqlite3.DatabaseError as err:
+            problems = [str(err)]
+        finally:
+            conn.close()
+        if problems != ["ok"]:
+            raise StoreError(f"store {self.path} is damaged (quick_check: {problems[0]}); {self._backup_hint()}")
+
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(str(self.path), timeout=self.timeout, check_same_thread=False)
+        if self._uri is not None:
+            conn = sqlite3.connect(self._uri, uri=True, timeout=self.timeout, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(str(self.path), timeout=self.timeout, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
         return conn
 
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"store {self.path} is read-only (the file or its folder is not writable): it can be "
+                             f"listed and shown, not changed; make it writable or pass --store a writable copy")
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: committed on success, rolled back on any exception."""
+        self._require_writable()
         conn = self._connect()
         try:
             with conn:
@@ -155,23 +270,74 @@ class Database:
             conn.rollback()
             conn.close()
 
+    def _stored_version(self) -> int | None:
+        """The schema version the file records; None for a new (empty) file."""
+        conn = self._connect()
+        try:
+            return self._stored_version_in(conn)
+        finally:
+            conn.close()
+
     def _init_schema(self) -> None:
+        """Create or migrate the schema; a store already at this version is not written to."""
+        version = self._stored_version()
+        if version is not None and version > SCHEMA_VERSION:
+            raise StoreError(f"store {self.path} has schema version {version}; this code knows up to "
+                             f"{SCHEMA_VERSION}: update the workbench")
+        if version == SCHEMA_VERSION:
+            return
+        if self.read_only:
+            if version is None:
+                raise StoreError(f"store {self.path} is empty and read-only: nothing to list")
+            return  # an older read-only store is read as it is (new columns read as absent)
         conn = self._connect()
         try:
             conn.execute("PRAGMA journal_mode=WAL")
         finally:
             conn.close()
         with self._write() as conn:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            row = conn.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
-            if row["v"] is None:
+            version = self._stored_version_in(conn)
+            if version is None:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            elif row["v"] > SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path} has store schema version {row['v']}; this code knows "
-                                   f"up to {SCHEMA_VERSION}: update the workbench")
+                return
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
+
+    @staticmethod
+    def _stored_version_in(conn: sqlite3.Connection) -> int | None:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'").fetchone() is None:
+            return None
+        v = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+        return None if v is None else int(v)
 
     def schema_version(self) -> int:
         with self._read() as conn:
             return int(conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
+
+    def backup(self) -> Path:
+        """Copy the store to `<store>.bak` with SQLite's backup API (a consistent snapshot even
+        while others write), via a temporary file renamed into place: the old backup stays whole
+        when this fails (e.g. a full disk)."""
+        self._require_writable()
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".bak.tmp")
+        os.close(fd)
+        try:
+            src = self._connect()
+            try:
+                dst = sqlite3.connect(tmp)
+                try:
+                    src.backup(dst)
+                finally:
+                    dst.close()
+            finally:
+                src.close()
+            os.replace(tmp, self.backup_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.backup_path

@@ -8,7 +8,7 @@ import sqlite3
 from .db import Database, NotFound, check_name, clean_mask, now
 from .records import MaskSet, MaskSetSummary, SampleMask
 from .rules import MaskSetRules, check_rules_json
-from .transfer import export_payload, mask_hash, validate_payload
+from .transfer import check_fit, export_payload, mask_hash, validate_payload
 
 
 class MaskSets(MaskSetRules, Database):
@@ -139,15 +139,23 @@ class MaskSets(MaskSetRules, Database):
             payload["rules"] = json.loads(rules)
         return payload
 
-    def import_mask_set(self, payload: dict, name: str | None = None) -> str:
+    def import_mask_set(self, payload: dict, name: str | None = None, tokenizer=None, samples=None) -> str:
         """Validate an exported payload and store it (under `name` if given); returns the name used.
 
+        tokenizer, samples: those of the model and data the payload names; given, the masks are
+        checked against them (`transfer.check_fit`: fingerprint, sample ids, texts, label
+        positions, a marked token) so a set that cannot be opened is never stored. The app passes
+        both; without them only the file itself is checked (and the fit at view and run time).
         ValueError naming the first problem; nothing is written unless the whole payload is valid.
         """
         meta, masks = validate_payload(payload)
         rules = payload.get("rules")
         rules = None if rules is None else check_rules_json(json.dumps(rules), "mask-set import: field 'rules'")
         name = check_name(name if name is not None else payload.get("name"))
+        if tokenizer is not None or samples is not None:
+            if tokenizer is None or samples is None:
+                raise ValueError("mask-set import: checking the fit needs both the tokenizer and the samples")
+            check_fit(meta, masks, tokenizer, samples)
         with self._write() as conn:
             self._require_free(conn, name)
             set_id = self._insert_set(conn, name, meta)

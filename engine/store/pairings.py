@@ -1,16 +1,13 @@
 """Retain-model pairings in the store: which retain model gives forget quality for a (target
 model, data) pair, remembered across sessions (the app's retain-model box, `runs`).
 
-A table of its own, created on first use (additive: the schema version stays). The data name is
+Table `retain_pairings` (schema version 3, engine/store/db.py). The data name is
 canonical (`demo` and `demo/forget10` are one pairing); a blank retain model removes the pairing.
 """
 from __future__ import annotations
 
 from .db import Database, now
 
-_TABLE = """CREATE TABLE IF NOT EXISTS retain_pairings (
-    model TEXT NOT NULL, data TEXT NOT NULL, retain_model TEXT NOT NULL, updated TEXT NOT NULL,
-    PRIMARY KEY (model, data))"""
 
 
 def _key(model: str, data: str) -> tuple[str, str]:
@@ -30,7 +27,6 @@ class Pairings(Database):
         model, data = _key(model, data)
         retain = (retain_model or "").strip()
         with self._write() as conn:
-            conn.execute(_TABLE)
             if retain:
                 conn.execute("INSERT INTO retain_pairings (model, data, retain_model, updated) VALUES (?, ?, ?, ?) "
                              "ON CONFLICT (model, data) DO UPDATE SET retain_model = excluded.retain_model, "
@@ -42,7 +38,6 @@ class Pairings(Database):
         """The remembered retain model for (model, data), or None."""
         model, data = _key(model, data)
         with self._write() as conn:  # a write: the table may not exist yet
-            conn.execute(_TABLE)
             row = conn.execute("SELECT retain_model FROM retain_pairings WHERE model = ? AND data = ?",
                                (model, data)).fetchone()
         return row["retain_model"] if row else None
@@ -50,7 +45,6 @@ class Pairings(Database):
     def retain_pairings(self) -> dict[tuple[str, str], str]:
         """{(model, data): retain model} for every remembered pairing."""
         with self._write() as conn:
-            conn.execute(_TABLE)
             rows = conn.execute("SELECT model, data, retain_model FROM retain_pairings").fetchall()
         return {(r["model"], r["data"]): r["retain_model"] for r in rows}
 

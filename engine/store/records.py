@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
-from ..fingerprint import text_hash
+from ..fingerprint import text_hash, tokenizer_fingerprint
 
 
 @dataclass
@@ -81,15 +81,25 @@ class MaskSet:
                              f"{sample.uid} but this tokenizer gives {n_labels}: it was made for another tokenizer")
         return [int(x) for x in entry.mask]
 
+    def check_tokenizer(self, tokenizer) -> None:
+        """ValueError unless `tokenizer` has the fingerprint the set was made for."""
+        found = tokenizer_fingerprint(tokenizer)
+        if found != self.tokenizer_fingerprint:
+            raise ValueError(f"mask set {self.name!r} was made for tokenizer {self.tokenizer_fingerprint}, not this "
+                             f"model's ({found}): use it with the model it was made for ({self.model})")
+
     def masks_for(self, samples: Sequence, tokenizer, chunk_size: int = 64) -> list[list[int]]:
         """Per sample, its mask over the label positions `tokenizer` gives it (see `mask_for`:
-        zeros for a sample the set lacks, ValueError naming a sample of another text or tokenizer).
+        zeros for a sample the set lacks, ValueError naming a sample of another text or tokenizer;
+        ValueError first when the tokenizer's fingerprint is not the set's).
 
         The masks are as stored: the closing EOS (the last label position) is never a forget
         target, so a caller that trains on them drops it.
         """
         # torch is heavy and the store is used without it (CLI listings, import/export): tokenise here only
         from ..tokens import encode_samples, iter_batches
+
+        self.check_tokenizer(tokenizer)
 
         out = []
         for chunk in iter_batches(list(samples), chunk_size):
@@ -127,6 +137,7 @@ class RunRecord:
     error: str | None
     pid: int | None
     hostname: str | None
+    folder: str | None = None  # its checkpoint folder's name under runs_dir (a uuid; None: a run from before v2)
     metrics: list[EpochRecord] = field(default_factory=list)
     checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
 

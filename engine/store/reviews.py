@@ -1,24 +1,16 @@
 """Which samples of a mask set a person has reviewed (the Edit tab's review queue).
 
-Table `mask_set_reviewed(mask_set_id, sample_uid)`: one row per reviewed sample, deleted with the set.
+Table `mask_set_reviewed(mask_set_id, sample_uid)` (schema version 3, engine/store/db.py): one row per
+reviewed sample, deleted with the set.
 """
 from __future__ import annotations
 
 from .db import Database
 from .mask_sets import MaskSets
 
-_TABLE = ("CREATE TABLE IF NOT EXISTS mask_set_reviewed ("
-          "mask_set_id INTEGER NOT NULL REFERENCES mask_sets(id) ON DELETE CASCADE, "
-          "sample_uid TEXT NOT NULL, PRIMARY KEY (mask_set_id, sample_uid))")
-
 
 class MaskSetReviews(Database):
     """The review half of `Store`: mark a sample reviewed, list the reviewed samples."""
-
-    def _init_schema(self) -> None:
-        super()._init_schema()
-        with self._write() as conn:
-            conn.execute(_TABLE)
 
     def set_reviewed(self, name: str, uid: str, reviewed: bool = True) -> None:
         """Mark (or unmark) one sample of the set as reviewed; NotFound for an unknown set."""

@@ -1,5 +1,5 @@
 """Phrase rules stored with a mask set: one JSON text per set (the rules as
-`engine.masks.rules_to_json` writes them), in its own table so the mask tables stay as they are.
+`engine.masks.rules_to_json` writes them), in table `mask_set_rules` (schema version 3, db.py).
 
 `set_rules(name, rules_json)` replaces the set's rules in one committed transaction;
 `get_rules(name)` returns that text, or None when the set has none. Deleting a set deletes its
@@ -15,11 +15,6 @@ import sqlite3
 
 from .db import Database, now
 
-RULES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS mask_set_rules (
-    mask_set_id INTEGER PRIMARY KEY REFERENCES mask_sets(id) ON DELETE CASCADE,
-    rules TEXT NOT NULL
-)"""
 
 
 def check_rules_json(rules_json: str, where: str = "rules") -> str:
@@ -40,11 +35,6 @@ def check_rules_json(rules_json: str, where: str = "rules") -> str:
 
 class MaskSetRules(Database):
     """The rules half of a mask set (a mixin of `Store`)."""
-
-    def _init_schema(self) -> None:
-        super()._init_schema()
-        with self._write() as conn:
-            conn.execute(RULES_SCHEMA)
 
     @staticmethod
     def _write_rules(conn: sqlite3.Connection, set_id: int, rules_json: str | None) -> None:

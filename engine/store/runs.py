@@ -1,11 +1,16 @@
 """Runs in the store: create, per-epoch metrics, checkpoints, finish, list, delete, and marking
-the runs of a dead process 'interrupted'."""
+the runs of a dead process 'interrupted'.
+
+Each run owns a checkpoint folder named by a uuid recorded with it (`runs.folder`), never by its
+row id: ids restart at 1 in a new store, uuids do not, so a new run cannot write into an old
+run's folder (see engine.train.checkpoint.claim_run_folder)."""
 from __future__ import annotations
 
 import json
 import os
 import socket
 import sqlite3
+import uuid
 from pathlib import Path
 
 from .db import Database, NotFound, dumps, now
@@ -75,14 +80,24 @@ class Runs(Database):
             raise NotFound(f"no run with id {run_id}")
 
     def create_run(self, config: dict, mask_set_hash: str | None = None) -> int:
-        """Record a new run as 'running', owned by this process (pid + hostname); returns its id."""
+        """Record a new run as 'running', owned by this process (pid + hostname) and by a new
+        checkpoint folder name (a uuid4); returns its id. Backs the store up first (`backup`)."""
+        self.backup()
         pid = os.getpid()
         with self._write() as conn:
             cur = conn.execute(
-                "INSERT INTO runs (config, mask_set_hash, status, started, pid, pid_start, hostname) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?)",
-                (dumps(config), mask_set_hash, now(), pid, _process_start(pid), socket.gethostname()))
+                "INSERT INTO runs (config, mask_set_hash, status, started, pid, pid_start, hostname, folder) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+                (dumps(config), mask_set_hash, now(), pid, _process_start(pid), socket.gethostname(),
+                 uuid.uuid4().hex))
         return int(cur.lastrowid)
+
+    def run_folder(self, run_id: int) -> str:
+        """The name of the run's own checkpoint folder (its uuid; the id for a run from before v2)."""
+        with self._read() as conn:
+            self._require_run(conn, run_id)
+            row = conn.execute("SELECT * FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+        return row["folder"] if "folder" in row.keys() and row["folder"] else str(int(run_id))
 
     def add_epoch_metrics(self, run_id: int, epoch: int, step: int, metrics: dict) -> None:
         """Record one epoch's metrics (JSON); ValueError when this epoch is already recorded."""
@@ -148,8 +163,11 @@ class Runs(Database):
     def mark_stale_runs(self) -> list[int]:
         """Mark 'interrupted' every 'running' run whose owning process on this host is gone; returns their ids.
 
-        Runs owned by another host are left alone (their process cannot be checked from here).
+        Runs owned by another host are left alone (their process cannot be checked from here); a
+        read-only store is not changed (nothing is marked; `get_run` still shows 'running').
         """
+        if self.read_only:
+            return []
         host = socket.gethostname()
         with self._write() as conn:
             rows = conn.execute("SELECT id, pid, pid_start FROM runs WHERE status = 'running' AND hostname = ?",

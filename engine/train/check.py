@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..data import Benchmark, DataError
 from ..losses import get_loss
-from ..models.loading import check_model_dir
+from ..models.loading import check_model_dir, load_tokenizer
 from ..resolve import load_data, model_path
 from .config import RunConfig
 
@@ -14,8 +14,9 @@ def check_run(config: RunConfig, store=None) -> Benchmark:
 
     Checks the config itself (RunConfig.check; unknown names too), the model directory, the
     data loading, an empty forget split, a loss that needs retain data on a split without it, a
-    missing or empty mask set, and a mask set made for other data. The mask set's fit to the
-    tokenizer is checked when its weights are built (`weights_from_mask_set`).
+    missing or empty mask set, a mask set made for other data or for another tokenizer
+    (fingerprint). Its fit per sample (text, label positions) is checked when its weights are
+    built (`weights_from_mask_set`).
     """
     try:
         config.check()
@@ -43,4 +44,5 @@ def check_run(config: RunConfig, store=None) -> Benchmark:
         if ms.covered(bench.forget) == 0:
             raise ValueError(f"mask set {config.mask_set!r} was made for data {ms.data!r}; it covers none "
                              f"of the {len({s.uid for s in bench.forget})} forget samples of {config.data!r}")
+        ms.check_tokenizer(load_tokenizer(model_path(config.model)))  # ValueError: made for another tokenizer
     return bench

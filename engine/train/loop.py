@@ -6,10 +6,11 @@ import math
 import threading
 import time
 import traceback
+from pathlib import Path
 
 from .. import paths
 from ..store import Store
-from .checkpoint import save_checkpoint, save_run_scorer
+from .checkpoint import claim_run_folder, save_checkpoint, save_run_scorer
 from ..prompts import format_of
 from .config import Progress, RunConfig, RunResult
 from ..eval.run import eval_context, evaluate_state
@@ -41,6 +42,8 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
     retain data for the loss, an empty or mismatched mask set) is raised before a run is
     recorded; anything that goes wrong later is recorded as 'failed' with the message and
     returned. A process killed mid-run leaves the run 'running' until `Store.mark_stale_runs`.
+    A KeyboardInterrupt (a second Ctrl-C) records the run as 'cancelled' and propagates. The run
+    writes only into its own folder `runs_dir/<its uuid>` (claimed at its first write).
     """
     started = time.perf_counter()
     store = store if store is not None else default_store()
@@ -49,7 +52,11 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
     record = {**config.to_dict(), "prompt_format": format_of(state.tokenizer).to_dict()}  # engine.prompts
     run_id = store.create_run(record, store.mask_set_hash(config.mask_set) if config.mask_set else None) \
         if main else None
-    run_dir = paths.runs_dir(getattr(store, "path", None)) / str(run_id)
+    owner = store.run_folder(run_id) if main else None
+    run_dir = paths.runs_dir(getattr(store, "path", None)) / str(owner)
+
+    def own_dir() -> Path:
+        return claim_run_folder(run_dir, owner)  # refuses a folder another run owns
     history: list[dict] = []
     checkpoints: dict[str, str] = {}
     best: tuple[float, int] | None = None  # (forget quality, epoch)
@@ -71,7 +78,7 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
         fq = m.get("forget_quality")
         if epoch >= 1 and config.save_checkpoints and fq is not None and (best is None or fq > best[0]):
             best = (fq, epoch)
-            checkpoints["best"] = str(save_checkpoint(state, run_dir / "best"))
+            checkpoints["best"] = str(save_checkpoint(state, own_dir() / "best", owner))
             store.set_checkpoint(run_id, "best", checkpoints["best"], epoch)
         report(epoch, train_loss, m)
 
@@ -80,7 +87,7 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
 
     try:
         ctx = eval_context(state) if config.eval_every_epoch and main else None
-        if ctx is not None:
+        if ctx is not None and not (cancel is not None and cancel.is_set()):  # Ctrl-C during its setup: skip it
             record(0, None)
         status = "finished"
         for epoch in range(1, config.epochs + 1):
@@ -109,21 +116,37 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
         scorer_path = None
         if main and status == "finished":
             if config.save_checkpoints:
-                checkpoints["final"] = str(save_checkpoint(state, run_dir / "final"))
+                checkpoints["final"] = str(save_checkpoint(state, own_dir() / "final", owner))
                 store.set_checkpoint(run_id, "final", checkpoints["final"], epochs_done)
             scorer_path = save_run_scorer(state, run_id)
         if main:
             store.finish_run(run_id, status, None)
         return RunResult(run_id, status, epochs_done, history, best[1] if best else None, checkpoints,
                          None, time.perf_counter() - started, scorer_path)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once, recorded as cancelled
+        if main:
+            _record_end(store, run_id, "cancelled", "stopped at once (Ctrl-C twice)")
+        raise
     except Exception as err:  # recorded, then returned: the app and the CLI show the message
         message = f"{type(err).__name__}: {err}"
         if main:
-            store.finish_run(run_id, "failed", message)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "error.txt").write_text(traceback.format_exc())
+            message += _record_end(store, run_id, "failed", message)
+            try:
+                (own_dir() / "error.txt").write_text(traceback.format_exc())
+            except Exception:  # a full disk or a folder not ours: the store has the message
+                pass
         return RunResult(run_id, "failed", epochs_done, history, best[1] if best else None, checkpoints,
                          message, time.perf_counter() - started)
+
+
+def _record_end(store, run_id: int, status: str, message: str) -> str:
+    """finish_run, or when the store itself fails (full disk, read-only): '' or a note saying the
+    run stays 'running' until `mark_stale_runs` marks it interrupted."""
+    try:
+        store.finish_run(run_id, status, message)
+        return ""
+    except Exception as err:
+        return f" (and the store could not record it: {err}; `runs` will show it as interrupted)"
 
 
 def short_run(config: RunConfig, steps: int, progress: Progress | None = None) -> State:
