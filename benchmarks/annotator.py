@@ -15,9 +15,11 @@ holds at least one wrong token; one brush from its first to its last wrong token
 that is a single token) fixes the stretch, since every token in between already needs that value.
 With rules allowed, before the hand fixes the annotator tries, for each stretch, the phrases a
 person could select there (the whole span or the wrong words for a missed target; the wrong words,
-each and together, whole words only, for a false target) and applies the rule whose net effect on
-the whole set (tokens made right − tokens made wrong, hand-edited tokens untouched) exceeds what
-the one hand fix of that stretch would gain; repeated while such a rule exists. Then the remaining
+each and together, whole words only, for a false target) and applies the rule that saves the most
+hand fixes over the whole set (stretches before − after, hand-edited tokens untouched), if it saves
+at least 2 (a rule costs 1) and makes more tokens right than wrong; repeated while one does.
+(Counting tokens instead of fixes is myopic: a rule that clears one word in the middle of a wrong
+run saves no brush, and one that breaks a correct span costs one.) Then the remaining
 stretches are fixed by hand, the sample is accepted, and the next one is visited. The annotator
 stops as soon as token-level F1 ≥ the goal (checked after every operation).
 
@@ -82,6 +84,20 @@ def word_ids(answer: str, offsets: Sequence[tuple[int, int]]) -> list[int]:
         ids.append(word)
         prev_end = b
     return ids
+
+
+def count_stretches(truth: Sequence[bool], mask: Sequence[bool], answer_pos: Sequence[bool]) -> int:
+    """Hand fixes a sample needs: maximal runs of equal ground truth (over answer tokens) that hold a
+    wrong token (one brush or toggle each, see `Annotator.stretches`)."""
+    n, prev, wrong_in_run = 0, None, False
+    for y, m, a in zip(truth, mask, answer_pos):
+        if not a:
+            continue
+        if y != prev:
+            n += wrong_in_run
+            prev, wrong_in_run = y, False
+        wrong_in_run = wrong_in_run or (m != y)
+    return n + wrong_in_run
 
 
 def f1_of(tp: int, fp: int, fn: int) -> float:
@@ -199,20 +215,27 @@ class Annotator:
                 rules.append(Rule(phrase, value, whole_words=whole))
         return rules
 
-    def rule_gain(self, rule: Rule) -> tuple[int, list[tuple[int, int]]]:
-        """(tokens made right − tokens made wrong over the set, positions it would change) if `rule`
-        were added last: it covers every occurrence, hand-edited tokens excepted."""
-        gain, changes = 0, []
+    def rule_gain(self, rule: Rule) -> tuple[int, int, list[tuple[int, int]]]:
+        """(hand fixes saved, tokens made right − tokens made wrong, positions it changes) if `rule`
+        were added last: it covers every occurrence, hand-edited tokens excepted. Hand fixes saved =
+        stretches (`count_stretches`) over the set before − after."""
+        saved, gain, changes = 0, 0, []
         for i, c in enumerate(self.cases):
             occ = rule.occurrences(c.answer)
             if not occ:
                 continue
             cov = spans_to_label_mask(c.offsets, occ)
+            row = None
             for j, hit in enumerate(cov):
                 if hit and self.answer_pos[i][j] and j not in self.hand[i] and self.mask[i][j] != rule.target:
                     gain += 1 if rule.target == self.truth[i][j] else -1
                     changes.append((i, j))
-        return gain, changes
+                    row = row or list(self.mask[i])
+                    row[j] = rule.target
+            if row is not None:
+                saved += count_stretches(self.truth[i], self.mask[i], self.answer_pos[i]) - \
+                    count_stretches(self.truth[i], row, self.answer_pos[i])
+        return saved, gain, changes
 
     def apply_rule(self, rule: Rule, changes: list[tuple[int, int]]) -> None:
         self.out.rules.append(rule)
@@ -221,14 +244,15 @@ class Annotator:
         self.out.ops["rule"] += 1
 
     def best_rule(self, i: int):
-        """(advantage, rule, changes) of the best rule over a hand fix on sample i, or None."""
+        """((fixes saved, token gain), rule, changes) of the best rule made on sample i: one that
+        saves at least 2 hand fixes over the set (it costs 1 operation) and makes more tokens
+        right than wrong; None when no candidate does."""
         best = None
         for lo, hi, value in self.stretches(i):
-            local = sum(1 for j in range(lo, hi + 1) if self.mask[i][j] != value and self.answer_pos[i][j])
             for rule in self.candidates(i, lo, hi, value):
-                gain, changes = self.rule_gain(rule)
-                if gain > local and (best is None or gain - local > best[0]):
-                    best = (gain - local, rule, changes)
+                saved, gain, changes = self.rule_gain(rule)
+                if saved >= 2 and gain > 0 and (best is None or (saved, gain) > best[0]):
+                    best = ((saved, gain), rule, changes)
         return best
 
     # ------------------------------------------------------------ the loop

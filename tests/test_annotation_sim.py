@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from annotator import Case, simulate, word_ids  # noqa: E402
+from annotator import Case, count_stretches, simulate, word_ids  # noqa: E402
 
 from engine.masks.rules import Rule  # noqa: E402
 
@@ -39,6 +39,14 @@ def voters_in_order(cases) -> dict:
 def test_word_ids_follow_whitespace():
     c = case("Ann Lee left Rome for Porto", [], split={"Porto": 3})
     assert word_ids(c.answer, c.offsets) == [0, 1, 2, 3, 4, 5, 5, -1]
+
+
+def test_count_stretches_one_fix_per_equal_truth_run_with_a_wrong_token():
+    truth = [True, True, True, False, False, True, False]
+    answer = [True] * 6 + [False]  # the last position is the EOS: never counted
+    assert count_stretches(truth, [False, True, False, False, False, True, True], answer) == 1  # one brush 0..2
+    assert count_stretches(truth, [True, True, True, True, False, False, False], answer) == 2
+    assert count_stretches(truth, truth, answer) == 0
 
 
 def test_without_rules_one_hand_fix_per_wrong_stretch():
