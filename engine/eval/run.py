@@ -57,13 +57,14 @@ def eval_context(state: State) -> EvalContext:
     return EvalContext(ref_tr, p0, answer_rows, spans if has_spans else None)
 
 
-def evaluate_state(state: State, ctx: EvalContext) -> dict:
+def evaluate_state(state: State, ctx: EvalContext, progress=None) -> dict:
     """FQ, MU + components (forget_probability among them), token probability drops vs step 0,
     the fraction of answer tokens that are targets; a flat dict (plus `notes` when some
-    number is unavailable)."""
+    number is unavailable). progress(done, total): questions scored (engine.eval.full.evaluate)."""
     model = state.base_model()
     report = evaluate(model, state.tokenizer, state.bench, ctx.reference_tr,
-                      retain_size=state.config.retain_eval_size, max_new_tokens=state.config.eval_max_new_tokens)
+                      retain_size=state.config.retain_eval_size, max_new_tokens=state.config.eval_max_new_tokens,
+                      progress=progress)
     p = forget_token_probs(model, state.tokenizer, state.forget)
     targets = state.weights.targets()  # fixed masks, or learned weights' current ones
     non_targets = [a & ~t for a, t in zip(ctx.answer_rows, targets)]

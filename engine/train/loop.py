@@ -12,6 +12,7 @@ from ..store import Store
 from .checkpoint import save_checkpoint, save_run_scorer
 from .config import Progress, RunConfig, RunResult
 from ..eval.run import eval_context, evaluate_state
+from .phases import PhaseClock
 from .state import State, prepare
 from .step import plan_epoch, step
 
@@ -34,7 +35,11 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
 
     store: an engine.store.Store (default: the workbench's). progress(dict) gets, after every
     step, {run_id, phase: 'train', step, total_steps, epoch, loss, metrics: None} and, after every
-    evaluation, {..., phase: 'eval', metrics: {...}}. cancel: a threading.Event checked before
+    evaluation, {..., phase: 'eval', metrics: {...}}; when a phase starts, {run_id, phase:
+    'loading' | 'evaluating' | 'saving', step, total_steps, epoch} and, while evaluating,
+    {..., phase: 'evaluating', eval_done, eval_total} (questions scored). The seconds spent per
+    phase (engine.train.phases) are stored with the run (`Store.finish_run(phase_seconds=…)`,
+    read back as RunRecord.config['phase_seconds']). cancel: a threading.Event checked before
     every step; a cancelled run is recorded as 'cancelled' with the epochs it finished (their
     metrics and best checkpoint). A ValueError for a config that cannot run (unknown names, no
     retain data for the loss, an empty or mismatched mask set) is raised before a run is
@@ -42,6 +47,10 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
     returned. A process killed mid-run leaves the run 'running' until `Store.mark_stale_runs`.
     """
     started = time.perf_counter()
+    clock = PhaseClock()
+    clock.enter("loading")
+    if progress is not None:
+        progress({"run_id": None, "phase": "loading", "step": 0, "total_steps": None, "epoch": None})
     store = store if store is not None else default_store()
     state = prepare(config, store)
     main = state.is_main
@@ -59,16 +68,28 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
         notify({"run_id": run_id, "phase": "train" if metrics is None else "eval", "step": state.step,
                 "total_steps": total, "epoch": epoch, "loss": loss, "metrics": metrics})
 
+    def enter(phase: str, epoch: int | None, **extra) -> None:
+        """Start timing `phase` and say so (the app shows it instead of a stale 'training')."""
+        clock.enter(phase)
+        notify({"run_id": run_id, "phase": phase, "step": state.step, "total_steps": total, "epoch": epoch,
+                **extra})
+
     def record(epoch: int, train_loss: float | None) -> None:
         """Evaluate, store the epoch's metrics, keep the best-FQ checkpoint (main process only)."""
         nonlocal best
+        enter("evaluating", epoch)
+
+        def questions(done: int, n: int) -> None:
+            notify({"run_id": run_id, "phase": "evaluating", "step": state.step, "total_steps": total,
+                    "epoch": epoch, "eval_done": done, "eval_total": n})
         m = {"epoch": epoch, "step": state.step, "train_loss": train_loss,
-             **(evaluate_state(state, ctx) if ctx is not None else {})}
+             **(evaluate_state(state, ctx, questions) if ctx is not None else {})}
         history.append(m)
         store.add_epoch_metrics(run_id, epoch, state.step, m)
         fq = m.get("forget_quality")
         if epoch >= 1 and config.save_checkpoints and fq is not None and (best is None or fq > best[0]):
             best = (fq, epoch)
+            enter("saving", epoch)
             checkpoints["best"] = str(save_checkpoint(state, run_dir / "best"))
             store.set_checkpoint(run_id, "best", checkpoints["best"], epoch)
         report(epoch, train_loss, m)
@@ -77,11 +98,14 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
         return config.max_steps is not None and state.step >= config.max_steps
 
     try:
+        if config.eval_every_epoch and main:
+            enter("evaluating", 0)
         ctx = eval_context(state) if config.eval_every_epoch and main else None
         if ctx is not None:
             record(0, None)
         status = "finished"
         for epoch in range(1, config.epochs + 1):
+            clock.enter("training")
             losses = []
             for micro in plan_epoch(state, epoch):
                 if cancel is not None and cancel.is_set():
@@ -105,18 +129,21 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
                 break
         scorer_path = None
         if main and status == "finished":
+            enter("saving", epochs_done)
             if config.save_checkpoints:
                 checkpoints["final"] = str(save_checkpoint(state, run_dir / "final"))
                 store.set_checkpoint(run_id, "final", checkpoints["final"], epochs_done)
             scorer_path = save_run_scorer(state, run_id)
+        clock.stop()
         if main:
-            store.finish_run(run_id, status, None)
+            store.finish_run(run_id, status, None, phase_seconds=clock.seconds())
         return RunResult(run_id, status, epochs_done, history, best[1] if best else None, checkpoints,
                          None, time.perf_counter() - started, scorer_path)
     except Exception as err:  # recorded, then returned: the app and the CLI show the message
         message = f"{type(err).__name__}: {err}"
+        clock.stop()
         if main:
-            store.finish_run(run_id, "failed", message)
+            store.finish_run(run_id, "failed", message, phase_seconds=clock.seconds())
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "error.txt").write_text(traceback.format_exc())
         return RunResult(run_id, "failed", epochs_done, history, best[1] if best else None, checkpoints,
