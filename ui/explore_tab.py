@@ -99,7 +99,8 @@ def build(ctx: AppContext, top: dict) -> dict:
     h = ExploreHandlers(ctx)
     with gr.Row():
         split = gr.Radio(list(SPLITS), value="forget", label="split", scale=2)
-        search = gr.Textbox(label="search question/answer text", placeholder="e.g. Porto", scale=2)
+        search = gr.Textbox(label="search question/answer text", placeholder="e.g. Porto", scale=2,
+                            elem_id="explore-search")
         matches = gr.Dropdown(label="matches", choices=[], scale=3, allow_custom_value=True)
     with gr.Row():
         prev_btn = gr.Button("◀ previous", size="sm", elem_id="explore-prev")

@@ -70,7 +70,7 @@ def error_row(name: str, message: str) -> str:
     action = ""
     if name == "atwu" and "no ATWU scorer" in message:
         message = "no ATWU scorer has been fitted for this model and data yet."
-        action = (' <button class="wb-fit-atwu lg secondary sm" type="button" id="wb-fit-atwu-inline">'
+        action = (' <button class="wb-fit-atwu" type="button" id="wb-fit-atwu-inline">'
                   'fit the ATWU scorer now</button> (seconds on the built-in model; steps below)')
     return _row(name, f'<div class="tv-row">{_label(name)}'
                       f'<div class="tv-row-body wb-row-error">{ESC(message)}{action}</div></div>', "wb-unavailable")
