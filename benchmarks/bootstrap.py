@@ -13,16 +13,18 @@ load average is printed too: on a shared machine the two paths do not see the sa
 """
 from __future__ import annotations
 
-import argparse
-import os
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path[0] = str(ROOT)  # not benchmarks/: selectors.py there shadows the stdlib module subprocess needs
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
 
 
 def free_port() -> int:
