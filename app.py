@@ -17,9 +17,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import gradio as gr  # noqa: E402
 
 from engine.resolve import data_choices, model_choices  # noqa: E402
-from tokenviz import CHIPS_CSS  # noqa: E402
+from tokenviz import CHIPS_CSS, SCALES  # noqa: E402
 from ui import compare_tab, edit_tab, explore_tab, run_tab  # noqa: E402
-from ui.chips_js import APP_CSS  # noqa: E402
+from ui.chips_js import APP_CSS, SHORTCUTS_JS  # noqa: E402
 from ui.context import (DEFAULT_DATA, DEFAULT_MODEL, AppContext, prompt_format_line, remember_retain,  # noqa: E402
                         retain_box)
 
@@ -40,8 +40,10 @@ def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | No
                                label="data (built-in split or TOFU directory)")
             retain = gr.Textbox(retain_box(ctx, DEFAULT_MODEL, DEFAULT_DATA), elem_id="top-retain",
                                 label="retain model for forget quality (remembered per model + data)")
+            scale = gr.Radio(list(SCALES), value="rank", label="colour scale", elem_id="top-scale", scale=0,
+                             min_width=160, info="rank: within the row (default) · raw: the score itself")
         prompt_line = gr.Markdown(elem_id="top-prompt-format")
-        top = {"model": model, "data": data, "retain": retain}
+        top = {"model": model, "data": data, "retain": retain, "scale": scale}
         with gr.Tabs():
             with gr.Tab("Explore", id="explore"):
                 explore = explore_tab.build(ctx, top)
@@ -66,6 +68,7 @@ def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | No
         demo.load(edit["choices"], None, edit["mask_set"], api_visibility="undocumented").then(
             **edit["view"], api_visibility="undocumented")
         demo.load(**compare["refresh"], api_visibility="undocumented")
+        demo.load(**run["restore"], api_visibility="undocumented")
         run["marker"].change(**compare["refresh"], api_visibility="undocumented")
         compare_tab_block.select(**compare["refresh"], api_visibility="undocumented")
         edit["mask_set"].change(edit["choices"], edit["mask_set"], run["mask_set"], api_visibility="undocumented")
@@ -82,7 +85,7 @@ def launch(demo: gr.Blocks, port: int | None = None, **kwargs):
     """Launch on 127.0.0.1 (never shared) with the app's CSS."""
     port = port or int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
     return demo.queue(default_concurrency_limit=4).launch(server_name="127.0.0.1", server_port=port, share=False,
-                                                          css=CSS, **kwargs)
+                                                          css=CSS, js=SHORTCUTS_JS, **kwargs)
 
 
 def main() -> None:

@@ -20,6 +20,22 @@ from typing import Callable
 from .train import check_run, unlearn
 
 
+PHASE_OF_REPORT = {"train": "training", "eval": "training"}  # after an evaluation's metrics, training resumes
+
+
+def phase_message(s: "JobSnapshot") -> str:
+    """What the run is doing now, in words (the Run tab's line)."""
+    if s.phase == "loading":
+        return "loading the model, the data and the token weights"
+    if s.phase == "evaluating":
+        which = "the starting model (epoch 0)" if not s.epoch else f"epoch {s.epoch}"
+        done = f": {s.eval_done} of {s.eval_total} questions scored" if s.eval_total else ""
+        return f"evaluating {which}{done}"
+    if s.phase == "saving":
+        return "saving a checkpoint"
+    return "training"
+
+
 class RunBusy(RuntimeError):
     """A run is already going in this server; the message says which."""
 
@@ -34,7 +50,10 @@ class JobSnapshot:
     state: str = "idle"
     job: int = 0  # increases with every started job
     run_id: int | None = None
-    phase: str | None = None  # setup | train | eval
+    phase: str | None = None  # loading | evaluating | training | saving (then None once it ended)
+    eval_done: int | None = None  # questions scored so far in the current evaluation
+    eval_total: int | None = None
+    phase_seconds: dict | None = None  # seconds per phase, once the run ended (from its record)
     epoch: int | None = None
     epochs: int | None = None
     step: int = 0
@@ -109,7 +128,7 @@ class JobManager:
             if self._thread is not None and self._thread.is_alive():  # lost a race with another start
                 raise RunBusy("a run is already going: one run at a time per server")
             cancel = threading.Event()
-            self._snap = JobSnapshot(state="starting", job=self._snap.job + 1, phase="setup",
+            self._snap = JobSnapshot(state="starting", job=self._snap.job + 1, phase="loading",
                                      epochs=config.epochs, message="loading the model and computing token weights",
                                      started=time.time(), config=config.to_dict())
             self._cancel = cancel
@@ -138,21 +157,32 @@ class JobManager:
     # -- the thread
 
     def _progress(self, info: dict) -> None:
+        """One report of engine.train.unlearn: 'train' (a step), 'eval' (an evaluation's metrics) or
+        the start of a phase ('loading', 'evaluating' with questions scored, 'saving')."""
         with self._lock:
             s = self._snap
-            s.run_id = info.get("run_id", s.run_id)
-            s.phase = info.get("phase")
-            s.epoch = info.get("epoch")
+            s.run_id = info.get("run_id") if info.get("run_id") is not None else s.run_id
+            kind = info.get("phase")
+            s.phase = PHASE_OF_REPORT.get(kind, kind)
+            s.epoch = info.get("epoch", s.epoch)
             s.step = info.get("step") or 0
-            s.total_steps = info.get("total_steps")
+            s.total_steps = info.get("total_steps", s.total_steps)
             if info.get("loss") is not None:
                 s.loss = float(info["loss"])
             if info.get("metrics"):
                 s.last_metrics = {k: v for k, v in info["metrics"].items()
                                   if isinstance(v, (int, float)) or v is None}
+            if s.phase == "evaluating":
+                s.eval_done, s.eval_total = info.get("eval_done", 0), info.get("eval_total", s.eval_total)
             if s.state != "cancelling":
-                s.state = "running"
-                s.message = "evaluating" if s.phase == "eval" else "training"
+                s.state = "starting" if s.phase == "loading" else "running"
+                s.message = phase_message(s)
+
+    def _phase_seconds(self, run_id: int | None) -> dict | None:
+        try:
+            return self.store.get_run(run_id).config.get("phase_seconds") if run_id is not None else None
+        except Exception:  # a stand-in runner's run that was never recorded
+            return None
 
     def _run(self, config, cancel: threading.Event) -> None:
         try:
@@ -169,4 +199,6 @@ class JobManager:
             s.error = error
             s.run_id = run_id if run_id is not None else s.run_id
             s.finished = time.time()
+            s.phase = None
+            s.phase_seconds = self._phase_seconds(s.run_id)
             s.message = {"finished": "finished", "cancelled": "stopped by request"}.get(state, f"failed: {error}")

@@ -145,7 +145,7 @@ def test_delete_asks_for_confirmation(page):
     page.wait_for_selector("#edit-delete-confirm")
     page.wait_for_selector("text=Delete mask set")
     page.click("#edit-delete-confirm")
-    page.wait_for_selector("#edit-status:has-text('deleted')")
+    page.wait_for_selector("#edit-set-status:has-text('deleted')")
     page.wait_for_function("() => document.querySelector('#edit-set input').value !== 'to-delete'")
 
 

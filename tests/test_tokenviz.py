@@ -99,7 +99,7 @@ def test_outline_only_on_masked_chips():
     out = chips(render_chips(TOKENS, SCORES, MASK))
     for c, m in zip(out, MASK):
         assert ("tv-target" in c["cls"]) == m
-        assert ("outline:2px solid" in c["style"]) == m
+        assert ("outline:3px solid" in c["style"]) == m
     # the mask is not a hue: same score, masked or not, same background
     a, b = chips(render_chips(["x", "y"], [0.5, 0.5], [True, False]))
     assert a["style"].split(";")[0] == b["style"].split(";")[0] == "background:#6baed6"
@@ -182,7 +182,7 @@ def test_rendering_is_fast():
 
 
 def test_css_and_no_heavy_imports():
-    assert ".tv-chip.tv-target" in CHIPS_CSS and "outline: 2px solid" in CHIPS_CSS
+    assert ".tv-chip.tv-target" in CHIPS_CSS and "outline: 3px solid" in CHIPS_CSS
     code = "import sys, tokenviz; bad = {'torch', 'gradio'} & set(sys.modules); print(sorted(bad))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr

@@ -1,4 +1,10 @@
-"""Tokens as coloured chips: background = score, outline = target mask, underline = ground-truth span.
+"""Tokens as coloured chips: background = score (or its rank in the row), target = thick outline plus a
+corner triangle, ground-truth span = dotted underline.
+
+Marks never rely on colour alone: the target's outline is `--wb-mark` (near-black on a light page,
+yellow on a dark one: ≥ 3:1 against the page either way, WCAG 1.4.11) and its corner triangle and
+the span's dotted underline are drawn in the chip's own text colour (black or white, whichever
+contrasts more with the chip's background: ≥ 4.5:1 on every colour of the ramp).
 
 Pure string work (no torch, no Gradio): `render_chips` for one selector row, `render_rows` for
 several rows one under another. `display_token` turns a raw tokenizer piece (byte-level BPE or
@@ -11,26 +17,31 @@ import math
 import re
 from functools import lru_cache
 
-from .colors import legend_html, score_to_color, text_color
+from .colors import MARK_DARK, MARK_LIGHT, dense_ranks, legend_html, score_to_color, text_color
 
 EOS_DISPLAY = "⟨eos⟩"
 NEWLINE_MARK = "⏎"
 TAB_MARK = "⇥"
 _SP_BYTE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
-CHIPS_CSS = """
-.tv-rows { display: flex; flex-direction: column; gap: 6px; }
-.tv-row { display: flex; align-items: flex-start; gap: 8px; }
-.tv-row-label { flex: 0 0 9em; font-weight: 600; font-size: 12px; padding-top: 4px; overflow-wrap: anywhere; }
-.tv-row-body { flex: 1 1 auto; min-width: 0; }
-.tv-chips { line-height: 1.9; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 13px; }
-.tv-chip { display: inline-block; white-space: pre; margin: 2px 3px; padding: 0 2px; border-radius: 3px;
-           border: 1px solid #ccc; }
-.tv-chip.tv-target { outline: 2px solid #111; outline-offset: 1px; }
-.tv-chip.tv-span { box-shadow: inset 0 -3px 0 #d95f02; }
-.tv-editable .tv-chip { cursor: pointer; user-select: none; }
-.tv-editable .tv-chip:hover { filter: brightness(0.92); }
-.tv-legend { margin-top: 2px; }
+CHIPS_CSS = f"""
+:root {{ --wb-mark: {MARK_LIGHT}; }}
+.dark {{ --wb-mark: {MARK_DARK}; }}
+.tv-rows {{ display: flex; flex-direction: column; gap: 6px; }}
+.tv-row {{ display: flex; align-items: flex-start; gap: 8px; }}
+.tv-row-label {{ flex: 0 0 9em; font-weight: 600; font-size: 12px; padding-top: 4px; overflow-wrap: anywhere; }}
+.tv-row-label[title] {{ cursor: help; text-decoration: underline dotted; }}
+.tv-row-body {{ flex: 1 1 auto; min-width: 0; }}
+.tv-chips {{ line-height: 2.1; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 13px; }}
+.tv-chip {{ display: inline-block; position: relative; white-space: pre; margin: 2px 4px; padding: 0 2px;
+           border-radius: 3px; border: 1px solid #ccc; }}
+.tv-chip.tv-target {{ outline: 3px solid var(--wb-mark); outline-offset: 1px; }}
+.tv-chip.tv-target::before {{ content: ""; position: absolute; top: 0; left: 0; width: 0; height: 0;
+           border-top: 7px solid currentColor; border-right: 7px solid transparent; }}
+.tv-chip.tv-span {{ text-decoration: underline dotted currentColor 2px; text-underline-offset: 3px; }}
+.tv-editable .tv-chip {{ cursor: pointer; user-select: none; }}
+.tv-editable .tv-chip:hover {{ filter: brightness(0.92); }}
+.tv-legend {{ margin-top: 2px; }}
 """
 
 
@@ -122,10 +133,16 @@ def _title(token: str, score: float, prob: float | None, target: bool, in_span: 
     return "\n".join(lines)
 
 
+def raw_range(scores: list[float]) -> tuple[float, float]:
+    """The row's own finite min and max (what the legend shows in rank mode); (0, 0) when none."""
+    finite = [float(s) for s in scores if s is not None and math.isfinite(s)]
+    return (min(finite), max(finite)) if finite else (0.0, 0.0)
+
+
 def render_chips(tokens: list[str], scores: list[float], mask: list[bool], probs: list[float] | None = None,
                  row_label: str = "", sample_id: str = "", editable: bool = False,
                  spans_mask: list[bool] | None = None, *, vmin: float | None = None,
-                 vmax: float | None = None) -> str:
+                 vmax: float | None = None, scale: str = "raw") -> str:
     """HTML for one row of token chips (one `<span class="tv-chip" data-idx="i">` per token).
 
     tokens: display strings (see `display_token`); scores: one float per token, coloured on
@@ -134,23 +151,26 @@ def render_chips(tokens: list[str], scores: list[float], mask: list[bool], probs
     span membership, drawn as an orange underline (class `tv-span`). The title shows the token's
     repr, its score to 4 significant digits and its probability. With `editable` the container
     gets class `tv-editable` (pointer cursor; the app wires the clicks by `data-idx`).
+    scale "rank": colour = the score's rank among the row's distinct values (`dense_ranks`; a
+    row with a single value falls back to the raw scale); the title still shows the raw score.
     """
     n = len(tokens)
     _check_lengths(n, scores=scores, mask=mask, probs=probs, spans_mask=spans_mask)
     lo, hi = auto_range(scores) if vmin is None or vmax is None else (vmin, vmax)
+    ranks = dense_ranks(scores) if scale == "rank" else None
+    colour_of = (lambda i: score_to_color(ranks[i], 0.0, 1.0)) if ranks is not None else \
+        (lambda i: score_to_color(scores[i], lo, hi))
     esc = html.escape
     parts = []
     for i, tok in enumerate(tokens):
         score = scores[i]
         target = bool(mask[i])
         in_span = None if spans_mask is None else bool(spans_mask[i])
-        bg = score_to_color(score, lo, hi)
+        bg = colour_of(i)
         cls = "tv-chip" + (" tv-target" if target else "") + (" tv-span" if in_span else "")
         style = f"background:{bg};color:{text_color(bg)}"
-        if target:
-            style += ";outline:2px solid #111;outline-offset:1px"
-        if in_span:
-            style += ";box-shadow:inset 0 -3px 0 #d95f02"
+        if target:  # also inline, so a page without CHIPS_CSS still shows the mask
+            style += f";outline:3px solid var(--wb-mark, {MARK_LIGHT});outline-offset:1px"
         title = _title(tok, score, None if probs is None else probs[i], target, in_span)
         parts.append(f'<span class="{cls}" data-idx="{i}" data-target="{int(target)}" style="{style}" '
                      f'title="{esc(title)}">{esc(tok)}</span>')
@@ -159,12 +179,20 @@ def render_chips(tokens: list[str], scores: list[float], mask: list[bool], probs
     return f'<div class="{cls}" data-sample="{esc(str(sample_id))}"{label}>{"".join(parts)}</div>'
 
 
+def legend_for(scores: list[float], lo: float, hi: float, label: str, scale: str = "raw") -> str:
+    """The legend of a row as `render_chips` coloured it: rank (with the raw min–max) or raw [lo, hi]."""
+    if scale == "rank" and dense_ranks(scores) is not None:
+        return legend_html(*raw_range(scores), label, "rank")
+    return legend_html(lo, hi, label)
+
+
 def render_rows(rows: list[dict]) -> str:
     """Several selector rows one under another: label on the left, chips, and one legend per row.
 
     Each row is a dict with the keyword arguments of `render_chips` (tokens, scores, mask and
-    optionally probs, sample_id, editable, spans_mask, vmin, vmax), a `label` (or `row_label`)
-    and an optional `legend_label` (default "score").
+    optionally probs, sample_id, editable, spans_mask, vmin, vmax, scale), a `label` (or
+    `row_label`), an optional `legend_label` (default "score") and `label_title` (the row name's
+    hover text).
     """
     out = []
     for k, row in enumerate(rows):
@@ -176,8 +204,9 @@ def render_rows(rows: list[dict]) -> str:
             else auto_range(row["scores"])
         chips = render_chips(row["tokens"], row["scores"], row["mask"], probs=row.get("probs"), row_label=label,
                              sample_id=row.get("sample_id", ""), editable=row.get("editable", False),
-                             spans_mask=row.get("spans_mask"), vmin=lo, vmax=hi)
-        legend = legend_html(lo, hi, row.get("legend_label", "score"))
-        out.append(f'<div class="tv-row" data-row="{k}"><div class="tv-row-label">{html.escape(label)}</div>'
+                             spans_mask=row.get("spans_mask"), vmin=lo, vmax=hi, scale=row.get("scale", "raw"))
+        legend = legend_for(row["scores"], lo, hi, row.get("legend_label", "score"), row.get("scale", "raw"))
+        title = f' title="{html.escape(row["label_title"])}"' if row.get("label_title") else ""
+        out.append(f'<div class="tv-row" data-row="{k}"><div class="tv-row-label"{title}>{html.escape(label)}</div>'
                    f'<div class="tv-row-body">{chips}{legend}</div></div>')
     return f'<div class="tv-rows">{"".join(out)}</div>'

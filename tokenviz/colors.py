@@ -73,16 +73,55 @@ def text_color(background: str) -> str:
     return DARK_TEXT if contrast_black >= contrast_white else LIGHT_TEXT
 
 
+MARK_LIGHT = "#111111"  # target outline on a light page (18:1 against white)
+MARK_DARK = "#ffd23f"  # target outline on a dark page (13:1 against Gradio's dark background)
+SCALES = ("rank", "raw")  # colour by rank within the row (default in the app) or by raw score
+
+
+def contrast_ratio(a: str, b: str) -> float:
+    """WCAG 2 contrast ratio (L1 + 0.05) / (L2 + 0.05) of two '#rrggbb' colours, L1 the lighter."""
+    la, lb = relative_luminance(a), relative_luminance(b)
+    return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+
+
+def dense_ranks(scores: list[float]) -> list[float] | None:
+    """Each score's rank among the row's distinct finite values, scaled to [0, 1]
+    (lowest 0, highest 1, equal scores equal ranks); NaN stays NaN. None when the row has fewer
+    than two distinct finite values (nothing to rank: draw it on the raw scale)."""
+    finite = sorted({float(s) for s in scores if s is not None and math.isfinite(s)})
+    if len(finite) < 2:
+        return None
+    pos = {v: i / (len(finite) - 1) for i, v in enumerate(finite)}
+    out = []
+    for s in scores:
+        if s is None or (isinstance(s, float) and math.isnan(s)):
+            out.append(float("nan"))
+        elif math.isinf(s):
+            out.append(1.0 if s > 0 else 0.0)
+        else:
+            out.append(pos[float(s)])
+    return out
+
+
 def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
-def legend_html(vmin: float, vmax: float, label: str = "") -> str:
-    """A small horizontal gradient bar with the min and max values at its ends and an optional label."""
+def legend_html(vmin: float, vmax: float, label: str = "", scale: str = "raw") -> str:
+    """A small horizontal gradient bar with the min and max values at its ends and an optional label.
+
+    scale "rank": the bar's ends read "lowest" and "highest" (colour = rank within the row) and
+    the raw min–max follows in brackets; "raw": the ends are the raw min and max."""
     gradient = ", ".join(BLUES)
-    name = f'<span class="tv-legend-label">{html.escape(label)}</span>' if label else ""
-    return (f'<div class="tv-legend" style="display:inline-flex;align-items:center;gap:4px;font-size:11px">'
-            f'{name}<span class="tv-legend-min">{html.escape(_fmt(vmin))}</span>'
-            f'<span class="tv-legend-bar" style="display:inline-block;width:96px;height:10px;'
-            f'border:1px solid #999;background:linear-gradient(to right, {gradient})"></span>'
-            f'<span class="tv-legend-max">{html.escape(_fmt(vmax))}</span></div>')
+    esc = html.escape
+    name = f'<span class="tv-legend-label">{esc(label)}</span>' if label else ""
+    bar = (f'<span class="tv-legend-bar" style="display:inline-block;width:96px;height:10px;'
+           f'border:1px solid #999;background:linear-gradient(to right, {gradient})"></span>')
+    if scale == "rank":
+        body = (f'{name}<span class="tv-legend-min">lowest</span>{bar}<span class="tv-legend-max">highest</span>'
+                f'<span class="tv-legend-raw">(rank in this row; raw {esc(_fmt(vmin))} – {esc(_fmt(vmax))})</span>')
+    else:
+        body = (f'{name}<span class="tv-legend-min">{esc(_fmt(vmin))}</span>{bar}'
+                f'<span class="tv-legend-max">{esc(_fmt(vmax))}</span>')
+    return (f'<div class="tv-legend" data-scale="{esc(scale)}" '
+            f'style="display:inline-flex;align-items:center;gap:4px;font-size:11px">{body}</div>')

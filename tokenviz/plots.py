@@ -9,6 +9,7 @@ it is drawn at `FQ_FLOOR` and the hover text says so; a point without either val
 """
 from __future__ import annotations
 
+import html
 import math
 
 import pandas as pd
@@ -36,10 +37,15 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def hover_text(title: str, metrics: dict, skip: tuple[str, ...] = ("run_id",)) -> str:
-    """`title` then one `name: value` line per metric (forget quality and utility first)."""
-    keys = [k for k in MAIN_COLUMNS if k in metrics] + sorted(k for k in metrics if k not in MAIN_COLUMNS)
-    lines = [f"<b>{title}</b>"] + [f"{k}: {_fmt(metrics[k])}" for k in keys if k not in skip]
+HOVER_KEYS = ("forget_quality", "model_utility", "forget_probability", "train_loss")
+TABLE_KEYS = ("forget_quality", "model_utility", "forget_probability", "retain_probability", "target_prob_drop",
+              "nontarget_prob_drop", "train_loss")  # the on-screen table; the CSV keeps every metric
+
+
+def hover_text(title: str, metrics: dict, keys: tuple[str, ...] = HOVER_KEYS) -> str:
+    """`title` (escaped: run labels carry mask-set names) then `name: value` for the few `keys`
+    present; the full set of metrics is in the table and the CSV, not in a plot-covering tooltip."""
+    lines = [f"<b>{html.escape(title)}</b>"] + [f"{k}: {_fmt(metrics[k])}" for k in keys if k in metrics]
     return "<br>".join(lines)
 
 
@@ -69,7 +75,8 @@ def tradeoff_figure(runs: list[dict], references: list[dict] | None = None,
             note = " (forget quality 0: drawn at the axis floor)" if p[2] else ""
             hovers.append(hover_text(f"{run.get('label', run.get('run_id'))}, epoch {row.get('epoch')}{note}", row))
         color = RUN_COLORS[k % len(RUN_COLORS)]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers+text", name=str(run.get("label", run.get("run_id"))),
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers+text",
+                                 name=html.escape(str(run.get("label", run.get("run_id")))),
                                  text=texts, textposition="top center", hovertext=hovers, hoverinfo="text",
                                  line={"color": color}, marker={"size": 8, "color": color},
                                  meta={"run_id": run.get("run_id")}))
@@ -78,7 +85,7 @@ def tradeoff_figure(runs: list[dict], references: list[dict] | None = None,
         if p is None:
             missing += 1
             continue
-        fig.add_trace(go.Scatter(x=[p[0]], y=[p[1]], mode="markers", name=str(ref.get("label")),
+        fig.add_trace(go.Scatter(x=[p[0]], y=[p[1]], mode="markers", name=html.escape(str(ref.get("label"))),
                                  hovertext=[hover_text(str(ref.get("label")), ref.get("metrics", {}))],
                                  hoverinfo="text",
                                  marker={"size": 16, "symbol": REFERENCE_SYMBOLS[k % len(REFERENCE_SYMBOLS)],
@@ -123,3 +130,22 @@ def runs_table(runs: list[dict]) -> pd.DataFrame:
         return pd.DataFrame(columns=["run", "label", "status", "row", "epoch", *MAIN_COLUMNS])
     first = [c for c in ("run", "label", "status", "row", "epoch", "step", *MAIN_COLUMNS) if c in df.columns]
     return df[first + [c for c in df.columns if c not in first]]
+
+
+def _short(v) -> str | None:
+    """A number to 3 significant digits for the screen (None stays empty)."""
+    v = _num(v)
+    return None if v is None else f"{v:.3g}"
+
+
+def display_table(df: pd.DataFrame) -> pd.DataFrame:
+    """`runs_table` for the screen: run, label, status, row, epoch and TABLE_KEYS only, numbers to
+    3 significant digits (the CSV export keeps every metric at full precision)."""
+    keep = [c for c in ("run", "label", "status", "row", "epoch", *TABLE_KEYS) if c in df.columns]
+    out = df[keep].copy()
+    for c in TABLE_KEYS:
+        if c in out.columns:
+            out[c] = [_short(v) for v in out[c]]
+    return out.rename(columns={"forget_quality": "FQ", "model_utility": "MU", "forget_probability": "forget p",
+                               "retain_probability": "retain p", "target_prob_drop": "target p drop",
+                               "nontarget_prob_drop": "non-target p drop", "train_loss": "train loss"})

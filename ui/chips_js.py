@@ -51,11 +51,34 @@ element.addEventListener('mouseup', (e) => {
 document.addEventListener('mouseup', () => { if (down !== null) { down = null; clearPreview(); } });
 """
 
+SHORTCUTS_JS = r"""
+() => {
+  // Keyboard shortcuts (not while typing in a field): Ctrl/Cmd+Z undo and Ctrl+Y / Ctrl+Shift+Z redo in
+  // Edit; ← / → (or p / n) previous / next sample in the visible tab.
+  const visible = (id) => { const el = document.getElementById(id); return el && el.offsetParent !== null ? el : null; };
+  const press = (ids) => { for (const id of ids) { const el = visible(id); if (el) { el.click(); return true; } } return false; };
+  document.addEventListener('keydown', (e) => {
+    const t = e.target;
+    if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)) return;
+    const mod = e.ctrlKey || e.metaKey;
+    let done = false;
+    if (mod && !e.shiftKey && e.key.toLowerCase() === 'z') done = press(['edit-undo']);
+    else if (mod && (e.key.toLowerCase() === 'y' || (e.shiftKey && e.key.toLowerCase() === 'z'))) done = press(['edit-redo']);
+    else if (!mod && !e.altKey && (e.key === 'ArrowRight' || e.key === 'n')) done = press(['explore-next', 'edit-next']);
+    else if (!mod && !e.altKey && (e.key === 'ArrowLeft' || e.key === 'p')) done = press(['explore-prev', 'edit-prev']);
+    if (done) e.preventDefault();
+  });
+}
+"""
+
 APP_CSS = """
 .wb-banner { padding: 8px 12px; background: #fff4d6; border: 1px solid #e0c060; border-radius: 6px; }
 .wb-banner.wb-error { background: #fde2e1; border-color: #d9534f; }
 .wb-row-error { color: #8a1f11; font-size: 13px; padding: 4px 0; }
-.wb-selector { border-bottom: 1px solid #eee; padding: 2px 0; }
+.wb-selector { border-bottom: 1px solid var(--border-color-primary, #eee); padding: 2px 0; }
+.wb-row-error { color: var(--error-text-color, #8a1f11); }
+.wb-fit-atwu { margin-left: 6px; padding: 2px 8px; border-radius: 4px; border: 1px solid currentColor; cursor: pointer; }
+.wb-how ul { margin: 4px 0 0 18px; } .wb-how li { margin: 4px 0; }
 .tv-chip.wb-brushing { outline: 2px dashed #d95f02 !important; }
 .wb-edit .tv-chips { font-size: 15px; }
 """

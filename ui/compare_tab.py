@@ -9,7 +9,7 @@ import pandas as pd
 
 from engine.resolve import canonical_data
 from engine.store import RunRecord
-from tokenviz.plots import runs_table, tradeoff_figure
+from tokenviz.plots import display_table, runs_table, tradeoff_figure
 
 from . import leak_panel, render
 from .context import AppContext, fail, message_of, ok
@@ -51,12 +51,13 @@ class CompareHandlers:
             runs = self._runs(model, data) if only_here else self._runs()
             refs = self._references(model, data, retain_eval_size, max_new_tokens)
             fig = tradeoff_figure(runs, refs)
-            table = runs_table(runs)
+            table = display_table(runs_table(runs))
         except Exception as err:
             return gr.update(), gr.update(), gr.update(), fail(f"cannot draw the runs: {message_of(err)}")
         note = "" if refs else " · reference points not computed yet (button above)"
         where = f" on {model} / {data}" if only_here else ""
-        return fig, table, self.checkpoint_choices(), ok(f"{len(runs)} run(s){where}{note}")
+        ids = {r["run_id"] for r in runs}
+        return fig, table, self.checkpoint_choices(ids), ok(f"{len(runs)} run(s){where}{note}")
 
     def references(self, model: str, data: str, retain_eval_size, max_new_tokens, only_here: bool = True,
                    progress=gr.Progress()):
@@ -79,9 +80,12 @@ class CompareHandlers:
         pd.concat([summary, epochs], ignore_index=True).to_csv(path, index=False)
         return str(path), ok(f"CSV of {len(runs)} run(s) written")
 
-    def checkpoint_choices(self):
+    def checkpoint_choices(self, run_ids: set[int] | None = None):
+        """Checkpoints of the runs in `run_ids` (those the table shows), or of every run when None."""
         choices = []
         for run in self.ctx.store.list_runs():
+            if run_ids is not None and run.id not in run_ids:
+                continue
             for kind, ck in sorted(run.checkpoints.items()):
                 choices.append((f"run {run.id} · {kind} (epoch {ck.epoch}) · {run.config.get('loss')}",
                                 f"{run.id}:{kind}"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,18 +109,32 @@ class AppContext:
 
 # ---------------------------------------------------------------- status helpers
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]!#|~$])")  # no [ ], so no link or image can form
+_AUTOLINK = re.compile(r"(?i)(://|www\.)")
+
+
+def md_text(text: str) -> str:
+    """`text` as literal text inside gr.Markdown: HTML-escaped (no tags), the Markdown and LaTeX
+    punctuation backslash-escaped (no images, links, emphasis or maths from data) and URLs broken
+    up so no autolink forms; line breaks become spaces (a status is one line)."""
+    escaped = _MD_SPECIAL.sub(r"\\\1", html.escape(" ".join(str(text).splitlines()), quote=False))
+    return _AUTOLINK.sub(lambda m: "\\:\\/\\/" if m.group(1) == "://" else m.group(1)[:3] + "\\.", escaped)
+
+
 def ok(text: str) -> str:
-    return f"**OK:** {text}"
+    """A status line for an action that worked; `text` is shown literally (names come from files and users)."""
+    return f"**OK:** {md_text(text)}"
 
 
 def fail(text: str, toast: bool = True) -> str:
-    """A status line for a failure a person caused; also a gr.Warning toast (inside an event)."""
+    """A status line for a failure a person caused; also a gr.Warning toast (inside an event).
+    `text` is shown literally in both (the toast renders HTML, so it gets the escaped text)."""
     if toast:
         try:
-            gr.Warning(text)
+            gr.Warning(html.escape(text))
         except Exception:  # outside an event (direct calls in tests): the status line is enough
             pass
-    return f"**Problem:** {text}"
+    return f"**Problem:** {md_text(text)}"
 
 
 def message_of(err: BaseException) -> str:

@@ -16,7 +16,7 @@ from tokenviz.mask_editor import MaskEditor, Refused, bulk_plan, check_action
 
 from . import edit_tools, render
 from .chips_js import CHIPS_JS
-from .context import AppContext, fail, message_of, ok
+from .context import AppContext, fail, md_text, message_of, ok
 
 SPLIT = "forget"
 TABLE_COLUMNS = ["index", "uid", "targets", "answer tokens", "edited", "question"]
@@ -51,8 +51,8 @@ class EditHandlers:
                          len(entry.mask) - 1 if entry else None, bool(entry and entry.edited), s.question])
         return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
-    def view(self, name: str, index, only_edited: bool = False, note: str | None = None):
-        """(question, chips, count, status, table) of one sample of a mask set."""
+    def view(self, name: str, index, only_edited: bool = False, note: str | None = None, scale: str = "rank"):
+        """(question, chips, count, status, table) of one sample of a mask set; scale: the colour scale."""
         if not name:
             return "", "", "", "No mask set yet: create one from a selector above, or import one.", self.table(None)
         try:
@@ -72,7 +72,8 @@ class EditHandlers:
                  f'</b> of {n_answer} answer tokens{" · edited by hand" if entry and entry.edited else ""}</span>')
         status = note or ok(f"mask set {name!r}: {ms.model} / {ms.data}, made from {source or 'an import'}; "
                             f"{ms.n_edited} samples edited by hand")
-        return (render.question_md(info, total, SPLIT), render.edit_html(info, mask, scores, label), count, status,
+        return (render.question_html(info, total, SPLIT), render.edit_html(info, mask, scores, label, scale or "rank"),
+                count, status,
                 self.table(name, only_edited))
 
     # -- editing
@@ -85,14 +86,14 @@ class EditHandlers:
         return ed
 
     def apply(self, name: str, index, action: str, start=None, end=None, reset_selector: str | None = None,
-              only_edited: bool = False):
+              only_edited: bool = False, scale: str = "rank"):
         """One edit of one sample, saved at once; returns the refreshed view (see `view`)."""
         with self.ctx.edit_lock:
             try:
                 note = self._apply(name, int(index or 0), action, start, end, reset_selector)
             except Exception as err:
                 note = fail(message_of(err))
-        return self.view(name, index, only_edited, note)
+        return self.view(name, index, only_edited, note, scale)
 
     def _apply(self, name: str, index: int, action: str, start, end, reset_selector: str | None) -> str:
         check_action(action)
@@ -130,26 +131,27 @@ class EditHandlers:
             mask = None
         return {"status": status, "mask": mask, "targets": None if mask is None else count_targets(mask)}
 
-    def button(self, name: str, index, reset_selector: str | None, only_edited: bool, action: str = "undo"):
+    def button(self, name: str, index, reset_selector: str | None, only_edited: bool, scale: str = "rank",
+               action: str = "undo"):
         """The undo / redo / reset buttons."""
-        return self.apply(name, index, action, reset_selector=reset_selector, only_edited=only_edited)
+        return self.apply(name, index, action, reset_selector=reset_selector, only_edited=only_edited, scale=scale)
 
-    def on_chip(self, name: str, index, only_edited: bool, evt: gr.EventData):
+    def on_chip(self, name: str, index, only_edited: bool, evt: gr.EventData, scale: str = "rank"):
         """A chip gesture from the browser (see ui/chips_js.py)."""
         data = getattr(evt, "_data", None) or {}
         return self.apply(name, index, data.get("action", "toggle"), data.get("start"), data.get("end"),
-                          only_edited=only_edited)
+                          only_edited=only_edited, scale=scale)
 
-    def word_of_anchor(self, name: str, index, only_edited: bool):
+    def word_of_anchor(self, name: str, index, only_edited: bool, scale: str = "rank"):
         """The 'select whole word' button: the word of the last clicked token."""
         try:
             ms, info, _ = self._sample(name, index)
         except Exception as err:
-            return self.view(name, index, only_edited, fail(message_of(err)))
+            return self.view(name, index, only_edited, fail(message_of(err)), scale)
         ed = self.ctx.histories.get((name, info.uid))
         if ed is None or ed.anchor is None:
-            return self.view(name, index, only_edited, fail("click a token first, then select its word"))
-        return self.apply(name, index, "word", ed.anchor, ed.anchor, only_edited=only_edited)
+            return self.view(name, index, only_edited, fail("click a token first, then select its word"), scale)
+        return self.apply(name, index, "word", ed.anchor, ed.anchor, only_edited=only_edited, scale=scale)
 
     # -- mask sets
 
@@ -207,7 +209,7 @@ class EditHandlers:
     def ask_delete(self, name: str):
         if not name:
             return gr.update(visible=False), fail("choose a mask set to delete")
-        return gr.update(visible=True), f"Delete mask set **{name}** and all its edits? This cannot be undone."
+        return gr.update(visible=True), f"Delete mask set **{md_text(name)}** and all its edits? This cannot be undone."
 
     def export(self, name: str):
         try:
@@ -282,10 +284,10 @@ def build(ctx: AppContext, top: dict) -> dict:
             export_file = gr.File(label="exported file", interactive=False)
             upload = gr.File(label="import JSON", file_types=[".json"], type="filepath")
     with gr.Row():
-        prev_btn = gr.Button("◀ previous", size="sm")
+        prev_btn = gr.Button("◀ previous", size="sm", elem_id="edit-prev")
         index = gr.Number(value=0, precision=0, minimum=0, label="sample index", elem_id="edit-index")
-        next_btn = gr.Button("next ▶", size="sm")
-    question = gr.Markdown()
+        next_btn = gr.Button("next ▶", size="sm", elem_id="edit-next")
+    question = gr.HTML(elem_id="edit-question")
     gr.Markdown("Click a token to toggle it · shift-click or drag to brush a span · alt-click selects a whole "
                 "word · the closing EOS is never a target.")
     chips = gr.HTML(elem_id="edit-chips", js_on_load=CHIPS_JS, min_height=60)
@@ -299,7 +301,8 @@ def build(ctx: AppContext, top: dict) -> dict:
     with gr.Row():
         keep = gr.Checkbox(value=True, label="bulk: keep hand-edited samples")
         bulk = gr.Button("apply selector to all samples")
-    status = gr.Markdown(elem_id="edit-status")
+    status = gr.Markdown(elem_id="edit-status")  # the sample view and its edits
+    set_status = gr.Markdown(elem_id="edit-set-status")  # create, duplicate, rename, delete, import, bulk
     tools_slot = gr.Column()  # filled by ui/edit_tools.py once the view is wired
     only_edited = gr.Checkbox(value=False, label="list only samples edited by hand")
     table = gr.Dataframe(headers=TABLE_COLUMNS, interactive=False, label="targets per sample (click a row to open)",
@@ -307,35 +310,39 @@ def build(ctx: AppContext, top: dict) -> dict:
 
     # ---- wiring
     view_out = [question, chips, count, status, table]
-    view = dict(fn=h.view, inputs=[mask_set, index, only_edited], outputs=view_out)
+    scale = top.get("scale")
+    scale_in = [scale] if scale else []
+    view = dict(fn=_with_scale(h.view), inputs=[mask_set, index, only_edited] + scale_in, outputs=view_out)
     mask_set.change(**view, api_name="edit_view")
     index.submit(**view, api_visibility="undocumented")
     only_edited.change(**view, api_visibility="undocumented")
     refresh.click(h.choices, mask_set, mask_set, api_name="mask_sets")
     lock = dict(concurrency_limit=1, concurrency_id="edit")
-    chips.click(h.on_chip, [mask_set, index, only_edited], view_out, api_visibility="undocumented",
+    chips.click(h.on_chip, [mask_set, index, only_edited] + scale_in, view_out, api_visibility="undocumented",
                 show_progress="hidden", **lock)
     for btn, action in ((undo, "undo"), (redo, "redo"), (reset, "reset")):
-        btn.click(partial(h.button, action=action), [mask_set, index, reset_selector, only_edited], view_out,
+        btn.click(partial(h.button, action=action), [mask_set, index, reset_selector, only_edited] + scale_in, view_out,
                   api_visibility="undocumented", **lock)
-    word.click(h.word_of_anchor, [mask_set, index, only_edited], view_out, api_visibility="undocumented", **lock)
+    word.click(h.word_of_anchor, [mask_set, index, only_edited] + scale_in, view_out, api_visibility="undocumented", **lock)
     gr.api(h.api_apply, api_name="edit_apply", concurrency_limit=1, concurrency_id="edit")
-    prev_btn.click(partial(_step, delta=-1), index, index, api_visibility="undocumented").then(
+    if scale:
+        scale.change(**view, api_visibility="undocumented")
+    prev_btn.click(partial(_step, ctx, delta=-1), [mask_set, index], index, api_visibility="undocumented").then(
         **view, api_visibility="undocumented")
-    next_btn.click(partial(_step, delta=+1), index, index, api_visibility="undocumented").then(
+    next_btn.click(partial(_step, ctx, delta=+1), [mask_set, index], index, api_visibility="undocumented").then(
         **view, api_visibility="undocumented")
     table.select(_row_index, table, index, api_visibility="undocumented").then(**view, api_visibility="undocumented")
 
-    create.click(h.create, [new_name, new_selector, top["model"], top["data"]], [mask_set, status],
+    create.click(h.create, [new_name, new_selector, top["model"], top["data"]], [mask_set, set_status],
                  api_name="mask_set_create")
-    dup.click(h.duplicate, [mask_set, other_name], [mask_set, status], api_name="mask_set_duplicate")
-    ren.click(h.rename, [mask_set, other_name], [mask_set, status], api_name="mask_set_rename")
+    dup.click(h.duplicate, [mask_set, other_name], [mask_set, set_status], api_name="mask_set_duplicate")
+    ren.click(h.rename, [mask_set, other_name], [mask_set, set_status], api_name="mask_set_rename")
     ask.click(h.ask_delete, mask_set, [confirm_row, confirm_md], api_visibility="undocumented")
-    confirm.click(h.delete, mask_set, [mask_set, status, confirm_row], api_name="mask_set_delete")
+    confirm.click(h.delete, mask_set, [mask_set, set_status, confirm_row], api_name="mask_set_delete")
     cancel.click(_hide, None, confirm_row, api_visibility="undocumented")
-    export.click(h.export, mask_set, [export_file, status], api_name="mask_set_export")
-    upload.upload(h.import_file, [upload, other_name], [mask_set, status], api_name="mask_set_import")
-    bulk.click(h.bulk, [mask_set, reset_selector, keep], status, api_name="mask_set_bulk", **lock).then(
+    export.click(h.export, mask_set, [export_file, set_status], api_name="mask_set_export")
+    upload.upload(h.import_file, [upload, other_name], [mask_set, set_status], api_name="mask_set_import")
+    bulk.click(h.bulk, [mask_set, reset_selector, keep], set_status, api_name="mask_set_bulk", **lock).then(
         **view, api_visibility="undocumented")
     mask_set.change(partial(_source, ctx), mask_set, reset_selector, api_visibility="undocumented")
     with tools_slot:
@@ -352,8 +359,22 @@ def _source(ctx: AppContext, name: str | None):
         return gr.update()
 
 
-def _step(index, delta: int = 1) -> int:
-    return max(0, int(index or 0) + delta)
+def _step(ctx: AppContext, name: str | None, index, delta: int = 1) -> int:
+    """The next/previous sample, wrapping around at both ends (as Explore does)."""
+    try:
+        ms = ctx.store.get_mask_set(name)
+        total = len(ctx.explore.samples(ms.data, SPLIT))
+    except Exception:  # no set chosen: the view says so
+        return max(0, int(index or 0) + delta)
+    return (int(index or 0) + delta) % max(1, total)
+
+
+def _with_scale(view):
+    """`view` with the shared colour scale as its 4th input (the status note stays keyword-only)."""
+    def fn(name, index, only_edited=False, scale="rank"):
+        return view(name, index, only_edited, scale=scale)
+    fn.__doc__ = view.__doc__
+    return fn
 
 
 def _hide():

@@ -11,6 +11,12 @@ from engine.train import fit_atwu_scorer
 from . import render
 from .context import AppContext, fail, message_of, ok
 
+FIT_BUTTON_JS = r"""
+element.addEventListener('click', (e) => {
+  if (e.target.closest && e.target.closest('.wb-fit-atwu')) trigger('click', {action: 'fit-atwu'});
+});
+"""  # the ATWU row's in-place "fit" button (its HTML comes from ui/render.error_row)
+
 
 class ExploreHandlers:
     """Event handlers: adapt widget values, call the explore service, render with tokenviz."""
@@ -18,8 +24,9 @@ class ExploreHandlers:
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
 
-    def render(self, model: str, data: str, split: str, index, rule: str, k, threshold):
-        """(question markdown, chips HTML, status) for one sample; a failure becomes the status."""
+    def render(self, model: str, data: str, split: str, index, rule: str, k, threshold, scale: str = "rank"):
+        """(question HTML, chips HTML, status) for one sample; a failure becomes the status.
+        scale: "rank" (colour = rank within the row) or "raw" (tokenviz.SCALES)."""
         try:
             index = int(index or 0)
             total = len(self.ctx.explore.samples(data, split))
@@ -29,8 +36,8 @@ class ExploreHandlers:
         unavailable = [n for n, r in view.rows.items() if not r.ok]
         note = f"; unavailable here: {', '.join(unavailable)} (see their rows)" if unavailable else ""
         masks = self.ctx.explore.masks(view, rule, int(k), float(threshold))
-        return (render.question_md(view.info, total, split),
-                render.explore_html(view, masks),
+        return (render.question_html(view.info, total, split),
+                render.explore_html(view, masks, scale or "rank"),
                 ok(f"{len(view.rows)} selectors on {model} / {data}{note}"))
 
     def goto(self, data: str, split: str, text: str, index, delta: int = 1):
@@ -44,8 +51,7 @@ class ExploreHandlers:
         index = int(index or 0)
         after = [i for i in matches if (i > index if delta > 0 else i < index)]
         target = (after[0] if delta > 0 else after[-1]) if after else (matches[0] if delta > 0 else matches[-1])
-        return target, ok(f"sample {target} ({matches.index(target) + 1} of {len(matches)} "
-                          f"{'matches' if text else 'samples'})")
+        return target, search_state(target, matches, text)
 
     def search(self, data: str, split: str, text: str):
         """Matches as dropdown choices ("index: question"); jumps to the first one."""
@@ -57,8 +63,13 @@ class ExploreHandlers:
         if not matches:
             return gr.update(choices=[], value=None), gr.update(), fail(f"no sample matches {text!r}")
         choices = [(f"{i}: {samples[i].question[:80]}", i) for i in matches[:500]]
-        return (gr.update(choices=choices, value=matches[0]), matches[0],
-                ok(f"{len(matches)} of {len(samples)} samples match {text!r}" if text else f"{len(samples)} samples"))
+        return gr.update(choices=choices, value=matches[0]), matches[0], search_state(matches[0], matches, text)
+
+    def on_chips(self, model: str, data: str, steps, evt: gr.EventData, progress=gr.Progress()):
+        """A click inside the chips: the ATWU row's in-place fit button (ui/render.error_row)."""
+        if (getattr(evt, "_data", None) or {}).get("action") != "fit-atwu":
+            return gr.update()
+        return self.fit_atwu(model, data, steps, progress)
 
     def fit_atwu(self, model: str, data: str, steps, progress=gr.Progress()):
         """Fit the ATWU scorer (engine.train.fit_atwu_scorer), then drop cached atwu scores."""
@@ -75,50 +86,65 @@ class ExploreHandlers:
         return ok(f"ATWU scorer fitted ({steps} steps) and saved: {path.name}")
 
 
+def search_state(index: int, matches: list[int], text: str) -> str:
+    """Where next/previous stand: 'match 2 of 7 for …' while a search is active, else 'sample i of n'."""
+    if text:
+        return ok(f"match {matches.index(index) + 1} of {len(matches)} for {text!r} (sample {index}); "
+                  f"next/previous step through the matches: clear the search box to step through all samples")
+    return ok(f"sample {index} ({matches.index(index) + 1} of {len(matches)} samples)")
+
+
 def build(ctx: AppContext, top: dict) -> dict:
     """Lay out the Explore tab, then wire its events. `top`: the shared model and data widgets."""
     h = ExploreHandlers(ctx)
     with gr.Row():
         split = gr.Radio(list(SPLITS), value="forget", label="split", scale=2)
-        search = gr.Textbox(label="search question/answer text", placeholder="e.g. Porto", scale=2)
+        search = gr.Textbox(label="search question/answer text", placeholder="e.g. Porto", scale=2,
+                            elem_id="explore-search")
         matches = gr.Dropdown(label="matches", choices=[], scale=3, allow_custom_value=True)
     with gr.Row():
         prev_btn = gr.Button("◀ previous", size="sm", elem_id="explore-prev")
         index = gr.Number(value=0, precision=0, minimum=0, label="sample index", elem_id="explore-index")
         next_btn = gr.Button("next ▶", size="sm", elem_id="explore-next")
-    question = gr.Markdown(elem_id="explore-question")
+    search_status = gr.Markdown(elem_id="explore-search-status")
+    with gr.Accordion("how to read this", open=False, elem_id="explore-how"):
+        gr.HTML(render.HOW_TO_READ)
+    question = gr.HTML(elem_id="explore-question")
     with gr.Row():
         rule = gr.Radio(list(MASK_RULES), value="default", label="mask rule",
                         info="default: each selector's own mask; top-k / threshold: from its cached scores")
         k = gr.Slider(1, 40, value=5, step=1, label="top-k", elem_id="explore-k")
         threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="threshold (row-normalised score)")
-    chips = gr.HTML(elem_id="explore-chips", js_on_load=None, min_height=120)
+    chips = gr.HTML(elem_id="explore-chips", js_on_load=FIT_BUTTON_JS, min_height=120)
+    status = gr.Markdown(elem_id="explore-status")
     with gr.Row():
         atwu_steps = gr.Number(value=40, precision=0, minimum=1, label="ATWU fit steps", scale=1)
         fit_btn = gr.Button("fit ATWU scorer", elem_id="fit-atwu", scale=1)
-    status = gr.Markdown(elem_id="explore-status")
+    fit_status = gr.Markdown(elem_id="explore-fit-status")
 
     model, data = top["model"], top["data"]
-    view_inputs = [model, data, split, index, rule, k, threshold]
+    view_inputs = [model, data, split, index, rule, k, threshold, top["scale"]]
     view_outputs = [question, chips, status]
     api = dict(fn=h.render, inputs=view_inputs, outputs=view_outputs)
     index.submit(**api, api_name="explore_render")
-    for widget in (rule, k, threshold):
+    for widget in (rule, k, threshold, top["scale"]):
         widget.change(**api, api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last")
     for widget in (model, data, split):
         widget.change(lambda: 0, outputs=index, api_visibility="undocumented").then(
             **api, api_visibility="undocumented")
-    prev_btn.click(partial(h.goto, delta=-1), [data, split, search, index], [index, status],
+    prev_btn.click(partial(h.goto, delta=-1), [data, split, search, index], [index, search_status],
                    api_visibility="undocumented").then(**api, api_visibility="undocumented")
-    next_btn.click(partial(h.goto, delta=+1), [data, split, search, index], [index, status],
+    next_btn.click(partial(h.goto, delta=+1), [data, split, search, index], [index, search_status],
                    api_name="explore_next").then(**api, api_visibility="undocumented")
-    search.submit(h.search, [data, split, search], [matches, index, status], api_name="explore_search").then(
-        **api, api_visibility="undocumented")
+    search.submit(h.search, [data, split, search], [matches, index, search_status],
+                  api_name="explore_search").then(**api, api_visibility="undocumented")
     matches.input(_match_index, matches, index,
                   api_visibility="undocumented").then(**api, api_visibility="undocumented")
-    fit_btn.click(h.fit_atwu, [model, data, atwu_steps], status, api_name="fit_atwu").then(
+    fit_btn.click(h.fit_atwu, [model, data, atwu_steps], fit_status, api_name="fit_atwu").then(
         **api, api_visibility="undocumented")
-    return {"render": api, "index": index, "chips": chips, "status": status}
+    chips.click(h.on_chips, [model, data, atwu_steps], fit_status, api_visibility="undocumented").then(
+        **api, api_visibility="undocumented")
+    return {"render": api, "index": index, "chips": chips, "status": status, "prev": prev_btn, "next": next_btn}
 
 
 def _match_index(match):

@@ -4,23 +4,76 @@ from __future__ import annotations
 import html
 
 from engine.explore import SampleInfo, SampleView
-from tokenviz import auto_range, count_targets, display_tokens, legend_html, render_chips, render_rows
+from engine.selectors import SELECTORS
+from tokenviz import auto_range, count_targets, display_tokens, legend_for, render_chips, render_rows
 
 ESC = html.escape
 
+# one line per selector: what its score is (the row name's hover text; README "Selectors")
+SELECTOR_HELP = {
+    "lexical": "lexical: 1 for answer words that are content words missing from the question",
+    "all": "all: every answer token is a target (the sequence-level baseline)",
+    "oracle": "oracle: the ground-truth fact spans of the data (only when the data has spans)",
+    "wga": "wga: p(token) — the tokens the model is most sure of (WGA, β = 1)",
+    "satimp": "satimp: p⁵·(1 − p) — tokens the model has nearly but not fully memorised (SatImp)",
+    "entropy": "entropy: the model's predictive entropy at the token — where it is unsure",
+    "tokenunlearn": "tokenunlearn: how much the question changes log p(token), plus entropy (TokenUnlearn)",
+    "tif": "tif: 1 for words the model cannot predict greedily without the question (TIF's identifier)",
+    "dto": "dto: log p drop after one gradient-ascent probe step on the sequence (DTO)",
+    "atwu": "atwu: a learned linear scorer σ(wᵀh + b) on the hidden state (ATWU); needs a fitted scorer",
+    "ground truth": "ground truth: the fact spans written in the data (what an ideal selector finds)",
+}
 
-def question_md(info, total: int, split: str) -> str:
-    return (f"**Sample {info.index} of {total}** ({split}, `{ESC(info.uid)}`)  \n"
-            f"**Q:** {ESC(info.question)}  \n**A:** {ESC(info.answer)}")
+HOW_TO_READ = """<div class="wb-how" id="wb-how-to-read">
+<p>Each row is one <b>selector</b>: a way to pick the answer tokens an unlearning run should target.
+Hover a row's name for what its score is; hover a chip for the token, its exact score and its probability.</p>
+<ul>
+<li><span class="tv-chip tv-target" style="background:#ffffff;color:#000000">target</span> thick outline with a
+corner triangle: the token is in the row's mask (trained on by a run).</li>
+<li><span class="tv-chip" style="background:#ffffff;color:#000000">kept</span> no outline: not a target.</li>
+<li><span class="tv-chip tv-span" style="background:#ffffff;color:#000000">fact</span> dotted underline: the token is
+inside a ground-truth fact span of the data.</li>
+<li>Colour: white → dark blue. With <b>colour scale: rank</b> (default) the darkest chip is the row's highest score and
+the white one its lowest, whatever the raw numbers; the legend gives the raw min – max. <b>raw</b> colours the raw
+score on one fixed range (0–1 when all scores lie in it).</li>
+<li>The closing ⟨eos⟩ and the prompt are never targets.</li>
+</ul></div>"""
+
+
+def question_html(info, total: int, split: str) -> str:
+    """Sample header, question and answer as HTML; the data's text is escaped (never Markdown)."""
+    return (f'<div class="wb-question"><b>Sample {info.index} of {total}</b> ({ESC(split)}, '
+            f'<code>{ESC(info.uid)}</code>)<br><b>Q:</b> <span class="wb-q">{ESC(info.question)}</span><br>'
+            f'<b>A:</b> <span class="wb-a">{ESC(info.answer)}</span></div>')
 
 
 def _row(name: str, body: str, extra_class: str = "") -> str:
     return f'<div class="wb-selector {extra_class}" data-selector="{ESC(name)}">{body}</div>'
 
 
+def selector_help(name: str) -> str | None:
+    """The row name's hover text: SELECTOR_HELP, else the selector's own docstring's first line."""
+    if name in SELECTOR_HELP:
+        return SELECTOR_HELP[name]
+    doc = (getattr(SELECTORS.get(name), "__doc__", None) or "").strip()
+    return f"{name}: {doc.splitlines()[0]}" if doc else None
+
+
+def _label(name: str) -> str:
+    title = selector_help(name)
+    attr = f' title="{ESC(title)}"' if title else ""
+    return f'<div class="tv-row-label"{attr}>{ESC(name)}</div>'
+
+
 def error_row(name: str, message: str) -> str:
-    return _row(name, f'<div class="tv-row"><div class="tv-row-label">{ESC(name)}</div>'
-                      f'<div class="tv-row-body wb-row-error">{ESC(message)}</div></div>', "wb-unavailable")
+    """A selector that could not run here: its message; ATWU's row offers the fit button in place."""
+    action = ""
+    if name == "atwu" and "no ATWU scorer" in message:
+        message = "no ATWU scorer has been fitted for this model and data yet."
+        action = (' <button class="wb-fit-atwu" type="button" id="wb-fit-atwu-inline">'
+                  'fit the ATWU scorer now</button> (seconds on the built-in model; steps below)')
+    return _row(name, f'<div class="tv-row">{_label(name)}'
+                      f'<div class="tv-row-body wb-row-error">{ESC(message)}{action}</div></div>', "wb-unavailable")
 
 
 def shown_tokens(info: SampleInfo) -> list[str]:
@@ -28,12 +81,13 @@ def shown_tokens(info: SampleInfo) -> list[str]:
     return display_tokens(info.tokens, info.eos)
 
 
-def explore_html(view: SampleView, masks: dict[str, list[bool] | None]) -> str:
+def explore_html(view: SampleView, masks: dict[str, list[bool] | None], scale: str = "rank") -> str:
     """Ground-truth spans (when the sample has them), then one row per selector with its legend.
 
     masks: each selector's mask (its default or a mask rule's, from `ExploreService.masks`).
-    Colour = score on the sequential ramp, outline = mask, underline = ground-truth span;
-    hover (title) = token, exact score, probability.
+    Colour = score (scale "rank": its rank in the row; "raw": the raw score), outline + corner
+    triangle = mask, dotted underline = ground-truth span; hover (title) = token, exact score,
+    probability; hover on a row name = what the selector scores.
     """
     info = view.info
     tokens = shown_tokens(info)
@@ -42,7 +96,8 @@ def explore_html(view: SampleView, masks: dict[str, list[bool] | None]) -> str:
         spans = [bool(s) for s in info.spans]
         parts.append(_row("ground truth", render_rows([{
             "tokens": tokens, "scores": [float(s) for s in spans], "mask": spans, "probs": info.probs,
-            "label": "ground truth", "legend_label": "in fact span", "sample_id": info.uid}]), "wb-truth"))
+            "label": "ground truth", "legend_label": "in fact span", "sample_id": info.uid, "scale": scale,
+            "label_title": SELECTOR_HELP["ground truth"]}]), "wb-truth"))
     for name, row in view.rows.items():
         if not row.ok:
             parts.append(error_row(name, row.error))
@@ -51,17 +106,18 @@ def explore_html(view: SampleView, masks: dict[str, list[bool] | None]) -> str:
         label = f"{name} ({count_targets(mask)})"
         parts.append(_row(name, render_rows([{
             "tokens": tokens, "scores": row.scores, "mask": mask, "probs": info.probs, "label": label,
-            "legend_label": f"{name} score", "spans_mask": info.spans, "sample_id": info.uid}])))
+            "legend_label": f"{name} score", "spans_mask": info.spans, "sample_id": info.uid, "scale": scale,
+            "label_title": selector_help(name)}])))
     return f'<div class="wb-explore" data-sample="{ESC(info.uid)}">{"".join(parts)}</div>'
 
 
-def edit_html(info, mask: list, scores: list[float] | None, score_label: str) -> str:
+def edit_html(info, mask: list, scores: list[float] | None, score_label: str, scale: str = "rank") -> str:
     """The one editable row of the Edit tab: chips clickable (data-idx), outline = target."""
     colour = scores if scores is not None else info.probs
     lo, hi = auto_range(colour)
     chips = render_chips(shown_tokens(info), colour, [bool(m) for m in mask], probs=info.probs, row_label="mask",
-                         sample_id=info.uid, editable=True, spans_mask=info.spans, vmin=lo, vmax=hi)
-    legend = legend_html(lo, hi, score_label)
+                         sample_id=info.uid, editable=True, spans_mask=info.spans, vmin=lo, vmax=hi, scale=scale)
+    legend = legend_for(colour, lo, hi, score_label, scale)
     return f'<div class="wb-edit" data-sample="{ESC(info.uid)}">{chips}{legend}</div>'
 
 
@@ -72,12 +128,19 @@ def probs_html(tokens: list[str], probs: list[float], label: str) -> str:
 
 
 def progress_html(snap) -> str:
-    """The Run tab's progress bar: epoch, step, loss, state."""
+    """The Run tab's progress: the phase (loading, evaluating with its own bar over questions,
+    training with epoch, step and loss, saving), the last FQ/MU, and once ended the seconds per phase."""
     total = snap.total_steps or 0
     pct = int(100 * snap.step / total) if total else 0
+    phase = snap.phase or ""
     bits = [f"state: <b>{ESC(snap.state)}</b>"]
+    if phase:
+        bits.append(f"phase: <b>{ESC(phase)}</b>")
     if snap.run_id is not None:
         bits.append(f"run {snap.run_id}")
+    cfg = snap.config or {}
+    if cfg.get("model"):
+        bits.append(f"{ESC(str(cfg.get('loss')))} on {ESC(str(cfg.get('model')))} / {ESC(str(cfg.get('data')))}")
     if snap.epoch is not None:
         bits.append(f"epoch {snap.epoch}/{snap.epochs}")
     bits.append(f"step {snap.step}/{total or '?'}")
@@ -89,9 +152,19 @@ def progress_html(snap) -> str:
             bits.append(f"FQ {fq:.3g}")
         if mu is not None:
             bits.append(f"MU {mu:.3g}")
-    return (f'<div class="wb-progress" data-state="{ESC(snap.state)}" data-run="{snap.run_id or ""}" '
-            f'data-step="{snap.step}"><progress max="100" value="{pct}" style="width:100%"></progress>'
-            f'<div class="wb-progress-text">{" · ".join(bits)} — {ESC(snap.message)}</div></div>')
+    eval_bar = ""
+    if phase == "evaluating" and snap.eval_total:
+        eval_bar = (f'<div class="wb-eval-progress">evaluation: <progress max="{snap.eval_total}" '
+                    f'value="{snap.eval_done or 0}" style="width:60%"></progress> {snap.eval_done or 0} of '
+                    f'{snap.eval_total} questions</div>')
+    times = ""
+    if snap.phase_seconds:
+        times = ('<div class="wb-phase-seconds">time per phase: ' + " · ".join(
+            f"{ESC(k)} {v:.0f} s" for k, v in snap.phase_seconds.items()) + "</div>")
+    return (f'<div class="wb-progress" data-state="{ESC(snap.state)}" data-phase="{ESC(phase)}" '
+            f'data-run="{snap.run_id or ""}" data-step="{snap.step}">'
+            f'<div>training steps: <progress max="100" value="{pct}" style="width:80%"></progress></div>{eval_bar}'
+            f'<div class="wb-progress-text">{" · ".join(bits)} — {ESC(snap.message)}</div>{times}</div>')
 
 
 def before_after_html(result: dict, after_label: str) -> str:

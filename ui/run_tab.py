@@ -48,6 +48,18 @@ def config_from_form(source: str, **values) -> RunConfig:
     return RunConfig(**kwargs)
 
 
+def form_value_of(config: dict, name: str):
+    """The form's value for input `name` from a run's config dict (the inverse of config_from_form)."""
+    if name == "source":
+        return "mask set" if config.get("mask_set") else "selector"
+    value = config.get(name)
+    if name == "max_steps":
+        return value or 0
+    if name.endswith("_params"):
+        return ", ".join(f"{k}={v}" for k, v in (value or {}).items())
+    return value
+
+
 class RunHandlers:
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
@@ -87,6 +99,16 @@ class RunHandlers:
         else:
             status = gr.update()
         return render.progress_html(snap), status, marker
+
+    def restore(self):
+        """On page load: the form as the running run was started (a reloaded page shows its
+        settings, not the defaults); unchanged when no run is going. Model and data stay as chosen
+        above (they drive every tab); the progress line names the run's own."""
+        snap = self.ctx.jobs.snapshot()
+        keep = [n for n in self.form_names if n not in ("model", "data")]
+        if not snap.active or not snap.config:
+            return [gr.update() for _ in keep]
+        return [gr.update(value=form_value_of(snap.config, n)) for n in keep]
 
     def status_json(self) -> dict:
         """The current job's snapshot as a dict (API)."""
@@ -148,4 +170,5 @@ def build(ctx: AppContext, top: dict) -> dict:
     stop.click(h.stop, None, status, api_name="run_stop")
     timer.tick(h.poll, marker, [progress, status, marker], show_progress="hidden", api_visibility="undocumented")
     gr.api(h.status_json, api_name="run_status")
-    return {"mask_set": mask_set, "marker": marker}
+    restore = dict(fn=h.restore, inputs=None, outputs=[w for n, w in form.items() if n not in ("model", "data")])
+    return {"mask_set": mask_set, "marker": marker, "restore": restore}

@@ -24,6 +24,8 @@ def run(args) -> int:
     bar = tqdm(total=args.steps, desc="fitting the ATWU scorer", unit="step")
 
     def progress(info: dict) -> None:
+        if info.get("loss") is None:  # a phase report, not a step
+            return
         bar.n = info["step"]
         bar.set_postfix(loss=f"{info['loss']:.3f}", refresh=False)
         bar.refresh()

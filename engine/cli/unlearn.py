@@ -136,14 +136,24 @@ def run(args) -> int:
     bar = None
 
     def progress(info: dict) -> None:
+        """A step ('train'), an evaluation's metrics ('eval'), or the start of a phase (loading,
+        evaluating with questions scored, saving): the bar's label names the phase."""
         nonlocal bar
+        if info.get("run_id") is None:  # 'loading': the run is not recorded yet
+            return
         if bar is None:
             bar = tqdm(total=info["total_steps"], desc=f"run {info['run_id']}", unit="step")
-        bar.n = info["step"]
-        if info["loss"] is not None:
+        bar.n = info.get("step") or 0
+        phase = info.get("phase")
+        if phase in ("evaluating", "saving"):
+            done = f" {info['eval_done']}/{info['eval_total']} questions" if info.get("eval_total") else ""
+            bar.set_description(f"run {info['run_id']} {phase}{done}", refresh=False)
+        else:
+            bar.set_description(f"run {info['run_id']}", refresh=False)
+        if info.get("loss") is not None:
             bar.set_postfix(epoch=info["epoch"], loss=f"{info['loss']:.3f}", refresh=False)
         bar.refresh()
-        if info["metrics"] is not None:
+        if info.get("metrics") is not None:
             tqdm.write(format_epoch(info["metrics"]))
 
     previous = signal.signal(signal.SIGINT, ctrl_c_handler(cancel))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -41,20 +42,35 @@ class EvalReport:
 
 
 def evaluate(model, tokenizer, bench: Benchmark, reference_tr: np.ndarray | None = None,
-             retain_size: int = EVAL_RETAIN_SIZE, max_new_tokens: int = 64, batch_size: int = 64) -> EvalReport:
-    """Score `model` on the forget split, a retain subset and the two real-world sets (SPEC §4)."""
+             retain_size: int = EVAL_RETAIN_SIZE, max_new_tokens: int = 64, batch_size: int = 64,
+             progress: Callable[[int, int], None] | None = None) -> EvalReport:
+    """Score `model` on the forget split, a retain subset and the two real-world sets (SPEC §4).
+
+    progress(done, total): questions scored so far and in all, called before the first split and
+    after each one."""
     comps: dict[str, float | None] = {}
     notes: list[str] = []
-    forget = metrics.score_split(model, tokenizer, bench.eval_split("forget"), "forget", max_new_tokens, batch_size)
+    forget_samples = bench.eval_split("forget")
+    others = []
     for key, split_name, kind in (("retain", "retain", "retain"), ("real_authors", "real_authors", "real_world"),
                                   ("world_facts", "world_facts", "real_world")):
         samples = bench.eval_split(split_name)  # protocol 'tofu' fixes the sizes; 'all' subsamples retain
         samples = eval_subset(samples, retain_size) if key == "retain" and bench.protocol == "all" else samples
+        others.append((key, kind, samples))
+    total = len(forget_samples) + sum(len(s) for *_, s in others)
+    report = progress or (lambda done, total: None)
+    report(0, total)
+    forget = metrics.score_split(model, tokenizer, forget_samples, "forget", max_new_tokens, batch_size)
+    done = len(forget_samples)
+    report(done, total)
+    for key, kind, samples in others:
         if not samples:
             notes.append(f"no {key} split: model utility is unavailable")
             comps.update({f"{key}_probability": None, f"{key}_rouge_l": None, f"{key}_truth_ratio": None})
             continue
         s = metrics.score_split(model, tokenizer, samples, kind, max_new_tokens, batch_size)
+        done += len(samples)
+        report(done, total)
         if s.truth_ratio_summary is None:
             notes.append(f"{key} has no perturbed answers: its truth ratio is unavailable")
         comps.update({f"{key}_probability": s.probability, f"{key}_rouge_l": s.rouge_l,

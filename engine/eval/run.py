@@ -126,10 +126,10 @@ def eval_context(state: State) -> EvalContext:
     return EvalContext(ref_tr, p0, answer_rows, spans if has_spans else None, report, key)
 
 
-def evaluate_state(state: State, ctx: EvalContext, step0: bool = False) -> dict:
+def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress=None) -> dict:
     """FQ, MU + components (forget_probability among them), token probability drops vs step 0,
     the fraction of answer tokens that are targets; a flat dict (plus `notes` when some
-    number is unavailable).
+    number is unavailable). progress(done, total): questions scored (engine.eval.full.evaluate).
 
     step0: the model is still the target model: its report comes from `ctx.step0_report` when
     cached, else it is computed and written to the cache (the drops are 0 by definition)."""
@@ -139,7 +139,8 @@ def evaluate_state(state: State, ctx: EvalContext, step0: bool = False) -> dict:
         report, p = ctx.step0_report, ctx.p0
     else:
         report = evaluate(model, state.tokenizer, state.bench, ctx.reference_tr, retain_size=state.config.retain_eval_size,
-                          max_new_tokens=state.config.eval_max_new_tokens, batch_size=batch_size)
+                          max_new_tokens=state.config.eval_max_new_tokens, batch_size=batch_size,
+                          progress=progress)
         p = ctx.p0 if step0 else forget_token_probs(model, state.tokenizer, state.forget, batch_size)
         if step0 and ctx.step0_key is not None:
             write_text_atomic(_cache_file(ctx.step0_key),

@@ -119,13 +119,19 @@ class Runs(Database):
                          "ON CONFLICT (run_id, kind) DO UPDATE SET path = excluded.path, epoch = excluded.epoch, "
                          "recorded = excluded.recorded", (int(run_id), kind, str(path), int(epoch), now()))
 
-    def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
+    def finish_run(self, run_id: int, status: str, error: str | None = None,
+                   phase_seconds: dict[str, float] | None = None) -> None:
+        """Record the end of a run; phase_seconds (seconds per phase: loading, evaluating, training,
+        saving) go into the run's config JSON as `phase_seconds` (RunRecord.config['phase_seconds'])."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"a run finishes as one of {FINAL_STATUSES}, got {status!r}")
         with self._write() as conn:
             self._require_run(conn, run_id)
             conn.execute("UPDATE runs SET status = ?, error = ?, finished = ? WHERE id = ?",
                          (status, error, now(), int(run_id)))
+            if phase_seconds is not None:
+                conn.execute("UPDATE runs SET config = json_set(config, '$.phase_seconds', json(?)) WHERE id = ?",
+                             (dumps(dict(phase_seconds)), int(run_id)))
 
     @staticmethod
     def _run_records(conn: sqlite3.Connection, where: str = "", args: tuple = ()) -> list[RunRecord]:

@@ -14,6 +14,7 @@ from .checkpoint import claim_run_folder, save_checkpoint, save_run_scorer
 from ..prompts import format_of
 from .config import Progress, RunConfig, RunResult
 from ..eval.run import eval_context, evaluate_state
+from .phases import PhaseClock
 from .state import State, prepare
 from .step import plan_epoch, step
 
@@ -36,7 +37,11 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
 
     store: an engine.store.Store (default: the workbench's). progress(dict) gets, after every
     step, {run_id, phase: 'train', step, total_steps, epoch, loss, metrics: None} and, after every
-    evaluation, {..., phase: 'eval', metrics: {...}}. cancel: a threading.Event checked before
+    evaluation, {..., phase: 'eval', metrics: {...}}; when a phase starts, {run_id, phase:
+    'loading' | 'evaluating' | 'saving', step, total_steps, epoch} and, while evaluating,
+    {..., phase: 'evaluating', eval_done, eval_total} (questions scored). The seconds spent per
+    phase (engine.train.phases) are stored with the run (`Store.finish_run(phase_seconds=…)`,
+    read back as RunRecord.config['phase_seconds']). cancel: a threading.Event checked before
     every step; a cancelled run is recorded as 'cancelled' with the epochs it finished (their
     metrics and best checkpoint). A ValueError for a config that cannot run (unknown names, no
     retain data for the loss, an empty or mismatched mask set) is raised before a run is
@@ -46,6 +51,10 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
     writes only into its own folder `runs_dir/<its uuid>` (claimed at its first write).
     """
     started = time.perf_counter()
+    clock = PhaseClock()
+    clock.enter("loading")
+    if progress is not None:
+        progress({"run_id": None, "phase": "loading", "step": 0, "total_steps": None, "epoch": None})
     store = store if store is not None else default_store()
     state = prepare(config, store)
     main = state.is_main
@@ -68,16 +77,29 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
         notify({"run_id": run_id, "phase": "train" if metrics is None else "eval", "step": state.step,
                 "total_steps": total, "epoch": epoch, "loss": loss, "metrics": metrics})
 
+    def enter(phase: str, epoch: int | None, **extra) -> None:
+        """Start timing `phase` and say so (the app shows it instead of a stale 'training')."""
+        clock.enter(phase)
+        notify({"run_id": run_id, "phase": phase, "step": state.step, "total_steps": total, "epoch": epoch,
+                **extra})
+
     def record(epoch: int, train_loss: float | None, evaluate: bool = True) -> None:
         """Evaluate (when asked), store the epoch's metrics, keep the best-FQ checkpoint (main process only)."""
         nonlocal best
+        if evaluate:
+            enter("evaluating", epoch)
+
+        def questions(done: int, n: int) -> None:
+            notify({"run_id": run_id, "phase": "evaluating", "step": state.step, "total_steps": total,
+                    "epoch": epoch, "eval_done": done, "eval_total": n})
         m = {"epoch": epoch, "step": state.step, "train_loss": train_loss,
-             **(evaluate_state(state, ctx, step0=epoch == 0) if ctx is not None and evaluate else {})}
+             **(evaluate_state(state, ctx, step0=epoch == 0, progress=questions) if ctx is not None and evaluate else {})}
         history.append(m)
         store.add_epoch_metrics(run_id, epoch, state.step, m)
         fq = m.get("forget_quality")
         if epoch >= 1 and config.save_checkpoints and fq is not None and (best is None or fq > best[0]):
             best = (fq, epoch)
+            enter("saving", epoch)
             checkpoints["best"] = str(save_checkpoint(state, own_dir() / "best", owner))
             store.set_checkpoint(run_id, "best", checkpoints["best"], epoch)
         report(epoch, train_loss, m)
@@ -86,11 +108,14 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
         return config.max_steps is not None and state.step >= config.max_steps
 
     try:
+        if config.eval_every_epoch and main:
+            enter("evaluating", 0)
         ctx = eval_context(state) if config.eval_every_epoch and main else None
         if ctx is not None and not (cancel is not None and cancel.is_set()):  # Ctrl-C during its setup: skip it
             record(0, None)
         status = "finished"
         for epoch in range(1, config.epochs + 1):
+            clock.enter("training")
             losses = []
             for micro in plan_epoch(state, epoch):
                 if cancel is not None and cancel.is_set():
@@ -115,22 +140,25 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
                 break
         scorer_path = None
         if main and status == "finished":
+            enter("saving", epochs_done)
             if config.save_checkpoints:
                 checkpoints["final"] = str(save_checkpoint(state, own_dir() / "final", owner))
                 store.set_checkpoint(run_id, "final", checkpoints["final"], epochs_done)
             scorer_path = save_run_scorer(state, run_id)
+        clock.stop()
         if main:
-            store.finish_run(run_id, status, None)
+            store.finish_run(run_id, status, None, phase_seconds=clock.seconds())
         return RunResult(run_id, status, epochs_done, history, best[1] if best else None, checkpoints,
                          None, time.perf_counter() - started, scorer_path)
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, recorded as cancelled
         if main:
-            _record_end(store, run_id, "cancelled", "stopped at once (Ctrl-C twice)")
+            _record_end(store, run_id, "cancelled", "stopped at once (Ctrl-C twice)", clock.seconds())
         raise
     except Exception as err:  # recorded, then returned: the app and the CLI show the message
         message = f"{type(err).__name__}: {err}"
+        clock.stop()
         if main:
-            message += _record_end(store, run_id, "failed", message)
+            message += _record_end(store, run_id, "failed", message, phase_seconds=clock.seconds())
             try:
                 (own_dir() / "error.txt").write_text(traceback.format_exc())
             except Exception:  # a full disk or a folder not ours: the store has the message
@@ -139,11 +167,11 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
                          message, time.perf_counter() - started)
 
 
-def _record_end(store, run_id: int, status: str, message: str) -> str:
+def _record_end(store, run_id: int, status: str, message: str, phase_seconds: dict | None = None) -> str:
     """finish_run, or when the store itself fails (full disk, read-only): '' or a note saying the
     run stays 'running' until `mark_stale_runs` marks it interrupted."""
     try:
-        store.finish_run(run_id, status, message)
+        store.finish_run(run_id, status, message, phase_seconds=phase_seconds)
         return ""
     except Exception as err:
         return f" (and the store could not record it: {err}; `runs` will show it as interrupted)"
