@@ -1,17 +1,21 @@
 """The app in a real browser (playwright, system chromium): chips, clicks, reload, a run, the plot.
 
-Screenshots of each tab go to assets/ (explore.png, edit.png, run.png, compare.png).
+Screenshots of each tab (explore.png, edit.png, run.png, compare.png) go to $WORKBENCH_SCREENSHOTS
+(`WORKBENCH_SCREENSHOTS=assets python -m pytest tests/test_browser*.py` refreshes the README's) or,
+unset, to a temporary folder, so a test run never rewrites tracked files.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from engine.selectors import SELECTORS
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(os.environ.get("WORKBENCH_SCREENSHOTS") or tempfile.mkdtemp(prefix="wb-shots-"))
 CHROMIUM = "/usr/bin/chromium"
 WAIT = 90_000  # ms: generous for 2 shared CPU cores; every wait is on a condition, never a sleep
 
@@ -65,7 +69,7 @@ def fill(page, elem_id: str, value: str) -> None:
 
 
 def shot(page, name: str) -> None:
-    ASSETS.mkdir(exist_ok=True)
+    ASSETS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ASSETS / name), full_page=True)
 
 

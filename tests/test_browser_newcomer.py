@@ -1,7 +1,8 @@
 """Issue 12 in a real browser (system chromium, 1400×900, light and dark OS theme): marks that
 read in both themes (WCAG ≥ 3:1), messages that stay, untrusted data and names shown as text with
 no request leaving the page, the how-to-read panel, keyboard shortcuts. Screenshots of Explore in
-both themes go to assets/explore-light.png and assets/explore-dark.png (the README shows them)."""
+both themes go to explore-light.png and explore-dark.png in $WORKBENCH_SCREENSHOTS (see test_browser.py; the
+README shows assets/ ones)."""
 from __future__ import annotations
 
 import json
@@ -89,7 +90,7 @@ def test_target_marks_contrast_in_both_themes(browser, env, scheme):  # noqa: F8
         pg.get_by_text("how to read this").click()
         pg.wait_for_selector("#wb-how-to-read:has-text('corner triangle')")
         pg.get_by_text("how to read this").click()
-        ASSETS.mkdir(exist_ok=True)
+        ASSETS.mkdir(parents=True, exist_ok=True)
         pg.screenshot(path=str(ASSETS / f"explore-{scheme}.png"), full_page=True)
         assert pg.outside == []
     finally:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 import os
 import re
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +15,10 @@ import gradio as gr
 from tqdm.auto import tqdm
 
 from engine import paths
+from engine.cli.setup import PROGRESS_PREFIX
 from engine.explore import ExploreService
 from engine.jobs import JobManager
-from engine.models.builtin import ensure_builtin
+from engine.models.builtin import builtin_is_current, ensure_builtin
 from engine.store import Store
 
 DEFAULT_MODEL = "demo"
@@ -29,7 +32,10 @@ def store_location() -> Path:
 
 
 class Bootstrap:
-    """Progress of building the built-in models (engine.models.builtin.ensure_builtin) in a thread."""
+    """Progress of building the built-in models: `python -m engine setup --progress-lines` in a
+    child process, read by a thread. The child has its own interpreter, so the build (tiny models:
+    Python-bound small ops) does not share the GIL with the server's event loop and the page's
+    banner polls, which slowed the in-process build several-fold (issue 12, benchmarks/bootstrap.py)."""
 
     def __init__(self):
         self.fraction = 0.0
@@ -48,7 +54,10 @@ class Bootstrap:
 
     def _build(self) -> None:
         try:
-            ensure_builtin(self.update)
+            if builtin_is_current():
+                ensure_builtin(self.update)  # nothing to build: no child process needed
+            else:
+                self._build_in_child()
             self.fraction, self.message = 1.0, "built-in models ready"
         except Exception as err:  # shown in the page banner
             self.error = f"building the built-in models failed: {type(err).__name__}: {err}"
@@ -56,6 +65,22 @@ class Bootstrap:
             self.done = True
             if self._bar is not None:
                 self._bar.close()
+
+    command = (sys.executable, "-m", "engine", "setup", "--progress-lines")
+
+    def _build_in_child(self) -> None:
+        """Run the CLI's setup in a child process (same WORKBENCH_HOME) and relay its progress lines."""
+        cmd = list(self.command)
+        proc = subprocess.Popen(cmd, cwd=paths.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        for line in proc.stdout:
+            if line.startswith(PROGRESS_PREFIX):
+                fraction, _, message = line[len(PROGRESS_PREFIX):].rstrip("\n").partition(" ")
+                self.update(float(fraction), message)
+        err = proc.stderr.read()
+        if proc.wait() != 0:
+            lines = [x for x in err.strip().splitlines() if x.strip()]
+            raise RuntimeError(lines[-1] if lines else f"`{' '.join(cmd[1:])}` exited with {proc.returncode}")
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the build is over (or `timeout` seconds); True when it is."""

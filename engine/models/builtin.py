@@ -105,6 +105,11 @@ def _tqdm_progress() -> Progress:
     return update
 
 
+def builtin_is_current(recipe: Recipe = Recipe()) -> bool:
+    """Whether the cached built-in benchmark and models match `recipe` (nothing to build)."""
+    return _is_current(builtin_paths(), recipe)
+
+
 def ensure_builtin(progress: Progress | None = None, recipe: Recipe = Recipe()) -> BuiltinPaths:
     """Build the benchmark, tokenizer, target and retain models unless current ones are cached.
 
