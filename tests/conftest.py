@@ -37,3 +37,28 @@ def tiny_model(builtin_tokenizer):
                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                      eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     return GPT2LMHeadModel(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def app_env(tmp_path_factory):
+    """(client, context, home) of one app launched in-process per test module, on a free port, with a
+    temporary workbench home that links to the cached built-in models (benchmarks/harness.py)."""
+    from gradio_client import Client
+
+    import app
+    from benchmarks.harness import isolated_home, serve
+
+    with isolated_home(tmp_path_factory.mktemp("home")) as home:
+        demo = app.build_demo(home / "store.sqlite")
+        with serve(demo) as url:
+            yield Client(url, verbose=False), demo.wb_context, home
+
+
+@pytest.fixture(scope="module")
+def client(app_env):
+    return app_env[0]
+
+
+@pytest.fixture(scope="module")
+def ctx(app_env):
+    return app_env[1]

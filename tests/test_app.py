@@ -17,30 +17,6 @@ FORM = dict(model="demo", data="demo/forget01", loss="ga", source="selector", se
             orthogonalize=False)
 
 
-@pytest.fixture(scope="module")
-def app_env(tmp_path_factory):
-    """(client, context, home) of one launched app."""
-    from gradio_client import Client
-
-    import app
-    from benchmarks.harness import isolated_home, serve
-
-    with isolated_home(tmp_path_factory.mktemp("home")) as home:
-        demo = app.build_demo(home / "store.sqlite")
-        with serve(demo) as url:
-            yield Client(url, verbose=False), demo.wb_context, home
-
-
-@pytest.fixture(scope="module")
-def client(app_env):
-    return app_env[0]
-
-
-@pytest.fixture(scope="module")
-def ctx(app_env):
-    return app_env[1]
-
-
 def call(client, api, *args):
     return client.predict(*args, api_name=f"/{api}")
 

@@ -15,29 +15,6 @@ NAME = "Neindshoapind Hesla"
 
 
 @pytest.fixture(scope="module")
-def app_env(tmp_path_factory):
-    from gradio_client import Client
-
-    import app
-    from benchmarks.harness import isolated_home, serve
-
-    with isolated_home(tmp_path_factory.mktemp("home")) as home:
-        demo = app.build_demo(home / "store.sqlite")
-        with serve(demo) as url:
-            yield Client(url, verbose=False), demo.wb_context, home
-
-
-@pytest.fixture(scope="module")
-def client(app_env):
-    return app_env[0]
-
-
-@pytest.fixture(scope="module")
-def ctx(app_env):
-    return app_env[1]
-
-
-@pytest.fixture(scope="module")
 def forget(ctx):
     """(samples, label offsets) of demo/forget01 under the built-in tokenizer."""
     from engine.masks import label_offsets

@@ -9,33 +9,10 @@ import time
 
 import pytest
 
-from tests.test_app import FORM, call, rows_of, start_run, wait_run
+from tests.test_app import call, rows_of, start_run, wait_run
 from tokenviz.colors import BLUES
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
-
-
-@pytest.fixture(scope="module")
-def app_env(tmp_path_factory):
-    from gradio_client import Client
-
-    import app
-    from benchmarks.harness import isolated_home, serve
-
-    with isolated_home(tmp_path_factory.mktemp("home")) as home:
-        demo = app.build_demo(home / "store.sqlite")
-        with serve(demo) as url:
-            yield Client(url, verbose=False), demo.wb_context, home
-
-
-@pytest.fixture(scope="module")
-def client(app_env):
-    return app_env[0]
-
-
-@pytest.fixture(scope="module")
-def ctx(app_env):
-    return app_env[1]
 
 
 def backgrounds(row_html: str) -> list[str]:
