@@ -62,3 +62,12 @@ def client(app_env):
 @pytest.fixture(scope="module")
 def ctx(app_env):
     return app_env[1]
+
+
+@pytest.fixture()
+def one_thread():
+    """torch on one thread for the test (figures compared to 1e-6 must not depend on thread count)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

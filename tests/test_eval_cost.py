@@ -12,12 +12,7 @@ from engine.train import RunConfig, unlearn
 SMALL_EVAL = {"retain_eval_size": 8, "eval_max_new_tokens": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(ids: torch.Tensor) -> Batch:
