@@ -2,7 +2,7 @@
 silently and no prompt overflows the position embeddings (a question-by-question report)."""
 from __future__ import annotations
 
-from .tokens import format_prompt
+from .tokens import split_tokens
 
 
 def context_length(tokenizer) -> int | None:
@@ -15,14 +15,13 @@ def context_length(tokenizer) -> int | None:
 
 def overflows(tokenizer, samples, context: int | None = None) -> list[str]:
     """One line per sample whose prompt + answer + EOS exceeds `context` tokens, naming the sample
-    and the token counts ([] when all fit or the context is unknown)."""
+    and the token counts ([] when all fit or the context is unknown). Tokens are counted as
+    `engine.tokens.encode` makes them (apart, or jointly under a joint prompt format)."""
     context = context or context_length(tokenizer)
     samples = list(samples)
     if context is None or not samples:  # (a fast tokenizer cannot encode an empty batch)
         return []
-    quiet = {"add_special_tokens": False, "verbose": False}  # we report overflows ourselves, per sample
-    prompts = tokenizer([format_prompt(tokenizer, s.question) for s in samples], **quiet)["input_ids"]
-    answers = tokenizer([s.answer for s in samples], **quiet)["input_ids"]
+    prompts, answers, _ = split_tokens(tokenizer, [s.question for s in samples], [s.answer for s in samples])
     out = []
     for s, p, a in zip(samples, prompts, answers):
         if len(p) + len(a) + 1 > context:

@@ -57,10 +57,13 @@ class Batch:
         return self.label_mask & ~self.eos_mask
 
 
+_QUIET = {"verbose": False}  # over-long rows are reported by engine.context / `encode`, not by the tokenizer
+
+
 def _apart(tokenizer, fmt: PromptFormat, prompts: list[str], answers: list[str]):
     """(prompt ids, answer ids, answer offsets) per row, prompt and answer tokenised separately."""
-    p_ids = tokenizer(prompts, add_special_tokens=fmt.special_tokens)["input_ids"]
-    a_enc = tokenizer(answers, add_special_tokens=False, return_offsets_mapping=True)
+    p_ids = tokenizer(prompts, add_special_tokens=fmt.special_tokens, **_QUIET)["input_ids"]
+    a_enc = tokenizer(answers, add_special_tokens=False, return_offsets_mapping=True, **_QUIET)
     return p_ids, a_enc["input_ids"], [[tuple(x) for x in o] for o in a_enc["offset_mapping"]]
 
 
@@ -72,7 +75,7 @@ def _joint(tokenizer, fmt: PromptFormat, prompts: list[str], answers: list[str])
     offset starts at answer character 0. Offsets are shifted to the answer: (max(s − P, 0), e − P).
     """
     enc = tokenizer([p + a for p, a in zip(prompts, answers)], add_special_tokens=fmt.special_tokens,
-                    return_offsets_mapping=True)
+                    return_offsets_mapping=True, **_QUIET)
     p_ids, a_ids, a_offs = [], [], []
     for ids, offs, p in zip(enc["input_ids"], enc["offset_mapping"], prompts):
         P = len(p)
@@ -82,6 +85,14 @@ def _joint(tokenizer, fmt: PromptFormat, prompts: list[str], answers: list[str])
         a_ids.append([ids[j] for j, _, _ in answer])
         a_offs.append([(max(s - P, 0), e - P) for _, s, e in answer])
     return p_ids, a_ids, a_offs
+
+
+def split_tokens(tokenizer, questions: list[str], answers: list[str]):
+    """(prompt ids, answer ids, answer offsets) per pair, exactly as `encode` tokenises them under
+    the model's prompt format (apart, or `_joint`); `engine.context` counts tokens with it."""
+    fmt = format_of(tokenizer)
+    prompts = [fmt.render(tokenizer, q) for q in questions]
+    return (_joint if fmt.joint else _apart)(tokenizer, fmt, prompts, list(answers))
 
 
 def encode(tokenizer, questions: list[str], answers: list[str], max_length: int | None = None) -> Batch:
@@ -98,9 +109,7 @@ def encode(tokenizer, questions: list[str], answers: list[str], max_length: int 
         raise ValueError("encode needs at least one question/answer pair")
     max_length = max_length or getattr(tokenizer, "model_max_length", 10**9)
     max_length = min(max_length, 10**9)
-    fmt = format_of(tokenizer)
-    prompts = [fmt.render(tokenizer, q) for q in questions]
-    p_ids, a_ids, a_offs = (_joint if fmt.joint else _apart)(tokenizer, fmt, prompts, list(answers))
+    p_ids, a_ids, a_offs = split_tokens(tokenizer, questions, answers)
     eos = tokenizer.eos_token_id
     rows, offs = [], []
     for p, a, o, q in zip(p_ids, a_ids, a_offs, questions):
@@ -137,14 +146,26 @@ def encode_samples(tokenizer, samples, max_length: int | None = None) -> Batch:
     return encode(tokenizer, [s.question for s in samples], [s.answer for s in samples], max_length)
 
 
+def _swapped_prompts(tokenizer, batch: Batch, question: str) -> list[list[int]]:
+    """Per row, the prompt ids of `question` as they precede that row's answer: the prompt alone
+    when the format tokenises apart; under a `joint` format the prompt part of `prompt + answer`
+    tokenised as one text (`_joint`), which can differ from the prompt alone at the boundary
+    (e.g. 'Answer: ' + 'The' → 'Answer', ':', ' The', never a lone ' ')."""
+    fmt = format_of(tokenizer)
+    if not fmt.joint:
+        return prompt_ids(tokenizer, [question]) * batch.input_ids.shape[0]
+    return split_tokens(tokenizer, [question] * len(batch.answers), batch.answers)[0]
+
+
 def with_prompt(tokenizer, batch: Batch, question: str) -> Batch:
     """The same answer tokens (and closing EOS) behind another question's prompt, right-padded.
 
     Label positions keep their order and number per row, so `relocate(values, src, dst)` maps
     per-label values between the two batches. Used to score answers "with the question masked".
+    The new prompt is tokenised as `encode` would tokenise it before each answer (`_swapped_prompts`).
     """
-    prompt = prompt_ids(tokenizer, [question])[0]
-    rows = [prompt + batch.input_ids[i][batch.label_mask[i]].tolist() for i in range(batch.input_ids.shape[0])]
+    prompts = _swapped_prompts(tokenizer, batch, question)
+    rows = [p + batch.input_ids[i][batch.label_mask[i]].tolist() for i, p in enumerate(prompts)]
     T = max(len(r) for r in rows)
     B = len(rows)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -153,14 +174,14 @@ def with_prompt(tokenizer, batch: Batch, question: str) -> Batch:
     label = torch.zeros((B, T), dtype=torch.bool)
     eos_mask = torch.zeros((B, T), dtype=torch.bool)
     offsets = torch.full((B, T, 2), -1, dtype=torch.long)
-    for i, r in enumerate(rows):
+    for i, (r, p) in enumerate(zip(rows, prompts)):
         n = len(r)
         input_ids[i, :n] = torch.tensor(r)
         attention[i, :n] = 1
-        label[i, len(prompt):n] = True
+        label[i, len(p):n] = True
         eos_mask[i, n - 1] = True
-        offsets[i, len(prompt):n] = batch.offsets[i][batch.label_mask[i].cpu()]
-    out = Batch(input_ids, attention, label, eos_mask, offsets, list(batch.answers), [len(prompt)] * B)
+        offsets[i, len(p):n] = batch.offsets[i][batch.label_mask[i].cpu()]
+    out = Batch(input_ids, attention, label, eos_mask, offsets, list(batch.answers), [len(p) for p in prompts])
     return out.to(batch.input_ids.device)
 
 

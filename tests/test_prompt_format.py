@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from engine.prompts import FAMILIES, PLAIN, PromptFormat, generation_length, prompt_format_for, save_format
 from engine.tokens import encode
@@ -123,3 +124,33 @@ def test_run_record_holds_the_prompt_format(tmp_path, builtin):
     res = unlearn(RunConfig(model="demo", data="demo/forget01", loss="ga", selector="all", epochs=1, batch_size=4,
                             device="cpu", eval_every_epoch=False, save_checkpoints=False, max_steps=1), store)
     assert store.get_run(res.run_id).config["prompt_format"] == PLAIN.to_dict()
+
+
+def test_swapped_prompt_is_tokenised_as_encode_would_under_a_joint_format(bpe):
+    """TokenUnlearn/TIF score answers behind another prompt: under a joint format that prompt must be
+    the joint text's prompt part ('Answer:' then ' The'), not the prompt alone (a lone ' ' token)."""
+    from engine.tokens import relocate, with_prompt
+
+    tok = _with(bpe, FAMILIES["phi"])
+    batch = encode(tok, QUESTIONS, ANSWERS)
+    swapped = with_prompt(tok, batch, "")
+    again = encode(tok, ["", ""], ANSWERS)  # what the model sees when the question is really empty
+    assert swapped.input_ids.tolist() == again.input_ids.tolist()
+    assert swapped.prompt_lengths == again.prompt_lengths
+    alone = tok("Question: \nAnswer: ", add_special_tokens=False)["input_ids"]
+    assert swapped.prompt_lengths[0] == len(alone) - 1  # the trailing ' ' joined the answer's first token
+    values = torch.arange(swapped.input_ids.numel(), dtype=torch.float).view_as(swapped.input_ids) * swapped.label_mask
+    assert relocate(values, swapped, batch)[batch.label_mask].tolist() == values[swapped.label_mask].tolist()
+
+
+def test_overflow_counts_tokens_as_encode_makes_them(bpe):
+    from engine.context import overflows
+    from engine.data import Sample
+
+    tok = _with(bpe, FAMILIES["phi"])
+    b = encode(tok, QUESTIONS[:1], ANSWERS[:1])
+    n = int(b.attention_mask.sum())  # prompt + answer + EOS, jointly tokenised
+    sample = [Sample(QUESTIONS[0], ANSWERS[0])]
+    assert overflows(tok, sample, context=n) == []
+    (line,) = overflows(tok, sample, context=n - 1)
+    assert f"prompt {b.prompt_lengths[0]} + answer {n - 1 - b.prompt_lengths[0]} + EOS = {n} tokens" in line
