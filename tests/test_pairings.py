@@ -85,3 +85,16 @@ def test_selector_report_says_it_computes_no_forget_quality(capsys):
     with pytest.raises(SystemExit):
         main(["selector-report", "--help"])
     assert "no forget quality" in " ".join(capsys.readouterr().out.split())
+
+
+def test_compare_labels_name_each_runs_retain_model():
+    from engine.store import RunRecord
+    from ui.compare_tab import run_label
+
+    def run(**cfg):
+        return RunRecord(7, {"loss": "npo", "selector": "dto", **cfg}, None, "finished", "now", None, None, None, None)
+
+    assert run_label(run(model="models/target", data="tofu/", retain_model="models/retain")) == \
+        "run 7: npo · dto · tofu/ · FQ vs models/retain"
+    assert run_label(run(model="demo", data="demo")).endswith("· FQ vs demo-retain")  # the built-in pairing
+    assert run_label(run(model="models/target", data="tofu/")).endswith("· no retain model: FQ unavailable")

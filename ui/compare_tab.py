@@ -19,7 +19,8 @@ def run_label(run: RunRecord) -> str:
     cfg = run.config
     source = f"mask set {cfg.get('mask_set')}" if cfg.get("mask_set") else cfg.get("selector")
     state = "" if run.status == "finished" else f" [{run.status}]"
-    return f"run {run.id}: {cfg.get('loss')} · {source} · {cfg.get('data')}{state}"
+    retain = f"FQ vs {run.retain_model}" if run.retain_model else "no retain model: FQ unavailable"
+    return f"run {run.id}: {cfg.get('loss')} · {source} · {cfg.get('data')} · {retain}{state}"
 
 
 class CompareHandlers:

@@ -45,26 +45,15 @@ def _source(cfg: dict) -> str:
     return f"mask set {cfg['mask_set']}" if cfg.get("mask_set") else str(cfg.get("selector"))
 
 
-def retain_of(cfg: dict) -> str | None:
-    """The retain model a run's FQ used: its recorded retain_model, else the built-in pairing."""
-    from ..resolve import retain_model_for
-
-    return cfg.get("retain_model") or retain_model_for(str(cfg.get("model")), str(cfg.get("data")))
-
-
 def filter_by_retain(runs: list[RunRecord], retain_model: str) -> list[RunRecord]:
     """Runs whose FQ used `retain_model` (NO_RETAIN: runs with none)."""
     want = None if retain_model == NO_RETAIN else retain_model
-    return [r for r in runs if retain_of(r.config or {}) == want]
+    return [r for r in runs if r.retain_model == want]
 
 
-def _missing_fq(cfg: dict) -> str:
-    """Why a run has no FQ: no retain model given (config.retain_model, else the built-in pairing)."""
-    from ..resolve import retain_model_for
-
-    if not (cfg.get("retain_model") or retain_model_for(str(cfg.get("model")), str(cfg.get("data")))):
-        return "unavailable: no retain model given"
-    return "-"
+def _missing_fq(run: RunRecord) -> str:
+    """Why a run has no FQ: no retain model given (`RunRecord.retain_model`)."""
+    return "unavailable: no retain model given" if run.retain_model is None else "-"
 
 
 def list_table(runs: list[RunRecord]) -> str:
@@ -75,8 +64,8 @@ def list_table(runs: list[RunRecord]) -> str:
         eps = [m for m in epochs_of(run) if (m.get("epoch") or 0) >= 1]
         fqs = [m["forget_quality"] for m in eps if m.get("forget_quality") is not None]
         last = eps[-1] if eps else {}
-        best_fq = _fmt(max(fqs)) if fqs else _missing_fq(cfg)
-        lines.append(f"| {run.id} | {run.status} | {cfg.get('model')} | {retain_of(cfg) or '-'} | {cfg.get('data')} | "
+        best_fq = _fmt(max(fqs)) if fqs else _missing_fq(run)
+        lines.append(f"| {run.id} | {run.status} | {cfg.get('model')} | {run.retain_model or '-'} | {cfg.get('data')} | "
                      f"{cfg.get('loss')} | {_source(cfg)} | {len(eps)}/{cfg.get('epochs')} | "
                      f"{best_fq} | {_fmt(last.get('model_utility'))} |")
     return "\n".join(lines)

@@ -141,6 +141,15 @@ class RunRecord:
     metrics: list[EpochRecord] = field(default_factory=list)
     checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
 
+    @property
+    def retain_model(self) -> str | None:
+        """The retain model this run's FQ used: its recorded `retain_model`, else the built-in
+        pairing (demo data → demo-retain); None: the run had none, so its FQ is unavailable."""
+        from ..resolve import retain_model_for
+
+        cfg = self.config or {}
+        return cfg.get("retain_model") or retain_model_for(str(cfg.get("model")), str(cfg.get("data")))
+
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (nested records become dicts)."""
         return asdict(self)
