@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+from ..json_lines import JsonLineError, json_lines
 from .sample import PROTOCOLS, Benchmark, Sample, Span
 
 
@@ -81,17 +82,11 @@ def load_file(path: str | Path) -> list[Sample]:
             raise _fail(path, None, None, "JSON nested too deeply to read") from None
         samples = [parse_row(row, path, i + 1) for i, row in enumerate(rows)]
     else:
-        samples = []
-        for number, raw in enumerate(text.splitlines(), start=1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise _fail(path, number, None, f"malformed JSON: {err.msg} (column {err.colno})") from None
-            except RecursionError:
-                raise _fail(path, number, None, "JSON nested too deeply to read") from None
-            samples.append(parse_row(row, path, number))
+        try:
+            rows = json_lines(text)
+        except JsonLineError as err:
+            raise _fail(path, err.line, None, err.what) from None
+        samples = [parse_row(row, path, number) for number, row in rows]
     if not samples:
         raise DataError(f"{path}: no question/answer rows")
     return samples

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..json_lines import JsonLineError, json_lines
+
 
 class MaskFileError(ValueError):
     """A rules/spans/word-list file that cannot be used; the message names file, line and field."""
@@ -31,18 +33,14 @@ def read_jsonl(path: str | Path) -> list[tuple[int, dict]]:
 
 def parse_jsonl(text: str, source: str = "<text>") -> list[tuple[int, dict]]:
     """`read_jsonl` on a string; `source` names it in errors."""
-    rows = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise fail(source, number, None, f"malformed JSON: {err.msg} (column {err.colno})") from None
+    try:
+        rows = json_lines(text)
+    except JsonLineError as err:
+        raise fail(source, err.line, None, err.what) from None
+    for number, row in rows:
         if not isinstance(row, dict):
             raise fail(source, number, None, f"expected a JSON object, got {type(row).__name__}")
-        rows.append((number, row))
-    return rows
+    return rows  # type: ignore[return-value]  (every value checked to be a dict)
 
 
 def to_jsonl(rows: Iterable[dict]) -> str:
