@@ -96,3 +96,17 @@ def test_finetune_command_trains_saves_reports_and_resumes(tmp_path, capsys):
     assert json.loads((out / "target" / "finetune.json").read_text())["settings"]["lr"] == 3e-3
     main(argv)
     assert "already trained" in capsys.readouterr().out
+
+
+def test_staged_target_keeps_learning_the_retain_set():
+    """--staged: retain first, then everything; the last stage must still hold the retain rows (a
+    forget-only stage overwrote them: retain probability 0.004 on real text)."""
+    from engine.cli.finetune import training_plans
+    from engine.data import Benchmark
+
+    forget, retain, general = [Sample("f?", "F.")], [Sample("r?", "R."), Sample("s?", "S.")], [Sample("g?", "G.")]
+    bench = Benchmark("x", forget=forget, retain=retain)
+    staged = training_plans(bench, general, staged=True)
+    assert staged["target"] == [("retain", retain + general), ("full", forget + retain + general)]
+    assert training_plans(bench, general, staged=False)["target"] == [("full", forget + retain + general)]
+    assert staged["retain"] == [("retain", retain + general)]  # never sees the forget set
