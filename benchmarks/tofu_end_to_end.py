@@ -72,6 +72,12 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    from engine import paths
+
+    built = paths.builtin_dir()  # the app builds the built-in models on first start: reuse yours
+    if built.is_dir() and not (out / "home" / "builtin").exists():
+        (out / "home").mkdir(parents=True, exist_ok=True)
+        (out / "home" / "builtin").symlink_to(built.resolve(), target_is_directory=True)
     env = {**os.environ, "WORKBENCH_HOME": str(out / "home"), "WORKBENCH_STORE": str(out / "home" / "store.sqlite"),
            "GRADIO_ANALYTICS_ENABLED": "False"}
     os.environ.update({k: env[k] for k in ("WORKBENCH_HOME", "WORKBENCH_STORE", "GRADIO_ANALYTICS_ENABLED")})
