@@ -96,7 +96,7 @@ def main() -> None:
     default = RunConfig().eval_every
     for n in [args.eval_every] if args.eval_every else [default] + ([1] if default != 1 else []):
         s = share(args.epochs, n)
-        label = "default run" if n == default else "default run but"
+        label = "default run" if n == default else "default run with"
         print(f"{label}, {s['epochs']} epochs, eval_every={n}: {s['evaluations']} evaluations (step 0 from the "
               f"cache), {s['eval_s']:.1f} s of {s['run_s']:.1f} s -> evaluation share {s['share']:.2f} (target ≤ 0.30)")
 
