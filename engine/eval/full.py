@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 
 from .. import paths
 from ..data import Benchmark, Sample
@@ -14,7 +15,7 @@ from ..atomic import read_json_or_none, write_text_atomic
 from ..fingerprint import content_hash, weights_fingerprint
 from ..models import load_model, load_tokenizer
 from ..prompts import format_of
-from . import metrics
+from . import metrics, passes
 
 EVAL_RETAIN_SIZE = 200
 
@@ -41,50 +42,64 @@ class EvalReport:
         return asdict(self)
 
 
+def eval_splits(bench: Benchmark, retain_size: int = EVAL_RETAIN_SIZE) -> list[tuple[str, str, list[Sample]]]:
+    """(key, kind, samples) of the four evaluated splits: forget, retain (protocol 'tofu' fixes the
+    sizes; 'all' takes an evenly spaced subset of `retain_size`) and the two real-world sets."""
+    retain = bench.eval_split("retain")
+    retain = eval_subset(retain, retain_size) if bench.protocol == "all" else retain
+    return [("forget", "forget", bench.eval_split("forget")), ("retain", "retain", retain),
+            ("real_authors", "real_world", bench.eval_split("real_authors")),
+            ("world_facts", "real_world", bench.eval_split("world_facts"))]
+
+
 def evaluate(model, tokenizer, bench: Benchmark, reference_tr: np.ndarray | None = None,
              retain_size: int = EVAL_RETAIN_SIZE, max_new_tokens: int = 64, batch_size: int = 64,
              progress: Callable[[int, int], None] | None = None) -> EvalReport:
     """Score `model` on the forget split, a retain subset and the two real-world sets (SPEC §4).
 
-    progress(done, total): questions scored so far and in all, called before the first split and
-    after each one."""
+    progress(done, total): questions whose model work is done, and in all."""
+    return evaluate_and_score(model, tokenizer, bench, reference_tr, retain_size, max_new_tokens, batch_size,
+                              progress)[0]
+
+
+def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndarray | None = None,
+                       retain_size: int = EVAL_RETAIN_SIZE, max_new_tokens: int = 64, batch_size: int = 64,
+                       progress: Callable[[int, int], None] | None = None,
+                       also_score: list[Sample] = ()) -> tuple[EvalReport, list[torch.Tensor]]:
+    """`evaluate`, plus the per-token NLL (1-D, over label positions) of each of `also_score`'s
+    answers. All model work is one `passes.run`: every question's prompt runs once, for its
+    greedy answer and for every text scored behind it (answers, paraphrases, perturbed answers,
+    `also_score`'s answers)."""
+    splits = eval_splits(bench, retain_size)
+    questions = [s.question for _, _, samples in splits for s in samples]
+    pairs = [p for _, kind, samples in splits for p in metrics.split_pairs(samples, kind)]
+    pairs += [(s.question, s.answer) for s in also_score]
+    outputs = passes.run(model, tokenizer, questions, pairs, max_new_tokens, batch_size, progress)
     comps: dict[str, float | None] = {}
     notes: list[str] = []
-    forget_samples = bench.eval_split("forget")
-    others = []
-    for key, split_name, kind in (("retain", "retain", "retain"), ("real_authors", "real_authors", "real_world"),
-                                  ("world_facts", "world_facts", "real_world")):
-        samples = bench.eval_split(split_name)  # protocol 'tofu' fixes the sizes; 'all' subsamples retain
-        samples = eval_subset(samples, retain_size) if key == "retain" and bench.protocol == "all" else samples
-        others.append((key, kind, samples))
-    total = len(forget_samples) + sum(len(s) for *_, s in others)
-    report = progress or (lambda done, total: None)
-    report(0, total)
-    forget = metrics.score_split(model, tokenizer, forget_samples, "forget", max_new_tokens, batch_size)
-    done = len(forget_samples)
-    report(done, total)
-    for key, kind, samples in others:
+    for key, kind, samples in splits[1:]:
         if not samples:
             notes.append(f"no {key} split: model utility is unavailable")
             comps.update({f"{key}_probability": None, f"{key}_rouge_l": None, f"{key}_truth_ratio": None})
             continue
-        s = metrics.score_split(model, tokenizer, samples, kind, max_new_tokens, batch_size)
-        done += len(samples)
-        report(done, total)
+        s = metrics.score_split(outputs, samples, kind)
         if s.truth_ratio_summary is None:
             notes.append(f"{key} has no perturbed answers: its truth ratio is unavailable")
         comps.update({f"{key}_probability": s.probability, f"{key}_rouge_l": s.rouge_l,
                       f"{key}_truth_ratio": s.truth_ratio_summary})
-    comps.update({"forget_probability": forget.probability, "forget_rouge_l": forget.rouge_l,
-                  "forget_truth_ratio": forget.truth_ratio_summary})
+    forget_samples = splits[0][2]
+    forget = metrics.score_split(outputs, forget_samples, "forget") if forget_samples else None
+    numbers = (None, None, None) if forget is None else (forget.probability, forget.rouge_l, forget.truth_ratio_summary)
+    comps.update(zip(("forget_probability", "forget_rouge_l", "forget_truth_ratio"), numbers))
     fq = None
-    if forget.truth_ratios is None:
+    if forget is None or forget.truth_ratios is None:
         notes.append("the forget split has no paraphrased/perturbed answers: forget quality is unavailable")
     elif reference_tr is None:
         notes.append("no retain model given: forget quality is unavailable")
     else:
         fq = metrics.forget_quality(np.array(forget.truth_ratios), reference_tr)
-    return EvalReport(fq, metrics.model_utility(comps), comps, forget.truth_ratios, notes)
+    report = EvalReport(fq, metrics.model_utility(comps), comps, None if forget is None else forget.truth_ratios, notes)
+    return report, [outputs.nll[(s.question, s.answer)] for s in also_score]
 
 
 def _fingerprint(model_dir: Path, samples: list[Sample], prompt_format: str = "") -> str:

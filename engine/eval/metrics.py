@@ -1,10 +1,12 @@
 """TOFU metrics (SPEC §4): answer probability, truth ratio, forget quality, ROUGE-L, model utility.
 
-Pure formulas take numbers; the batched model functions take a model, a tokenizer and
-Samples. All model work runs under `torch.no_grad()` in eval mode, in batches.
+Pure formulas take numbers; `score_split` takes what one `passes.run` (all model work of an
+evaluation, under `torch.no_grad()` in eval mode, in batches) produced; `mean_answer_nll`,
+`greedy_generate` and `truth_ratios` run the model themselves.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -13,7 +15,7 @@ import torch
 from scipy.stats import ks_2samp
 
 from ..data import Sample
-from ..tokens import encode, eval_mode, iter_batches, per_token_nll, prompt_ids
+from . import passes
 
 
 # ---------------------------------------------------------------- pure formulas
@@ -58,87 +60,77 @@ def harmonic_mean(values: list[float]) -> float:
     return len(values) / sum(1.0 / v for v in values)
 
 
-def rouge_l_recall(predictions: list[str], references: list[str]) -> np.ndarray:
-    """ROUGE-L recall of each prediction against its reference (rouge-score, stemmer on)."""
+@functools.lru_cache(maxsize=1)
+def _rouge_scorer():
     from rouge_score import rouge_scorer  # heavy (pulls in nltk) and only needed for generations
 
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
+def rouge_l_recall(predictions: list[str], references: list[str]) -> np.ndarray:
+    """ROUGE-L recall of each prediction against its reference (rouge-score, stemmer on)."""
+    scorer = _rouge_scorer()
     return np.array([scorer.score(ref, pred)["rougeL"].recall for pred, ref in zip(predictions, references)])
 
 
-# ---------------------------------------------------------------- batched model work
+# ---------------------------------------------------------------- batched model work (engine.eval.passes)
 
-@torch.no_grad()
 def mean_answer_nll(model, tokenizer, questions: list[str], answers: list[str], batch_size: int = 64) -> np.ndarray:
-    """Mean NLL over each answer's label tokens (answer + EOS), (N,). Batched, no grad; rows are
-    batched in order of length (less padding) and returned in the input order."""
-    device = next(model.parameters()).device
-    out = torch.zeros(len(questions), dtype=torch.float64)
-    order = sorted(range(len(questions)), key=lambda i: len(questions[i]) + len(answers[i]))  # less padding
-    with eval_mode(model):
-        for idx in iter_batches(order, batch_size):
-            batch = encode(tokenizer, [questions[i] for i in idx], [answers[i] for i in idx]).to(device)
-            nll = per_token_nll(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits, batch)
-            out[idx] = (nll.sum(1) / batch.label_mask.sum(1).clamp(min=1)).double().cpu()
-    return out.numpy()
+    """Mean NLL over each answer's label tokens (answer + EOS), (N,), in the input order; each
+    distinct prompt runs once (`passes.run`)."""
+    out = passes.run(model, tokenizer, [], list(zip(questions, answers)), batch_size=batch_size)
+    return np.array([mean_nll(out.nll[pair]) for pair in zip(questions, answers)])
 
 
-@torch.no_grad()
+def mean_nll(row: torch.Tensor) -> float:
+    """ℓ̄: the mean of one text's per-token NLLs over its label positions, in float64."""
+    return float(row.double().mean())
+
+
 def greedy_generate(model, tokenizer, questions: list[str], max_new_tokens: int = 64,
                     batch_size: int = 32) -> list[str]:
-    """Greedy answers to each question: left-padded batches (so every row's last prompt token sits at
-    the same position and new tokens append to the right), the KV cache on (`use_cache=True`, one
-    token's forward per new token), stopping when every row has produced EOS."""
-    device = next(model.parameters()).device
-    with eval_mode(model):
-        eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-        outputs: list[str] = []
-        for chunk in iter_batches(questions, batch_size):
-            ids = prompt_ids(tokenizer, chunk)
-            width = max(len(r) for r in ids)
-            input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in ids], device=device)
-            attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids], device=device)
-            room = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 10**6)
-            new = max(1, min(max_new_tokens, room - width))
-            gen = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=new,
-                                 do_sample=False, eos_token_id=eos, pad_token_id=pad, use_cache=True)
-            for row in gen[:, width:].tolist():
-                if eos in row:
-                    row = row[:row.index(eos)]
-                outputs.append(tokenizer.decode(row, skip_special_tokens=True).strip())
-    return outputs
+    """Greedy answers to each question (`passes.greedy_decode`: KV cache, left-padded batches of
+    prompts sorted by length, a row stops at its EOS), in the input order; the same text HF
+    `generate(do_sample=False)` gives."""
+    out = passes.run(model, tokenizer, questions, [], max_new_tokens, batch_size)
+    return [out.generations[q] for q in questions]
 
 
-def _flat_alternatives(samples: list[Sample], use_answer_as_paraphrase: bool):
-    """(questions, texts) of every paraphrase (or answer) and perturbed answer, flattened."""
-    qs, texts = [], []
-    for s in samples:
-        para = s.answer if use_answer_as_paraphrase or s.paraphrased_answer is None else s.paraphrased_answer
-        for t in (para, *s.perturbed_answers):
-            qs.append(s.question)
-            texts.append(t)
-    return qs, texts
-
-
-def _alternative_nll(model, tokenizer, samples: list[Sample], use_answer: bool,
-                     batch_size: int) -> np.ndarray | None:
-    """(N, 1 + J) mean NLLs of the paraphrase (or answer) and the first J perturbed answers, or None
-    when some sample lacks perturbed answers (or a paraphrase)."""
+def _alternatives(samples: list[Sample], use_answer: bool) -> list[list[str]] | None:
+    """Per sample, the texts its truth ratio compares: paraphrase (or the answer when
+    `use_answer`) then the first J perturbed answers, J the fewest any sample has; None when some
+    sample lacks perturbed answers (or a paraphrase)."""
     if not samples or any(not s.perturbed_answers for s in samples):
         return None
     if not use_answer and any(s.paraphrased_answer is None for s in samples):
         return None
     j = min(len(s.perturbed_answers) for s in samples)
-    trimmed = [Sample(s.question, s.answer, s.paraphrased_answer, s.perturbed_answers[:j]) for s in samples]
-    qs, texts = _flat_alternatives(trimmed, use_answer)
-    return mean_answer_nll(model, tokenizer, qs, texts, batch_size).reshape(len(samples), j + 1)
+    return [[s.answer if use_answer else s.paraphrased_answer, *s.perturbed_answers[:j]] for s in samples]
+
+
+def split_pairs(samples: list[Sample], kind: str) -> list[tuple[str, str]]:
+    """Every (question, text) pair `score_split` needs the NLL of: answers and alternatives."""
+    alts = _alternatives(samples, kind == "real_world") or [[] for _ in samples]
+    return [(s.question, t) for s, texts in zip(samples, alts) for t in (s.answer, *texts)]
+
+
+def _alternative_nll(samples: list[Sample], use_answer: bool, nll: dict) -> np.ndarray | None:
+    """(N, 1 + J) mean NLLs of `_alternatives` from per-token NLL rows `nll[(question, text)]`."""
+    alts = _alternatives(samples, use_answer)
+    if alts is None:
+        return None
+    return np.array([[mean_nll(nll[(s.question, t)]) for t in texts] for s, texts in zip(samples, alts)])
 
 
 def truth_ratios(model, tokenizer, samples: list[Sample], use_answer: bool = False,
                  batch_size: int = 64) -> np.ndarray | None:
     """Per-question TR, or None when some sample lacks perturbed answers (or a paraphrase)."""
-    nll = _alternative_nll(model, tokenizer, samples, use_answer, batch_size)
-    return None if nll is None else truth_ratio(nll[:, 0], nll[:, 1:])
+    alts = _alternatives(samples, use_answer)
+    if alts is None:
+        return None
+    pairs = [(s.question, t) for s, texts in zip(samples, alts) for t in texts]
+    nll = _alternative_nll(samples, use_answer, passes.run(model, tokenizer, [], pairs, batch_size=batch_size).nll)
+    return truth_ratio(nll[:, 0], nll[:, 1:])
 
 
 @dataclass
@@ -152,23 +144,21 @@ class SplitScores:
     generations: list[str] = field(default_factory=list)
 
 
-def score_split(model, tokenizer, samples: list[Sample], kind: str, max_new_tokens: int = 64,
-                batch_size: int = 64) -> SplitScores:
-    """Probability, ROUGE-L and truth-ratio summary of one split.
+def score_split(outputs: passes.Outputs, samples: list[Sample], kind: str) -> SplitScores:
+    """Probability, ROUGE-L and truth-ratio summary of one split, from a `passes.run` that answered
+    its questions and scored its `split_pairs`.
 
     kind: 'forget' (min(TR,1/TR)), 'retain' (max(0,1−TR)) or 'real_world' (max(0,1−TR) with the
     answer in place of the paraphrase, and the probability normalised against perturbed answers).
     """
-    answers = [s.answer for s in samples]
-    questions = [s.question for s in samples]
-    gens = greedy_generate(model, tokenizer, questions, max_new_tokens, batch_size)
-    rouge = float(rouge_l_recall(gens, answers).mean())
-    nll = _alternative_nll(model, tokenizer, samples, kind == "real_world", batch_size)  # (N, 1 + J)
+    gens = [outputs.generations[s.question] for s in samples]
+    rouge = float(rouge_l_recall(gens, [s.answer for s in samples]).mean())
+    nll = _alternative_nll(samples, kind == "real_world", outputs.nll)  # (N, 1 + J)
     tr = None if nll is None else truth_ratio(nll[:, 0], nll[:, 1:])
     if kind == "real_world" and nll is not None:  # the same (answer, perturbed) NLLs as its TR
         prob = normalised_probability(nll[:, 0], nll[:, 1:])
     else:
-        prob = float(answer_probability(mean_answer_nll(model, tokenizer, questions, answers, batch_size)).mean())
+        prob = float(answer_probability([mean_nll(outputs.nll[(s.question, s.answer)]) for s in samples]).mean())
     if tr is None:
         summary = None
     else:

@@ -15,8 +15,9 @@ from .. import paths
 from ..atomic import read_json_or_none, write_text_atomic
 from ..fingerprint import content_hash, weights_fingerprint
 from ..resolve import model_path, retain_model_for
-from ..tokens import PLAIN_TEMPLATE, encode_samples, fact_mask, iter_batches, label_rows, per_token_nll, per_token_rows
-from .full import EvalReport, evaluate, reference_truth_ratios
+from ..tokens import PLAIN_TEMPLATE, encode_samples, fact_mask, iter_batches, label_rows
+from . import passes
+from .full import EvalReport, evaluate_and_score, reference_truth_ratios
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +25,12 @@ if TYPE_CHECKING:  # engine.train imports this module; State is only an annotati
     from ..train.state import State
 
 
-def _token_prob(logits: torch.Tensor, batch) -> torch.Tensor:
-    """p(y_t) = exp(−ℓ_t) at each label position, (B, T)."""
-    return torch.exp(-per_token_nll(logits, batch))
-
-
 def forget_token_probs(model, tokenizer, samples, batch_size: int = 64) -> list[torch.Tensor]:
-    """Per sample, p(y_t) at each label position (1-D, CPU)."""
-    return per_token_rows(model, tokenizer, samples, {"p": _token_prob}, batch_size)["p"]
+    """Per sample, p(y_t) = exp(−ℓ_t) at each label position of its answer (1-D, CPU), from the
+    same pass `evaluate_and_score` makes (`passes.run`)."""
+    pairs = [(s.question, s.answer) for s in samples]
+    nll = passes.run(model, tokenizer, [], pairs, batch_size=batch_size).nll
+    return [torch.exp(-nll[pair]) for pair in pairs]
 
 
 def _mean_drop(p0: list[torch.Tensor], p: list[torch.Tensor], sel: list[torch.Tensor]) -> float | None:
@@ -129,7 +128,7 @@ def eval_context(state: State) -> EvalContext:
 def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress=None) -> dict:
     """FQ, MU + components (forget_probability among them), token probability drops vs step 0,
     the fraction of answer tokens that are targets; a flat dict (plus `notes` when some
-    number is unavailable). progress(done, total): questions scored (engine.eval.full.evaluate).
+    number is unavailable). progress(done, total): questions whose model work is done (engine.eval.passes.run).
 
     step0: the model is still the target model: its report comes from `ctx.step0_report` when
     cached, else it is computed and written to the cache (the drops are 0 by definition)."""
@@ -138,10 +137,11 @@ def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress
     if step0 and ctx.step0_report is not None:
         report, p = ctx.step0_report, ctx.p0
     else:
-        report = evaluate(model, state.tokenizer, state.bench, ctx.reference_tr, retain_size=state.config.retain_eval_size,
-                          max_new_tokens=state.config.eval_max_new_tokens, batch_size=batch_size,
-                          progress=progress)
-        p = ctx.p0 if step0 else forget_token_probs(model, state.tokenizer, state.forget, batch_size)
+        report, nll = evaluate_and_score(model, state.tokenizer, state.bench, ctx.reference_tr,
+                                         retain_size=state.config.retain_eval_size,
+                                         max_new_tokens=state.config.eval_max_new_tokens, batch_size=batch_size,
+                                         progress=progress, also_score=[] if step0 else state.forget)
+        p = ctx.p0 if step0 else [torch.exp(-row) for row in nll]  # the forget answers scored in the same pass
         if step0 and ctx.step0_key is not None:
             write_text_atomic(_cache_file(ctx.step0_key),
                               json.dumps({"report": report.to_dict(), "p0": [r.tolist() for r in ctx.p0]}))
