@@ -68,6 +68,7 @@ def main() -> None:
                     help="a TOFU-layout directory, optionally DIR/forgetN (default: the tests' fixture's DIR/forget10)")
     ap.add_argument("--loss", default="npo")
     ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--no-app", action="store_true", help="skip the app step (e.g. on a machine without gradio)")
     ap.add_argument("--finetune-arg", action="append", default=[], help="extra finetune argument (repeatable)")
     args = ap.parse_args()
     out = args.out.resolve()
@@ -103,7 +104,7 @@ def main() -> None:
 
     record = Store(Path(env["WORKBENCH_STORE"])).get_run(run["run_id"])
     t = time.perf_counter()
-    curve = compare_curve(target, data, record.id)
+    curve = None if args.no_app else compare_curve(target, data, record.id)
     steps["app (Compare)"] = time.perf_counter() - t
 
     epochs = [{"epoch": m.epoch, "fq": m.metrics.get("forget_quality"), "mu": m.metrics.get("model_utility")}
@@ -123,7 +124,8 @@ def main() -> None:
         print(f"| {e['epoch']} | {fmt(e['fq'])} | {fmt(e['mu'])} |")
     print(f"\nbest-FQ checkpoint: epoch {summary['run']['best_checkpoint_epoch']}")
     print(f"\n`runs --retain-model`:\n{listing.strip()}")
-    print(f"\napp Compare tab: curve {curve['label']!r}, {curve['points']} points")
+    if curve:
+        print(f"\napp Compare tab: curve {curve['label']!r}, {curve['points']} points")
     print("\n| step | seconds |\n|---|---|\n" + "\n".join(f"| {k} | {v:.1f} |" for k, v in steps.items()))
 
 
