@@ -2,9 +2,10 @@
 random-initialised GPT-2 models of ~1M, ~10M and ~100M parameters (fp32, CPU).
 
 Measured: the peak of the running sum of tensor allocations and frees that the torch profiler
-records (`profile_memory=True`) during one call, above what was live before it: tensor memory
-only, not the process's RSS (which also holds libraries, allocator caches and freed pages). On
-cuda, torch.cuda.max_memory_allocated above the memory allocated before the call.
+records (`profile_memory=True`, its raw allocation events, see `peak_bytes`) during one call,
+above what was live before it: tensor memory only, not the process's RSS (which also holds
+libraries, allocator caches and freed pages). On cuda, torch.cuda.max_memory_allocated above
+the memory allocated before the call.
 Compared: that peak against the plan's total minus the terms already resident before the call
 (the weights). Training cases measure the first step, when gradients and AdamW states appear.
 
@@ -35,7 +36,15 @@ SIZES = {"1M": (2048, 128, 4, 4), "10M": (8192, 256, 10, 4), "100M": (32000, 768
 
 
 def peak_bytes(fn, device: str) -> int:
-    """Peak tensor bytes allocated during fn(), above what was live before it (see module doc)."""
+    """Peak tensor bytes allocated during fn(), above what was live before it (see module doc).
+
+    CPU: the profiler's raw allocation events (every allocation and free with its own size and
+    time), summed in time order. Not the per-op `self_cpu_memory_usage` of `prof.events()`: that
+    books each op's net memory at the op's start, so frees inside an op land before the
+    allocations they follow, and the running sum under-counts a peak (a forward and backward of
+    y = tanh(x·W), 4 MiB W, 1 MiB x and y, y held: 6 MiB instead of 7; the engine's GA step 25.5
+    MiB instead of 30.6). benchmarks/memory_plan.py figures before issue 15's plan rework used that.
+    """
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -47,9 +56,15 @@ def peak_bytes(fn, device: str) -> int:
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    events = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage)
+    deltas, stack = [], list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        event = stack.pop()
+        stack.extend(event.children)
+        fields = event.extra_fields
+        if type(fields).__name__ == "_ExtraFields_Allocation" and fields.device.type == "cpu":
+            deltas.append((event.start_time_ns, fields.alloc_size))  # negative for a free
     live = peak = 0
-    for _, delta in events:
+    for _, delta in sorted(deltas):
         live += delta
         peak = max(peak, live)
     return peak
