@@ -13,7 +13,7 @@ import torch
 from scipy.stats import ks_2samp
 
 from ..data import Sample
-from ..tokens import encode, eval_mode, iter_batches, per_token_nll, prompt_ids
+from ..tokens import encode, eval_mode, forward_logits, iter_batches, per_token_nll, prompt_ids
 
 
 # ---------------------------------------------------------------- pure formulas
@@ -78,7 +78,7 @@ def mean_answer_nll(model, tokenizer, questions: list[str], answers: list[str], 
     with eval_mode(model):
         for idx in iter_batches(order, batch_size):
             batch = encode(tokenizer, [questions[i] for i in idx], [answers[i] for i in idx]).to(device)
-            nll = per_token_nll(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits, batch)
+            nll = per_token_nll(forward_logits(model, batch), batch)
             out[idx] = (nll.sum(1) / batch.label_mask.sum(1).clamp(min=1)).double().cpu()
     return out.numpy()
 

@@ -34,7 +34,7 @@ def _probe_vmap(model, ids, labels, answer, lr: float, first_order: bool = False
     full = torch.ones((1, ids.shape[1]), dtype=torch.long, device=ids.device)  # unbatched: no data-dependent checks
 
     def logp(p, row_ids, row_labels):
-        kwargs = {"input_ids": row_ids[None], "attention_mask": full}
+        kwargs = {"input_ids": row_ids[None], "attention_mask": full, "use_cache": False}
         logits = functional_call(model, (p, buffers), args=(), kwargs=kwargs).logits
         return -per_token_nll(logits, _row_batch(row_ids, row_labels))[0]  # (T,)
 
@@ -72,7 +72,7 @@ def _probe_in_place(model, ids, labels, answer, lr: float, first_order: bool = F
     out = torch.zeros(ids.shape, device=ids.device)
     for i in range(ids.shape[0]):
         row = _row_batch(ids[i], labels[i])
-        kwargs = {"input_ids": row.input_ids, "attention_mask": row.attention_mask}
+        kwargs = {"input_ids": row.input_ids, "attention_mask": row.attention_mask, "use_cache": False}
         with torch.enable_grad():
             nll = per_token_nll(model(**kwargs).logits, row)[0]  # (T,)
             loss = (nll * answer[i]).sum() / answer[i].sum().clamp(min=1)
