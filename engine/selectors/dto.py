@@ -77,24 +77,31 @@ def _probe_in_place(model, ids, labels, answer, lr: float, first_order: bool = F
             nll = per_token_nll(model(**kwargs).logits, row)[0]  # (T,)
             loss = (nll * answer[i]).sum() / answer[i].sum().clamp(min=1)
             grads = torch.autograd.grad(loss, params, allow_unused=True)
-        before = -nll.detach()
         touched = {n: g for (n, _), g in zip(named, grads) if g is not None}
-        with torch.no_grad():
-            if first_order:
-                primals = {n: p.detach() for n, p in named if n in touched}
-                tangents = {n: g.mul_(lr) for n, g in touched.items()}
-
-                def logp(p):
-                    return -per_token_nll(functional_call(model, p, args=(), kwargs=kwargs).logits, row)[0]
-
-                with sdpa_kernel(SDPBackend.MATH):
-                    out[i] = -jvp(logp, (primals,), (tangents,))[1]
-            else:
-                probed = {n: g.mul_(lr).add_(dict(named)[n].detach()) for n, g in touched.items()}  # θ + η·g
-                after = -per_token_nll(functional_call(model, probed, args=(), kwargs=kwargs).logits, row)[0]
-                out[i] = before - after
-        del grads, touched
+        del grads
+        out[i] = _probe_row(model, dict(named), touched, kwargs, row, -nll.detach(), lr, first_order)
+        del touched  # the last reference to this row's gradient: the next row's may take its place
     return out
+
+
+@torch.no_grad()
+def _probe_row(model, named: dict, touched: dict, kwargs: dict, row: Batch, before: torch.Tensor, lr: float,
+               first_order: bool) -> torch.Tensor:
+    """Δ (T,) of one row from its gradient `touched` (name → g), which becomes the probed weights
+    θ + η·g (exact) or the tangent η·g (first order) in its own storage. A function of its own, so
+    that nothing it builds outlives the row."""
+    if first_order:
+        primals = {n: named[n].detach() for n in touched}
+        tangents = {n: g.mul_(lr) for n, g in touched.items()}
+
+        def logp(p):
+            return -per_token_nll(functional_call(model, p, args=(), kwargs=kwargs).logits, row)[0]
+
+        with sdpa_kernel(SDPBackend.MATH):
+            return -jvp(logp, (primals,), (tangents,))[1]
+    probed = {n: g.mul_(lr).add_(named[n].detach()) for n, g in touched.items()}  # θ + η·g
+    after = -per_token_nll(functional_call(model, probed, args=(), kwargs=kwargs).logits, row)[0]
+    return before - after
 
 
 def select_dto(inp: SelectorInput, ratio: float = 0.3, k: int | None = None, probe_lr: float = 1e-2,
