@@ -1,7 +1,8 @@
 """One script for a GPU machine (H100/H200): the device, a 1-epoch LoRA and a 1-epoch full run of the
 built-in model on cuda (bf16 weights, `engine.train.unlearn(device='cuda')`), and, on a ~1B-parameter
 random-initialised Llama-style model, the peak memory of evaluation, DTO scoring (exact and
-first-order), one LoRA and one full training step against `engine.memory_plan`'s estimates.
+first-order), one LoRA and one full training step, each in the precision the engine runs it in
+(`memory_cases`), against `engine.memory_plan`'s estimates (the plan's commit is printed).
 
     python benchmarks/gpu_check.py              # cuda, ~1B model, < 5 minutes on an H100
     python benchmarks/gpu_check.py --tiny       # CPU, a small config: checks the script itself
@@ -80,32 +81,30 @@ def engine_runs(device: str, tiny: bool) -> list[dict]:
     return out
 
 
-def memory_cases(model, device: str, b: int, seq: int, batch: int, probe: int) -> list[dict]:
+def memory_cases(model, device: str, seq: int, batch: int, probe: int) -> list[dict]:
+    """Each method in the precision the engine runs it in (`engine.models.device.precision_for`):
+    evaluation on the weights as loaded (bf16 on cuda); DTO's probe in fp32 (the weights cast up
+    for the call); a full and a LoRA (r = 8, all-linear) GA step on fp32 master weights under bf16
+    autocast (cuda; fp32 on the CPU). The plan's estimate of each is taken with the same settings."""
     from peft import LoraConfig, get_peft_model
 
+    from engine.models.device import computing_in, precision_for
     from engine.selectors import dto as dto_selector
 
     shape = ModelShape.from_model(model)
-    vocab = shape.vocab
-    rows = bench.make_batch(vocab, batch, seq, device)
-    probe_rows = bench.make_batch(vocab, probe, seq, device)
+    b = next(model.parameters()).element_size()
+    rows = bench.make_batch(shape.vocab, batch, seq, device)
+    probe_rows = bench.make_batch(shape.vocab, probe, seq, device)
     args = (probe_rows.input_ids, probe_rows.label_mask, probe_rows.answer_mask)
+    train = precision_for("train", device)
+    out = []
 
     def forward():
         with torch.no_grad():
-            bench.per_token_nll(model(input_ids=rows.input_ids, attention_mask=rows.attention_mask).logits, rows)
+            bench.per_token_nll(bench.forward_logits(model, rows), rows)
 
     def dto(first_order: bool):
         return lambda: dto_selector._probe_vmap(model, *args, 1e-2, first_order=first_order)
-
-    cases = [
-        (f"evaluation forward, batch {batch}", estimate_forward(shape, batch, seq, b), forward),
-        (f"DTO exact, probe batch {probe}", estimate_dto(shape, probe, seq, b, "exact"), dto(False)),
-        (f"DTO first-order, probe batch {probe}", estimate_dto(shape, probe, seq, b, "first_order"), dto(True)),
-        (f"full step (ga), batch {batch}", estimate_training(shape, batch, seq, b),
-         lambda: bench.train_step(model, rows, "ga")),
-    ]
-    out = []
 
     def measure(label, terms, fn):
         est = sum(terms.values()) - terms["weights"]
@@ -116,22 +115,46 @@ def memory_cases(model, device: str, b: int, seq: int, batch: int, probe: int) -
         except torch.OutOfMemoryError as e:
             peak, err = None, f"out of memory: {e}"[:200]
         row = {"case": label, "estimate_mib": est / 2**20, "measured_mib": None if peak is None else peak / 2**20,
-               "ratio": None if not peak else est / peak, "seconds": round(time.perf_counter() - t, 2), "error": err}
+               "ratio": None if not peak else est / peak, "seconds": round(time.perf_counter() - t, 2), "error": err,
+               "terms_mib": {k: round(v / 2**20, 1) for k, v in terms.items()}}
         out.append(row)
-        print(f"  {label}: estimate {row['estimate_mib']:.0f} MiB, measured "
+        print(f"  {label}: plan {row['estimate_mib']:.0f} MiB, measured "
               f"{'-' if peak is None else f'{peak / 2**20:.0f}'} MiB" + (f" ({err})" if err else ""), flush=True)
+        print("    plan terms (MiB): " + ", ".join(f"{k} {v}" for k, v in row["terms_mib"].items()), flush=True)
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
 
-    for label, terms, fn in cases:
-        measure(label, terms, fn)
-    model.zero_grad(set_to_none=True)
-    lora = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear",
-                                            task_type="CAUSAL_LM"))
-    lshape = ModelShape.from_model(lora)
-    measure(f"LoRA step (ga, r=8), batch {batch}", estimate_training(lshape, batch, seq, b),
-            lambda: bench.train_step(lora, rows, "ga"))
+    dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    measure(f"evaluation forward ({dtype} weights), batch {batch}", estimate_forward(shape, batch, seq, b), forward)
+    with computing_in(model, torch.float32):  # as `select_dto` probes
+        for first_order, name in ((False, "exact"), (True, "first-order")):
+            measure(f"DTO {name} (fp32 probe), probe batch {probe}",
+                    estimate_dto(shape, probe, seq, 4, "first_order" if first_order else "exact"), dto(first_order))
+        step_kw = {"autocast": train.autocast, "device": device}
+        label = "fp32 weights, bf16 autocast" if train.autocast else "fp32"
+        measure(f"full step (ga, {label}), batch {batch}", estimate_training(shape, batch, seq, 4, **step_kw),
+                lambda: bench.train_step(model, rows, "ga", autocast=train.context()))
+        model.zero_grad(set_to_none=True)
+        lora = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear",
+                                                task_type="CAUSAL_LM"))
+        measure(f"LoRA step (ga, r=8, {label}), batch {batch}",
+                estimate_training(ModelShape.from_model(lora), batch, seq, 4, **step_kw),
+                lambda: bench.train_step(lora, rows, "ga", autocast=train.context()))
     return out
+
+
+def plan_version() -> str:
+    """The last commit of engine/memory_plan.py (git), '+changes' when the file differs from it."""
+    import subprocess
+
+    def git(*cmd):
+        return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, timeout=10)
+
+    try:
+        commit = git("log", "-1", "--format=%h", "--", "engine/memory_plan.py").stdout.strip() or "unknown"
+        return commit + ("+changes" if git("diff", "--quiet", "HEAD", "--", "engine/memory_plan.py").returncode else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def main() -> None:
@@ -160,10 +183,11 @@ def main() -> None:
     shape = ModelShape.from_model(model)
     print(f"random Llama-style model: {shape.params / 1e9:.3f} B parameters, {dtype}, seq {seq}", flush=True)
     report["model_params"] = shape.params
-    report["memory"] = memory_cases(model, device, 2 if dtype == torch.bfloat16 else 4, seq, a.batch, a.probe)
+    report["plan_version"] = plan_version()
+    report["memory"] = memory_cases(model, device, seq, a.batch, a.probe)
     report["seconds"] = round(time.time() - started, 1)
-    lines = [f"| case ({shape.params / 1e9:.2f} B params, {name}) | estimate MiB | measured MiB | est/meas |",
-             "|---|---|---|---|"]
+    lines = [f"| case ({shape.params / 1e9:.2f} B params, {name}, plan {report['plan_version']}) | plan MiB "
+             "| measured MiB | plan / measured |", "|---|---|---|---|"]
     for r in report["memory"]:
         meas = "OOM" if r["measured_mib"] is None else f"{r['measured_mib']:.0f}"
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"

@@ -2,9 +2,10 @@
 random-initialised GPT-2 models of ~1M, ~10M and ~100M parameters (fp32, CPU).
 
 Measured: the peak of the running sum of tensor allocations and frees that the torch profiler
-records (`profile_memory=True`) during one call, above what was live before it: tensor memory
-only, not the process's RSS (which also holds libraries, allocator caches and freed pages). On
-cuda, torch.cuda.max_memory_allocated above the memory allocated before the call.
+records (`profile_memory=True`, its raw allocation events, see `peak_bytes`) during one call,
+above what was live before it: tensor memory only, not the process's RSS (which also holds
+libraries, allocator caches and freed pages). On cuda, torch.cuda.max_memory_allocated above
+the memory allocated before the call.
 Compared: that peak against the plan's total minus the terms already resident before the call
 (the weights). Training cases measure the first step, when gradients and AdamW states appear.
 
@@ -28,14 +29,22 @@ import torch  # noqa: E402
 from engine.losses import LOSSES  # noqa: E402
 from engine.memory_plan import ModelShape, estimate_dto, estimate_forward, estimate_training  # noqa: E402
 from engine.selectors import dto as dto_selector  # noqa: E402
-from engine.tokens import Batch, kl_ref, per_token_nll  # noqa: E402
+from engine.tokens import Batch, forward_logits, kl_ref, per_token_nll  # noqa: E402
 
 # name: (vocab, hidden, layers, heads)
 SIZES = {"1M": (2048, 128, 4, 4), "10M": (8192, 256, 10, 4), "100M": (32000, 768, 12, 12)}
 
 
 def peak_bytes(fn, device: str) -> int:
-    """Peak tensor bytes allocated during fn(), above what was live before it (see module doc)."""
+    """Peak tensor bytes allocated during fn(), above what was live before it (see module doc).
+
+    CPU: the profiler's raw allocation events (every allocation and free with its own size and
+    time), summed in time order. Not the per-op `self_cpu_memory_usage` of `prof.events()`: that
+    books each op's net memory at the op's start, so frees inside an op land before the
+    allocations they follow, and the running sum under-counts a peak (a forward and backward of
+    y = tanh(x·W), 4 MiB W, 1 MiB x and y, y held: 6 MiB instead of 7; the engine's GA step 25.5
+    MiB instead of 30.6). benchmarks/memory_plan.py figures before issue 15's plan rework used that.
+    """
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -47,21 +56,34 @@ def peak_bytes(fn, device: str) -> int:
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    events = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage)
+    deltas, stack = [], list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        event = stack.pop()
+        stack.extend(event.children)
+        fields = event.extra_fields
+        if type(fields).__name__ == "_ExtraFields_Allocation" and fields.device.type == "cpu":
+            deltas.append((event.start_time_ns, fields.alloc_size))  # negative for a free
     live = peak = 0
-    for _, delta in events:
+    for _, delta in sorted(deltas):
         live += delta
         peak = max(peak, live)
     return peak
 
 
-def make_model(size: str, device: str):
-    from transformers import GPT2Config, GPT2LMHeadModel
+def make_model(size: str, device: str, family: str = "gpt2"):
+    """A random-initialised GPT-2 (or, family 'llama', a Llama-style model of the same sizes with
+    I = 8H/3 rounded to 16 and H_kv = H/2: grouped-query attention), fp32, no dropout."""
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
     vocab, hidden, layers, heads = SIZES[size]
     torch.manual_seed(0)
+    if family == "llama":
+        cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=(8 * hidden // 3 + 15) // 16 * 16,
+                          num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads // 2,
+                          max_position_embeddings=256, tie_word_embeddings=False, attn_implementation="sdpa")
+        return LlamaForCausalLM(cfg).to(device)
     cfg = GPT2Config(vocab_size=vocab, n_positions=256, n_embd=hidden, n_layer=layers, n_head=heads,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
     return GPT2LMHeadModel(cfg).to(device)
 
 
@@ -78,32 +100,39 @@ def make_batch(vocab: int, rows: int, seq: int, device: str) -> Batch:
 
 
 def train_step(model, batch: Batch, loss: str, retain: Batch | None = None, reference=None,
-               checkpointing: bool = False):
-    """One step the way `engine.train.step` takes it: forward, per-token inputs, loss, backward,
-    clip, AdamW (created here: its states appear in the first step)."""
-    if checkpointing:
-        model.gradient_checkpointing_enable()
+               checkpointing: bool = False, autocast=None):
+    """One step the way `engine.train.step` takes it: forward (under `autocast`, a context, when
+    given), per-token inputs (the logits dropped once they are used, as `loss_inputs` does), loss,
+    backward, clip, AdamW (created here: its states appear in the first step)."""
+    import contextlib
+
+    if checkpointing:  # as `engine.train.state.prepare` turns it on
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    inputs = {"nll": per_token_nll(logits, batch), "weights": batch.answer_mask.float(),
-              "answer_mask": batch.answer_mask}
-    if reference is not None:
-        with torch.no_grad():
-            ref_logits = reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        inputs["kl"] = kl_ref(ref_logits, logits, batch)
-    if retain is not None:
-        r_logits = model(input_ids=retain.input_ids, attention_mask=retain.attention_mask).logits
-        inputs["retain_nll"], inputs["retain_mask"] = per_token_nll(r_logits, retain), retain.label_mask
-    spec = LOSSES[loss]
-    value, _ = spec(**{k: v for k, v in inputs.items() if k in spec.inputs}, **spec.params({}))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    with autocast or contextlib.nullcontext():
+        logits = forward_logits(model, batch)
+        inputs = {"nll": per_token_nll(logits, batch), "weights": batch.answer_mask.float(),
+                  "answer_mask": batch.answer_mask}
+        if reference is not None:
+            with torch.no_grad():
+                ref_logits = forward_logits(reference, batch)
+            inputs["kl"] = kl_ref(ref_logits, logits, batch)
+            del ref_logits
+        del logits
+        if retain is not None:
+            inputs["retain_nll"] = per_token_nll(forward_logits(model, retain), retain)
+            inputs["retain_mask"] = retain.label_mask
+        spec = LOSSES[loss]
+        value, _ = spec(**{k: v for k, v in inputs.items() if k in spec.inputs}, **spec.params({}))
     value.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    del value, inputs
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
     opt.step()
     opt.zero_grad(set_to_none=True)
     del opt
     if checkpointing:
-        model.gradient_checkpointing_disable()
+        model.activation_checkpointing_disable()
 
 
 def cases(size: str, seq: int, batch: int, probe: int):
@@ -116,7 +145,7 @@ def cases(size: str, seq: int, batch: int, probe: int):
     def forward(m):
         with torch.no_grad():
             m.eval()
-            per_token_nll(m(input_ids=s_batch.input_ids, attention_mask=s_batch.attention_mask).logits, s_batch)
+            per_token_nll(forward_logits(m, s_batch), s_batch)
 
     def dto(form):
         def run(m):
@@ -130,18 +159,28 @@ def cases(size: str, seq: int, batch: int, probe: int):
     def dto_run(m):  # the reference copy is made inside the measured call, as `prepare` does
         train_step(m, s_batch, "dto", reference=copy.deepcopy(m).eval())
 
+    def lora_run(m):  # the adapters (r·L·(…) parameters, a few hundred kB) are made inside the call
+        from peft import LoraConfig, get_peft_model
+
+        conv1d = any(type(x).__name__ == "Conv1D" for x in m.modules())
+        lm = get_peft_model(m, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear",
+                                          task_type="CAUSAL_LM", fan_in_fan_out=conv1d))
+        train_step(lm, s_batch, "ga")
+
     return [
         (f"evaluation forward, batch {batch}", lambda s: estimate_forward(s, batch, seq, 4), forward),
         (f"dto probe exact, vmap k={probe}", lambda s: estimate_dto(s, probe, seq, 4, "exact"), dto("exact")),
         (f"dto probe first-order, vmap k={probe}", lambda s: estimate_dto(s, probe, seq, 4, "first_order"),
          dto("first_order")),
         ("dto probe exact, in-place loop", lambda s: estimate_dto(s, 1, seq, 4, "loop"), dto("loop")),
-        (f"train ga, batch {batch}", lambda s: estimate_training(s, batch, seq, 4), lambda m: train_step(m, s_batch, "ga")),
-        (f"train ga + checkpointing", lambda s: estimate_training(s, batch, seq, 4, checkpointing=True),
+        (f"train ga, batch {batch}", lambda s: estimate_training(s, batch, seq, 4),
+         lambda m: train_step(m, s_batch, "ga")),
+        ("train ga + checkpointing", lambda s: estimate_training(s, batch, seq, 4, checkpointing=True),
          lambda m: train_step(m, s_batch, "ga", checkpointing=True)),
-        (f"train graddiff (retain in graph)", lambda s: estimate_training(s, batch, seq, 4, retain=True),
+        ("train ga, LoRA r=8", lambda s: estimate_training(s.with_lora(8), batch, seq, 4), lora_run),
+        ("train graddiff (retain in graph)", lambda s: estimate_training(s, batch, seq, 4, retain=True),
          lambda m: train_step(m, s_batch, "graddiff", retain=retain)),
-        (f"train dto loss (+reference copy)", lambda s: estimate_training(s, batch, seq, 4, reference_copy=True),
+        ("train dto loss (+reference copy)", lambda s: estimate_training(s, batch, seq, 4, reference_copy=True),
          dto_run),
     ]
 
@@ -153,6 +192,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--probe", type=int, default=2, help="DTO probe batch measured")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--family", default="gpt2", choices=("gpt2", "llama"))
+    ap.add_argument("--cases", default=None, help="only the cases whose label contains this text")
+    ap.add_argument("--terms", action="store_true", help="print each estimate's terms (MiB)")
     ap.add_argument("--markdown", default=None)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -161,9 +203,11 @@ def main() -> None:
     worst = 0.0
     t0 = time.time()
     for size in a.sizes.split(","):
-        model = make_model(size, "cpu")
+        model = make_model(size, "cpu", a.family)
         shape = ModelShape.from_model(model)
         for label, estimate, fn in cases(size, a.seq, a.batch, a.probe):
+            if a.cases and a.cases not in label:
+                continue
             terms = estimate(shape)
             est = sum(terms.values()) - terms["weights"]  # the weights are resident before the call
             work = copy.deepcopy(model)
@@ -171,10 +215,13 @@ def main() -> None:
             del work
             ratio = est / measured
             worst = max(worst, abs(ratio - 1))
-            line = (f"| {size} | {shape.params / 1e6:.2f}M | {label} | {est / 2**20:.1f} | {measured / 2**20:.1f} "
+            name = size if a.family == "gpt2" else f"{size} {a.family}"
+            line = (f"| {name} | {shape.params / 1e6:.2f}M | {label} | {est / 2**20:.1f} | {measured / 2**20:.1f} "
                     f"| {ratio:.2f} |")
             rows.append(line)
             print(line, flush=True)
+            if a.terms:
+                print("    " + ", ".join(f"{k} {v / 2**20:.1f}" for k, v in terms.items() if k != "weights"))
     print(f"\nworst |estimate/measured − 1| = {worst:.2f} (target ≤ 0.25); {time.time() - t0:.0f} s")
     if a.markdown:
         Path(a.markdown).write_text("\n".join(rows) + "\n")

@@ -6,30 +6,42 @@ work starts, and the settings that keep it inside the device (or a refusal that 
     plan.settings["probe_batch"], plan.fits, print(plan.explain())
 
 Notation used in every formula below: P parameters, P_t trainable parameters (all of them, or the
-LoRA adapters'), b bytes per element of the model's dtype (4 fp32, 2 bf16), B batch rows, T sequence
-length, L layers, H hidden size, I MLP inner size, V vocabulary.
+LoRA adapters'), b bytes per element of the weights (4 fp32, 2 bf16), a bytes per element of the
+activations (b; 2 under bf16 autocast over fp32 weights), r bytes of the residual stream (b; 4
+under autocast, where the fp32 embeddings set it), B batch rows, T sequence length, N = B·T tokens,
+L layers, H hidden size, H_kv keys' and values' width (H without grouped-query attention), I MLP
+inner size, V vocabulary.
 
-Per-token activation elements saved for backward by one decoder block, `10·H + 5·I`, were counted
-with `torch.autograd.graph.saved_tensors_hooks` on transformers' GPT2Block (sdpa attention, no
-dropout): layer norms, qkv, attention output, projections (≈10·H) and the MLP's up projection plus
-the tanh-GELU intermediates and its input to the down projection (≈5·I). Flash/sdpa attention keeps no
-T×T matrix. Llama-style blocks (RMSNorm, SwiGLU) save a similar count; the benchmark
-`benchmarks/memory_plan.py` checks the totals against measured peaks.
+Every term is a list of the tensors that are alive at the peak, counted from what the code keeps:
+the tensors autograd saves for backward were listed with `torch.autograd.graph.saved_tensors_hooks`
+on transformers' GPT2Block and LlamaDecoderLayer (sdpa attention, no dropout, no KV cache: the
+engine's forwards pass use_cache=False), fp32 and bf16, and match these formulas up to a few fp32
+scalars per token (each head's logsumexp, the norms' statistics; `tests/test_memory_plan.py`). Two block families, chosen from the config (`ModelShape.family`):
+'gpt2' (LayerNorm, fused qkv, plain MLP) and 'llama' (RMSNorm computed in fp32, separate q/k/v,
+gated MLP: Llama, Mistral, Qwen2, Gemma, …). Under bf16 autocast (training on a bf16 GPU) the
+terms follow CUDA's autocast lists: matmuls and sdpa in bf16, layer_norm/rms_norm/pow/log_softmax
+in fp32; those terms are derived, not yet measured (`benchmarks/gpu_check.py` measures them).
+`benchmarks/memory_plan.py` checks the totals against measured peaks on CPU.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-ACT_H, ACT_I = 10, 5  # saved elements per token per block: ACT_H·H + ACT_I·I (counted, see above)
 SAFETY = 0.9  # plan against this share of the free memory [choice]
 MAX_PROBE_BATCH = 8  # DTO's default probe batch: the plan never goes above it
 MAX_EVAL_BATCH = 64  # the evaluation's default batch
+NLL_CHUNK_ELEMENTS = 2**24  # = engine.tokens.NLL_CHUNK_ELEMENTS (not imported: this module needs no torch)
+# I-sized tensors an MLP activation saves for backward, and how many of them are fp32 under autocast:
+# transformers' gelu_new is written in Python (pow, tanh, 0.5·x, 1 + tanh; pow is on autocast's fp32 list,
+# and tanh, 1 + tanh follow it); fused activations (gelu, gelu_pytorch_tanh, silu, relu) save one.
+ACTIVATION_SAVED = {"gelu_new": (4, 3), "quick_gelu": (2, 0)}
 
 
 @dataclass(frozen=True)
 class ModelShape:
-    """The sizes the estimates need. lora_r > 0: P_t = lora_r·L·(8H + 2I) (adapters on the four
-    attention projections, in+out = 2H each, and the MLP's up and down, H + I each)."""
+    """The sizes the estimates need. family: 'gpt2' or 'llama' (see the module doc); kv_hidden: H_kv
+    (0 = H); activation: the MLP's activation name; tied: the output layer shares the embedding's
+    weight; lora_r > 0: P_t are the adapters' (`trainable`)."""
 
     params: int
     layers: int
@@ -38,25 +50,53 @@ class ModelShape:
     vocab: int
     heads: int = 1
     lora_r: int = 0
+    kv_hidden: int = 0
+    family: str = "gpt2"
+    activation: str = "gelu_new"
+    tied: bool = True
+
+    @property
+    def kv(self) -> int:
+        """H_kv: the width of the keys and of the values."""
+        return self.kv_hidden or self.hidden
+
+    @property
+    def layer_linear_params(self) -> int:
+        """Weights of one block's projections: gpt2 4H² + 2HI (qkv, out, up, down); llama
+        2H² + 2H·H_kv + 3HI (q, o; k, v; gate, up, down)."""
+        H = self.hidden
+        if self.family == "llama":
+            return 2 * H * H + 2 * H * self.kv + 3 * H * self.inner
+        return 4 * H * H + 2 * H * self.inner
 
     @property
     def trainable(self) -> int:
-        """P_t: every parameter, or the LoRA adapters' r·L·(8H + 2I)."""
+        """P_t: every parameter, or the LoRA adapters' r·(in + out) summed over every projection
+        (`all-linear`): gpt2 r·L·(8H + 2I), llama r·L·(9H + 2H_kv + 3I)."""
         if self.lora_r > 0:
-            return self.lora_r * self.layers * (8 * self.hidden + 2 * self.inner)
+            H, inner = self.hidden, self.inner
+            per_layer = 9 * H + 2 * self.kv + 3 * inner if self.family == "llama" else 8 * H + 2 * inner
+            return self.lora_r * self.layers * per_layer
         return self.params
 
     def with_lora(self, r: int) -> "ModelShape":
-        return ModelShape(self.params, self.layers, self.hidden, self.inner, self.vocab, self.heads, r)
+        return replace(self, lora_r=r)
 
     @classmethod
     def from_config(cls, config, params: int) -> "ModelShape":
-        """From a transformers config (GPT-2 or Llama-style names) and the parameter count."""
+        """From a transformers config and the parameter count. family 'llama' when the config has
+        rms_norm_eps (an RMSNorm decoder with a gated MLP), else 'gpt2'."""
         hidden = getattr(config, "hidden_size", None) or config.n_embd
         layers = getattr(config, "num_hidden_layers", None) or config.n_layer
         inner = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * hidden
         heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", 1)
-        return cls(params, layers, hidden, inner, config.vocab_size, heads)
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        head_dim = getattr(config, "head_dim", None) or hidden // heads
+        family = "llama" if getattr(config, "rms_norm_eps", None) is not None else "gpt2"
+        activation = getattr(config, "hidden_act", None) or getattr(config, "activation_function", "gelu_new")
+        tied = bool(getattr(config, "tie_word_embeddings", True))
+        return cls(params, layers, hidden, inner, config.vocab_size, heads, 0, kv_heads * head_dim, family,
+                   str(activation), tied)
 
     @classmethod
     def from_model(cls, model) -> "ModelShape":
@@ -65,12 +105,9 @@ class ModelShape:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         base = getattr(model, "get_base_model", lambda: model)()
         shape = cls.from_config(base.config, params)
-        r = 0
         peft_cfg = getattr(model, "peft_config", None)
         if peft_cfg and trainable < params:
-            r = next(iter(peft_cfg.values())).r
-            shape = ModelShape(params - trainable, shape.layers, shape.hidden, shape.inner, shape.vocab,
-                               shape.heads, r)
+            shape = replace(shape, params=params - trainable, lora_r=next(iter(peft_cfg.values())).r)
         return shape
 
 
@@ -149,30 +186,131 @@ def weights_bytes(s: ModelShape, b: int) -> int:
     return s.params * b
 
 
-def block_activation_bytes(s: ModelShape, rows: int, seq: int, b: int, checkpointing: bool = False) -> int:
-    """Saved activations of the decoder blocks for one backward: rows·T·L·(10H + 5I)·b.
+def _act(b: int, autocast: bool) -> tuple[int, int]:
+    """(a, r): bytes of an activation and of the residual stream: (b, b), or (2, 4) under autocast."""
+    return (2, 4) if autocast else (b, b)
 
-    With gradient checkpointing only each block's input is kept, plus one block recomputed during
-    backward: rows·T·(L·H + 10H + 5I)·b.
+
+def norm_bytes(s: ModelShape, b: int, autocast: bool = False, consumers: int = 1) -> int:
+    """One norm per token, with its output as the projections after it keep it.
+
+    gpt2 LayerNorm keeps its input, r·H; llama RMSNorm its input cast to fp32, 4H, and, for its
+    weight's gradient (none with LoRA: the norm is frozen), the normalised x·rsqrt, r·H. The output
+    is the projections' input: a·H once, or under autocast one bf16 copy per projection that reads
+    it (each casts it for itself), 2H·consumers.
     """
-    per_block = ACT_H * s.hidden + ACT_I * s.inner
+    a, r = _act(b, autocast)
+    H = s.hidden
+    output = 2 * H * consumers if autocast else a * H
+    if s.family == "llama":
+        return 4 * H + (0 if s.lora_r else r * H) + output
+    return r * H + output
+
+
+def attention_bytes(s: ModelShape, b: int, autocast: bool = False) -> int:
+    """Attention per token: sdpa keeps q, k, v and its output (also the out projection's input,
+    one storage): a·(2H + 2H_kv). No T×T matrix: flash/sdpa kernels keep a logsumexp per head only."""
+    a, _ = _act(b, autocast)
+    return a * (2 * s.hidden + 2 * s.kv)
+
+
+def mlp_bytes(s: ModelShape, b: int, autocast: bool = False) -> int:
+    """The MLP per token: the activation's saved tensors (n, `ACTIVATION_SAVED`, 1 when fused) and
+    the down projection's input; a gated MLP (llama) also keeps the up projection's output and the
+    activation's output (the product's operands): I·a·(n + 1 + 2·[gated]), of which the
+    activation's fp32 ones (under autocast) count 4 bytes."""
+    a, _ = _act(b, autocast)
+    n, n32 = ACTIVATION_SAVED.get(s.activation, (1, 0))
+    n32 = n32 if autocast else 0
+    count = n + 1 + (2 if s.family == "llama" else 0)
+    return s.inner * (a * (count - n32) + 4 * n32)
+
+
+def layer_bytes(s: ModelShape, b: int, autocast: bool = False) -> int:
+    """One decoder block per token: two norms (gpt2: each read by one projection, the fused qkv and
+    the MLP's up; llama: by q, k, v and by gate, up), attention and MLP. fp32: gpt2 4·(8H + 5I),
+    llama 4·(8H + 2H_kv + 4I); bf16 llama 20H + 4H_kv + 8I bytes; autocast llama 30H + 4H_kv + 8I."""
+    first, second = (3, 2) if s.family == "llama" else (1, 1)
+    return (norm_bytes(s, b, autocast, first) + norm_bytes(s, b, autocast, second) + attention_bytes(s, b, autocast)
+            + mlp_bytes(s, b, autocast))
+
+
+def block_activation_bytes(s: ModelShape, rows: int, seq: int, b: int, checkpointing: bool = False,
+                           autocast: bool = False) -> int:
+    """Saved activations for one backward: N·(L·`layer_bytes` + the final norm read by the output
+    layer). With gradient checkpointing each block keeps only its input, the residual stream:
+    N·(L·r·H + final norm); the block recomputed during backward is `recomputed_block_bytes`."""
+    _, r = _act(b, autocast)
+    final = norm_bytes(s, b, autocast, 1)
     if checkpointing:
-        return rows * seq * (s.layers * s.hidden + per_block) * b
-    return rows * seq * s.layers * per_block * b
+        return rows * seq * (s.layers * r * s.hidden + final)
+    return rows * seq * (s.layers * layer_bytes(s, b, autocast) + final)
 
 
-def logits_bytes(s: ModelShape, rows: int, seq: int, b: int, backward: bool) -> int:
-    """The vocabulary-sized tensors of one per-token NLL (`engine.tokens.per_token_nll`): the logits
-    (b), an fp32 copy when b < 4, and cross-entropy's fp32 log-softmax; a backward adds one more
-    vocabulary-sized gradient (b). rows·T·V·(b + 4 + 4·[b < 4] + b·[backward])."""
-    return rows * seq * s.vocab * (b + 4 + (4 if b < 4 else 0) + (b if backward else 0))
+def recomputed_block_bytes(s: ModelShape, rows: int, seq: int, b: int, autocast: bool = False) -> int:
+    """Gradient checkpointing: the block recomputed in the backward, N·`layer_bytes`, once the
+    output layer is done (its weight's gradient made, V·H·b, none with LoRA)."""
+    return rows * seq * layer_bytes(s, b, autocast) + (0 if s.lora_r else s.vocab * s.hidden * b)
 
 
-def kl_bytes(s: ModelShape, rows: int, seq: int, b: int) -> int:
-    """`engine.tokens.kl_ref` with a backward: the reference logits (b) and three fp32
-    vocabulary-sized tensors (reference log-probs and probabilities, current log-softmax):
-    rows·T·V·(b + 12)."""
-    return rows * seq * s.vocab * (b + 12)
+def autocast_weight_bytes(s: ModelShape) -> int:
+    """Under autocast: the bf16 copies of every projection's and the output layer's weight, which
+    autograd keeps for the backward (LoRA's frozen base weights too): 2·(L·linear + V·H)."""
+    return 2 * (s.layers * s.layer_linear_params + s.vocab * s.hidden)
+
+
+def nll_chunk(s: ModelShape, tokens: int) -> int:
+    """Logits per chunk of `engine.tokens.per_token_nll`: min(⌊2^24 / V⌋, ⌈N/2⌉)·V (two at least)."""
+    return max(1, min(NLL_CHUNK_ELEMENTS // s.vocab, (tokens + 1) // 2)) * s.vocab
+
+
+def logits_bytes(s: ModelShape, rows: int, seq: int, a: int, backward: bool) -> int:
+    """The vocabulary-sized tensors of one per-token NLL (`engine.tokens.per_token_nll`), a bytes
+    per logit, c = `nll_chunk`. With a backward: the logits and cross-entropy's fp32 log-softmax
+    (kept for backward), and one chunk's fp32 copy when a < 4: N·V·(a + 4) + 4c·[a < 4]; the
+    backward holds no more (one chunk's gradients at a time). Forward only: the logits and one
+    chunk's log-softmax and fp32 copy: N·V·a + 4c·(1 + [a < 4])."""
+    tokens = rows * seq
+    c = nll_chunk(s, tokens)
+    upcast = 4 * c if a < 4 else 0
+    if backward:
+        return tokens * s.vocab * (a + 4) + upcast
+    return tokens * s.vocab * a + 4 * c + upcast
+
+
+def log_softmax_bytes(s: ModelShape, rows: int, seq: int) -> int:
+    """N·V·4: the fp32 log-softmax a per-token NLL keeps for its backward (its logits are freed)."""
+    return rows * seq * s.vocab * 4
+
+
+def output_gradient_bytes(s: ModelShape, rows: int, seq: int, b: int, autocast: bool = False) -> int:
+    """The backward's first layer, the output layer: the logits' gradient N·V·a and its weight's
+    gradient V·H·b (under autocast first the bf16 copy's, V·H·2, then cast), none with LoRA (the
+    output layer is frozen): N·V·a + V·H·(b + 2·[autocast])·[no LoRA]."""
+    a, _ = _act(b, autocast)
+    weight = 0 if s.lora_r else s.vocab * s.hidden * (b + (2 if autocast else 0))
+    return rows * seq * s.vocab * a + weight
+
+
+def tied_gradient_bytes(s: ModelShape, k: int, b: int) -> int:
+    """Tied embeddings, at the end of a backward: the output layer's and the embedding's gradients
+    of the shared weight, for k rows each, before their sum replaces them: 2·k·V·H·b (0 untied)."""
+    return 2 * k * s.vocab * s.hidden * b if s.tied else 0
+
+
+def kl_bytes(s: ModelShape, rows: int, seq: int, a: int) -> int:
+    """`engine.tokens.kl_ref` beside the current logits: the reference logits (a) and five fp32
+    vocabulary-sized tensors alive at once (reference log-probs and their exp, the current
+    log-softmax, the difference and the product): N·V·(a + 20)."""
+    return rows * seq * s.vocab * (a + 20)
+
+
+def adamw_bytes(s: ModelShape, b: int, device: str = "cpu") -> dict[str, int]:
+    """AdamW's first step: exp_avg and exp_avg_sq, 2·P_t·b, and its temporaries: on cuda the
+    foreach kernels take √v of every tensor at once, P_t·b; on the CPU, tensor by tensor, √v and
+    √v / bc₂ of the largest one, 2·min(P_t, V·H)·b."""
+    temporary = s.trainable * b if str(device).startswith("cuda") else 2 * min(s.trainable, s.vocab * s.hidden) * b
+    return {"adamw_states": 2 * s.trainable * b, "adamw_temporaries": temporary}
 
 
 def _peak(weights: int, *phases: dict[str, int]) -> dict[str, int]:
@@ -192,8 +330,13 @@ def estimate_dto(s: ModelShape, probe_batch: int, seq: int, b: int, form: str = 
     """DTO scoring of `probe_batch` = k sequences at once (the selector's 'vmap' path) or one at a
     time (form 'loop' / 'first_order_loop', k = 1). The peak is the larger of two phases:
 
-    gradient phase: k per-sample gradients k·P_t·b beside the k rows' saved activations and logits
-    with a backward (`block_activation_bytes`, `logits_bytes`);
+    gradient phase, vmap: the k per-sample gradients k·P_t·b, and `torch.func.grad` runs autograd
+    with create_graph=True, so every activation and logits tensor it saved stays until the gradient
+    is complete, and the backward's own intermediates (kept for a second derivative) pile up beside
+    them, about as many again: 2·(activations + logits); with tied embeddings the output layer's and
+    the embedding's gradients wait to be summed at the end, 2·k·V·H·b more (`tied_gradient_bytes`).
+    gradient phase, loop (`torch.autograd.grad`, one row): activations are freed as the gradient
+    grows, so the larger of its start (activations, logits) and its end (P_t·b, tied: 2·V·H·b more).
     probe phase, exact vmap: the gradients, the probed weights θ + η·g (another k·P_t·b) and the
     probe forward's logits; exact loop: the gradient's storage becomes the probed weights (P_t·b
     once); first order: the gradients (scaled in place) and a forward-mode pass that carries a
@@ -205,8 +348,17 @@ def estimate_dto(s: ModelShape, probe_batch: int, seq: int, b: int, form: str = 
     if k < 1:
         raise ValueError(f"probe_batch must be at least 1, got {probe_batch}")
     grads = k * s.trainable * b
-    gradient_phase = {"per_sample_grads": grads, "probe_activations": block_activation_bytes(s, k, seq, b),
-                      "probe_logits": logits_bytes(s, k, seq, b, backward=True)}
+    activations = block_activation_bytes(s, k, seq, b)
+    logits = logits_bytes(s, k, seq, b, backward=True)
+    tied = tied_gradient_bytes(s, k, b)
+    if form in ("exact", "first_order"):
+        gradient_phase = {"per_sample_grads": grads, "probe_activations": 2 * activations, "probe_logits": 2 * logits}
+        if tied:
+            gradient_phase["tied_gradients"] = tied
+    else:
+        start = {"probe_activations": activations, "probe_logits": logits}
+        end = {"per_sample_grads": grads, **({"tied_gradients": tied} if tied else {})}
+        gradient_phase = max(start, end, key=lambda ph: sum(ph.values()))
     forward = logits_bytes(s, k, seq, b, backward=False)
     if form == "exact":
         probe_phase = {"per_sample_grads": grads, "probed_weights": grads, "probe_logits": forward}
@@ -219,26 +371,43 @@ def estimate_dto(s: ModelShape, probe_batch: int, seq: int, b: int, form: str = 
 
 def estimate_training(s: ModelShape, batch: int, seq: int, b: int, loss: str = "ga",
                       checkpointing: bool = False, retain: bool = False, reference_copy: bool = False,
-                      orthogonalize: bool = False, separate_retain_backward: bool = False) -> dict[str, int]:
+                      orthogonalize: bool = False, separate_retain_backward: bool = False,
+                      autocast: bool = False, device: str = "cpu") -> dict[str, int]:
     """One AdamW step of `engine.train.step` at its peak, the first step (states are created): the
     larger of two phases beside the weights P·b (and the reference copy, another P·b, when a loss
-    needs the KL without LoRA, e.g. `dto`).
+    needs the KL without LoRA, e.g. `dto`). b: the weights' bytes; autocast: the forward runs in
+    bf16 over them (activations a = 2, `autocast_weight_bytes`).
 
-    backward phase: the forget batch's block activations and logits (`block_activation_bytes`,
-    `logits_bytes` with a backward); a retain batch in the same graph doubles both
-    (separate_retain_backward: backpropagated on its own, only the larger is live); the KL's
-    tensors (`kl_bytes`); orthogonalize: the two gradient lists g_f, g_p (2·P_t·b) taken while
-    the graph is still held.
-    step phase: gradients P_t·b and AdamW's exp_avg and exp_avg_sq 2·P_t·b.
+    backward phase: the forget batch's block activations and the largest of: the end of its
+    forward (`logits_bytes` with a backward), the backward's first step (`output_gradient_bytes`)
+    or, with checkpointing, a recomputed block (`recomputed_block_bytes`); with the KL, the logits
+    and `kl_bytes`; a retain batch in the same graph adds its own activations and logits while the
+    forget side keeps only its log-softmax (separate_retain_backward: backpropagated on its own,
+    only the forget graph is live); orthogonalize: the two gradient lists g_f, g_p (2·P_t·b) taken
+    while the graph is still held.
+    step phase: gradients P_t·b and AdamW's states and temporaries (`adamw_bytes`).
     """
-    backward = {"activations": block_activation_bytes(s, batch, seq, b, checkpointing),
-                "logits": logits_bytes(s, batch, seq, b, backward=True)}
+    a, _ = _act(b, autocast)
+    backward = {"activations": block_activation_bytes(s, batch, seq, b, checkpointing, autocast)}
+    if autocast:
+        backward["autocast_weights"] = autocast_weight_bytes(s)
+    # the loss side: never two of these at once, the largest counts
+    loss_side = {"logits": logits_bytes(s, batch, seq, a, backward=True),
+                 "output_gradients": output_gradient_bytes(s, batch, seq, b, autocast)}
+    if checkpointing:
+        loss_side["recomputed_block"] = recomputed_block_bytes(s, batch, seq, b, autocast)
+    largest = max(loss_side, key=loss_side.get)
+    loss_terms = {largest: loss_side[largest]}
+    if reference_copy:  # kl_ref runs beside the current logits
+        loss_terms = {"logits": loss_side["logits"], "kl": kl_bytes(s, batch, seq, a)}
     if retain and not separate_retain_backward:
         backward["retain_activations"] = backward["activations"]
-        backward["retain_logits"] = backward["logits"]
-    step = {"gradients": s.trainable * b, "adamw_states": 2 * s.trainable * b}
+        backward["log_softmax"] = log_softmax_bytes(s, batch, seq)  # the forget side's, beside the retain's
+        backward.update({f"retain_{k}": v for k, v in loss_terms.items()})
+    else:
+        backward.update(loss_terms)
+    step = {"gradients": s.trainable * b, **adamw_bytes(s, b, device)}
     if reference_copy:
-        backward["kl"] = kl_bytes(s, batch, seq, b)
         backward["reference_copy"] = step["reference_copy"] = weights_bytes(s, b)
     if orthogonalize:
         backward["orthogonal_grads"] = 2 * s.trainable * b
@@ -312,15 +481,17 @@ def plan_selector(name: str, s: ModelShape, rows: int, seq: int, budget: int | N
 
 def plan_training(s: ModelShape, batch: int, seq: int, budget: int | None, b: int = 4, loss: str = "ga",
                   lora: bool = False, lora_r: int = 8, retain: bool = False, reference_copy: bool = False,
-                  orthogonalize: bool = False, checkpointing: bool | None = None) -> Plan:
+                  orthogonalize: bool = False, checkpointing: bool | None = None, autocast: bool = False,
+                  device: str = "cpu") -> Plan:
     """Training settings that fit, tried in order: as asked; gradient checkpointing on; the retain
     batch backpropagated on its own; LoRA (suggested, rank `lora_r`; its reference is the adapter
     switched off, so no copy). checkpointing=None lets the plan decide; True/False is kept.
+    autocast, device: as `estimate_training`.
     The first fitting setting is chosen; when none fits, the last one is returned not fitting."""
     def build(ckpt, sep, use_lora, notes):
         shape = s.with_lora(lora_r) if use_lora and s.lora_r == 0 else s
         terms = estimate_training(shape, batch, seq, b, loss, ckpt, retain, reference_copy and not use_lora,
-                                  orthogonalize, sep)
+                                  orthogonalize, sep, autocast, device)
         settings = {"gradient_checkpointing": ckpt, "separate_retain_backward": sep, "lora": use_lora,
                     "lora_suggested": use_lora and not lora}
         return Plan(f"training {loss}", terms, budget, settings, list(notes))

@@ -223,14 +223,29 @@ def fact_mask(batch: Batch, samples, span_type: str | None = None) -> torch.Tens
     return spans_to_mask(batch.offsets, spans) & batch.answer_mask.cpu()
 
 
+def forward(model, batch: Batch, **kwargs):
+    """The model's output on a batch, without a KV cache (`use_cache=False`): nothing here
+    generates, and a cache only costs memory. In train mode autograd keeps the cache's keys and
+    values (copies made by its concatenation) beside the attention's own: 2·H more elements per
+    token per layer. kwargs go to the model (e.g. output_hidden_states)."""
+    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False, **kwargs)
+
+
 def forward_logits(model, batch: Batch) -> torch.Tensor:
-    """Model logits (B, T, V) for a batch on the model's device."""
-    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    """Model logits (B, T, V) for a batch on the model's device (`forward`)."""
+    return forward(model, batch).logits
 
 
 def _predicting(logits: torch.Tensor, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """THE label shift: logits at t-1 (B, T-1, V) paired with the label at t (B, T-1)."""
     return logits[:, :-1], input_ids[:, 1:]
+
+
+def _next_tokens(input_ids: torch.Tensor) -> torch.Tensor:
+    """The same shift without slicing the logits: (B, T), column t holds y_{t+1}, the label the
+    logits at t predict. The last column predicts nothing; it holds y_0, a valid id whose value
+    `_to_positions(x[:, :-1], …)` drops (and so its gradient is zero)."""
+    return torch.roll(input_ids, -1, dims=1)
 
 
 def _to_positions(x: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:
@@ -242,27 +257,34 @@ NLL_CHUNK_ELEMENTS = 2**24  # vocabulary-sized fp32 elements per chunk of per_to
 
 
 def per_token_nll(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """ℓ_t = −log p(y_t | y_<t) = logsumexp_v z_{t-1,v} − z_{t-1,y_t}, (B, T), float32, 0 off label
-    positions. Computed over chunks of rows so that only one chunk (≤ NLL_CHUNK_ELEMENTS) is ever
-    upcast to fp32: no full-vocabulary fp32 copy of the logits. Equals
-    F.cross_entropy(logits.float(), …) to ~1e-6 (tests/test_eval_cost.py)."""
-    pred, target = _predicting(logits, batch.input_ids)  # (B, T-1, V), (B, T-1)
-    per_row = max(1, pred.shape[1] * pred.shape[2])
-    rows = max(1, NLL_CHUNK_ELEMENTS // per_row)
-    parts = []
-    for i in range(0, pred.shape[0], rows):
-        chunk = pred[i:i + rows]  # (b, T-1, V) view, no copy
-        label_z = chunk.gather(-1, target[i:i + rows].unsqueeze(-1)).squeeze(-1).float()  # (b, T-1)
-        parts.append(torch.logsumexp(chunk.float(), dim=-1) - label_z)
-    nll = torch.cat(parts) if len(parts) > 1 else parts[0]  # (B, T-1)
-    return _to_positions(nll, batch.label_mask)
+    """ℓ_t = −log p(y_t | y_<t) = logsumexp_v z_{t-1,v} − z_{t-1,y_t}, (B, T), float32 (float64 for
+    float64 logits), 0 off label positions. Naive form: logsumexp(z[:, :-1]) − z[:, :-1] gathered at
+    y[:, 1:] (tests/test_eval_cost.py, tests/test_training_memory.py: values and gradients).
+
+    F.cross_entropy on the unsliced logits (`_next_tokens`), over chunks of ≤ NLL_CHUNK_ELEMENTS
+    logits and always at least two (N = B·T tokens, `split`), so that
+      - only one chunk is ever upcast to fp32: no full-vocabulary fp32 copy of bf16 logits;
+      - with a backward, autograd keeps cross-entropy's fp32 log-softmax, not the logits (freed
+        once the caller drops them), and the backward makes one chunk's gradient at a time, joined
+        once by `split`'s backward: at most 2 vocabulary-sized tensors live (with one chunk, 3:
+        the log-softmax, the gradient of the log-softmax and that of the logits). No (B, T−1, V)
+        slice copy and no logsumexp temporaries.
+    """
+    B, T, V = logits.shape
+    flat = logits.flatten(0, 1)  # (N, V), a view of contiguous logits
+    target = _next_tokens(batch.input_ids).flatten()  # (N,)
+    per_chunk = max(1, min(NLL_CHUNK_ELEMENTS // V, (flat.shape[0] + 1) // 2))
+    up = torch.promote_types(logits.dtype, torch.float32)  # bf16 -> fp32; fp32, fp64 stay
+    parts = [F.cross_entropy(z.to(up), y, reduction="none")  # (n,)
+             for z, y in zip(flat.split(per_chunk), target.split(per_chunk))]
+    nll = torch.cat(parts).view(B, T)  # nll[:, t] = −log p(y_{t+1} | y_≤t)
+    return _to_positions(nll[:, :-1], batch.label_mask)
 
 
 def label_logit(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     """z_t: the raw logit of the label token at label position t, (B, T), 0 off labels (TPO)."""
-    pred, target = _predicting(logits, batch.input_ids)
-    z = pred.float().gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, T-1)
-    return _to_positions(z, batch.label_mask)
+    z = logits.gather(-1, _next_tokens(batch.input_ids).unsqueeze(-1)).squeeze(-1)  # (B, T), no full-size copy
+    return _to_positions(z[:, :-1].to(torch.promote_types(z.dtype, torch.float32)), batch.label_mask)
 
 
 def entropy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:

@@ -66,7 +66,7 @@ def test_top1_is_one_for_a_model_that_predicts_every_token(monkeypatch):
             super().__init__()
             self.w = torch.nn.Parameter(torch.zeros(1))
 
-        def forward(self, input_ids, attention_mask):
+        def forward(self, input_ids, attention_mask, **kwargs):  # kwargs: use_cache=False
             logits = torch.nn.functional.one_hot(input_ids.roll(-1, 1), len(tok)).float()  # predicts the next id
             return type("O", (), {"logits": logits})()
 

@@ -37,6 +37,96 @@ def test_separate_retain_backward_gives_the_joint_gradient(loss):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
+def _naive_inputs(state, indices, batch, retain) -> dict:
+    """The loss's inputs the way the engine took them before issue 15's memory work: the model's
+    default forward (KV cache on), ℓ_t = logsumexp_v z_{t-1,v} − z_{t-1,y_t} over the sliced
+    logits, the label logit gathered from an fp32 copy."""
+    import torch.nn.functional as F
+
+    from engine.tokens import gather_rows
+
+    def up(logits):  # the former .float(), which would also round a float64 model's logits down
+        return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+    def nll(model_out, b):
+        logits = up(model_out.logits[:, :-1])  # (B, T-1, V): logits at t-1 predict the label at t
+        label_z = logits.gather(-1, b.input_ids[:, 1:, None])[..., 0]  # (B, T-1)
+        return F.pad(torch.logsumexp(logits, -1) - label_z, (1, 0)) * b.label_mask
+
+    out = state.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    inputs = {"nll": nll(out, batch), "answer_mask": batch.answer_mask,
+              "weights": state.weights.for_batch(indices, batch)}
+    z = up(out.logits[:, :-1]).gather(-1, batch.input_ids[:, 1:, None])[..., 0]
+    inputs["logit"] = F.pad(z, (1, 0)) * batch.label_mask
+    for k, rows in (state.reference_rows or {}).items():
+        inputs[k] = gather_rows(rows, indices, batch)
+    if retain is not None:
+        r_out = state.model(input_ids=retain.input_ids, attention_mask=retain.attention_mask)
+        inputs["retain_nll"] = nll(r_out, retain)
+        inputs["retain_mask"] = retain.label_mask
+    return {k: v for k, v in inputs.items() if k in state.spec.inputs}
+
+
+def _loss_and_grads(state, make, micro) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, every trainable gradient flattened into one vector) of the loss's inputs from `make`."""
+    indices, batch, retain = micro
+    value, _ = state.spec(**make(state, indices, batch, retain), **state.loss_kwargs)
+    return value.detach(), torch.cat([g.flatten() for g in torch.autograd.grad(value, state.trainable)])
+
+
+@pytest.mark.parametrize("loss", ["ga", "npo", "graddiff", "tpo"])
+def test_step_inputs_give_the_loss_and_gradient_of_the_naive_forward(loss):
+    """The engine's loss inputs (no KV cache, cross-entropy on unsliced logits in chunks, the
+    logits dropped before the retain forward) against the former naive forward (`_naive_inputs`),
+    built-in model, one forget (+ retain) batch. In float64 the two are the same computation: loss
+    and gradient agree to 1e-6 (relative). In fp32 the loss agrees to 1e-6; the gradient only to fp32
+    rounding, about 1e-5 of its norm here for either form against the float64 gradient (softmax − 1
+    cancels where p ≈ 1), so it is held to 1e-4."""
+    from engine.train.step import loss_inputs
+
+    cfg = RunConfig(model="demo", data="demo/forget01", loss=loss, selector="all", batch_size=4, device="cpu")
+    state = prepare(cfg)
+    micro = plan_epoch(state, 0)[0][0]
+    (loss32, grad32), (naive_loss32, naive_grad32) = (_loss_and_grads(state, f, micro) for f in (loss_inputs,
+                                                                                              _naive_inputs))
+    torch.testing.assert_close(loss32, naive_loss32, atol=1e-6, rtol=1e-6)
+    assert (grad32 - naive_grad32).norm() <= 1e-4 * naive_grad32.norm()
+    state.model.double()  # token weights and cached reference rows stay fp32 (gathered as such): alike for both
+    (loss64, grad64), (naive_loss64, naive_grad64) = (_loss_and_grads(state, f, micro) for f in (loss_inputs,
+                                                                                              _naive_inputs))
+    assert loss64.dtype == torch.float64 and grad64.dtype == torch.float64
+    torch.testing.assert_close(loss64, naive_loss64, atol=1e-12, rtol=1e-6)
+    assert (grad64 - naive_grad64).norm() <= 1e-6 * naive_grad64.norm()
+    torch.testing.assert_close(grad64, naive_grad64, atol=1e-9, rtol=1e-6)
+
+
+def test_per_token_nll_backward_holds_two_vocabulary_sized_tensors():
+    """Forward and backward of `per_token_nll` on fp32 logits (B·T·V·4 = 4 MiB here) peak at the
+    logits' gradient beside the log-softmax, 2 × 4 MiB above the logits themselves; the former
+    form (logsumexp − gather over sliced logits) held 4 (tests the memory of issue 15's peer step)."""
+    import importlib.util
+
+    from engine.tokens import Batch, per_token_nll
+
+    path = Path(__file__).parent.parent / "benchmarks" / "memory_plan.py"
+    spec = importlib.util.spec_from_file_location("mp_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    B, T, V = 8, 32, 4096
+    ids = torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(0))
+    label = torch.ones((B, T), dtype=torch.bool)
+    batch = Batch(ids, torch.ones_like(ids), label, torch.zeros_like(label), torch.full((B, T, 2), -1), [""] * B,
+                  [0] * B)
+    logits = torch.randn(B, T, V, requires_grad=True)
+    full = B * T * V * 4
+
+    def run():
+        per_token_nll(logits, batch).sum().backward()
+
+    peak = bench.peak_bytes(run, "cpu")
+    assert 1.9 * full < peak < 2.2 * full, (peak / full)
+
+
 def test_gradient_checkpointing_on_gives_the_same_gradient():
     base = dict(model="demo", data="demo/forget01", loss="graddiff", selector="all", batch_size=5, device="cpu",
                 max_grad_norm=0.0)

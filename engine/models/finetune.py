@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from ..tokens import encode_samples, per_token_nll
+from ..tokens import encode_samples, forward_logits, per_token_nll
 from .device import precision_for
 
 Progress = Callable[[float, str], None]
@@ -163,7 +163,7 @@ def train_causal_lm(model, tokenizer, samples, settings: TrainSettings, progress
             for idx in group:
                 batch = encode_samples(tokenizer, [samples[j] for j in idx], max_length=10**9).to(device)
                 with precision.context():  # bf16 compute on fp32 weights when low precision applies
-                    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+                    logits = forward_logits(model, batch)
                 nll = per_token_nll(logits, batch)  # float32
                 loss = nll.sum() / batch.label_mask.sum()
                 (loss / len(group)).backward()

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..tokens import encode_samples, eval_mode, greedy_hit, iter_batches
+from ..tokens import encode_samples, eval_mode, forward_logits, greedy_hit, iter_batches
 
 
 @dataclass
@@ -37,7 +37,7 @@ def teacher_forced_top1(model, tokenizer, samples, batch_size: int = 32) -> floa
     with eval_mode(model):
         for chunk in iter_batches(list(samples), batch_size):
             batch = encode_samples(tokenizer, chunk, max_length=10**9).to(device)
-            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            logits = forward_logits(model, batch)
             hits += int((greedy_hit(logits, batch) & batch.answer_mask).sum())
             total += int(batch.answer_mask.sum())
     return hits / max(total, 1)

@@ -34,7 +34,7 @@ def _probe_vmap(model, ids, labels, answer, lr: float, first_order: bool = False
     full = torch.ones((1, ids.shape[1]), dtype=torch.long, device=ids.device)  # unbatched: no data-dependent checks
 
     def logp(p, row_ids, row_labels):
-        kwargs = {"input_ids": row_ids[None], "attention_mask": full}
+        kwargs = {"input_ids": row_ids[None], "attention_mask": full, "use_cache": False}
         logits = functional_call(model, (p, buffers), args=(), kwargs=kwargs).logits
         return -per_token_nll(logits, _row_batch(row_ids, row_labels))[0]  # (T,)
 
@@ -72,29 +72,36 @@ def _probe_in_place(model, ids, labels, answer, lr: float, first_order: bool = F
     out = torch.zeros(ids.shape, device=ids.device)
     for i in range(ids.shape[0]):
         row = _row_batch(ids[i], labels[i])
-        kwargs = {"input_ids": row.input_ids, "attention_mask": row.attention_mask}
+        kwargs = {"input_ids": row.input_ids, "attention_mask": row.attention_mask, "use_cache": False}
         with torch.enable_grad():
             nll = per_token_nll(model(**kwargs).logits, row)[0]  # (T,)
             loss = (nll * answer[i]).sum() / answer[i].sum().clamp(min=1)
             grads = torch.autograd.grad(loss, params, allow_unused=True)
-        before = -nll.detach()
         touched = {n: g for (n, _), g in zip(named, grads) if g is not None}
-        with torch.no_grad():
-            if first_order:
-                primals = {n: p.detach() for n, p in named if n in touched}
-                tangents = {n: g.mul_(lr) for n, g in touched.items()}
-
-                def logp(p):
-                    return -per_token_nll(functional_call(model, p, args=(), kwargs=kwargs).logits, row)[0]
-
-                with sdpa_kernel(SDPBackend.MATH):
-                    out[i] = -jvp(logp, (primals,), (tangents,))[1]
-            else:
-                probed = {n: g.mul_(lr).add_(dict(named)[n].detach()) for n, g in touched.items()}  # θ + η·g
-                after = -per_token_nll(functional_call(model, probed, args=(), kwargs=kwargs).logits, row)[0]
-                out[i] = before - after
-        del grads, touched
+        del grads
+        out[i] = _probe_row(model, dict(named), touched, kwargs, row, -nll.detach(), lr, first_order)
+        del touched  # the last reference to this row's gradient: the next row's may take its place
     return out
+
+
+@torch.no_grad()
+def _probe_row(model, named: dict, touched: dict, kwargs: dict, row: Batch, before: torch.Tensor, lr: float,
+               first_order: bool) -> torch.Tensor:
+    """Δ (T,) of one row from its gradient `touched` (name → g), which becomes the probed weights
+    θ + η·g (exact) or the tangent η·g (first order) in its own storage. A function of its own, so
+    that nothing it builds outlives the row."""
+    if first_order:
+        primals = {n: named[n].detach() for n in touched}
+        tangents = {n: g.mul_(lr) for n, g in touched.items()}
+
+        def logp(p):
+            return -per_token_nll(functional_call(model, p, args=(), kwargs=kwargs).logits, row)[0]
+
+        with sdpa_kernel(SDPBackend.MATH):
+            return -jvp(logp, (primals,), (tangents,))[1]
+    probed = {n: g.mul_(lr).add_(named[n].detach()) for n, g in touched.items()}  # θ + η·g
+    after = -per_token_nll(functional_call(model, probed, args=(), kwargs=kwargs).logits, row)[0]
+    return before - after
 
 
 def select_dto(inp: SelectorInput, ratio: float = 0.3, k: int | None = None, probe_lr: float = 1e-2,

@@ -88,10 +88,12 @@ def _apply_lora(model, config: RunConfig):
     return get_peft_model(model, lcfg)
 
 
-def training_plan(config: RunConfig, model, tokenizer, spec: LossSpec, kwargs: dict, forget, device: str) -> Plan:
+def training_plan(config: RunConfig, model, tokenizer, spec: LossSpec, kwargs: dict, forget, device: str,
+                  autocast: bool = False) -> Plan:
     """`memory_plan.plan_training` for this run against the device's free memory (the weights are
-    already loaded, so they are added back). gradient_checkpointing 'on'/'off' is kept, 'auto' lets
-    the plan decide; the plan also decides whether the retain batch is backpropagated on its own.
+    already loaded, so they are added back; autocast: the forward runs in bf16 over fp32 weights).
+    gradient_checkpointing 'on'/'off' is kept, 'auto' lets the plan decide; the plan also decides
+    whether the retain batch is backpropagated on its own.
     Every choice and fallback is logged; MemoryError with the numbers when nothing fits, or when
     only LoRA would (the method is the user's to change)."""
     shape = ModelShape.from_model(model)
@@ -101,7 +103,7 @@ def training_plan(config: RunConfig, model, tokenizer, spec: LossSpec, kwargs: d
     plan = plan_training(shape, config.batch_size, seq, budget_of(device) + weights_bytes(shape, b), b, config.loss,
                          lora=config.lora, lora_r=config.lora_r, retain=spec.needs_retain(kwargs),
                          reference_copy=spec.needs_reference and not can_cache(spec.inputs) and not config.lora,
-                         orthogonalize=config.orthogonalize, checkpointing=ckpt)
+                         orthogonalize=config.orthogonalize, checkpointing=ckpt, autocast=autocast, device=device)
     log.info("%s", plan.explain())
     for note in plan.notes:
         log.warning("memory plan: %s", note)
@@ -149,7 +151,7 @@ def prepare(config: RunConfig, store=None) -> State:
         weights = weights_from_selector(model, tok, bench.forget, config.selector, dict(config.selector_params),
                                         config.weighting, config.batch_size * 4, rules)
     model.zero_grad(set_to_none=True)
-    plan = training_plan(config, model, tok, spec, kwargs, bench.forget, device)
+    plan = training_plan(config, model, tok, spec, kwargs, bench.forget, device, precision.autocast)
     if plan.settings["gradient_checkpointing"]:  # recomputes each block in backward; active in train mode only
         if hasattr(model, "activation_checkpointing_enable"):  # transformers ≥ 5.2x's name
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})

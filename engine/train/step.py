@@ -9,7 +9,7 @@ import random
 import torch
 
 from ..losses import REFERENCE_INPUTS, RETAIN_INPUTS
-from ..tokens import Batch, encode_samples, gather_rows, kl_ref, label_logit, per_token_nll
+from ..tokens import Batch, encode_samples, forward, forward_logits, gather_rows, kl_ref, label_logit, per_token_nll
 from .state import State
 
 Micro = tuple[list[int], Batch, "Batch | None"]  # (forget indices, forget batch, retain batch or None)
@@ -54,9 +54,9 @@ def _reference_logits(state: State, batch: Batch) -> torch.Tensor:
     """Logits (B, T, V) of the frozen reference: the copy, or the LoRA model with its adapter off."""
     with torch.no_grad():
         if state.reference is not None:
-            return state.reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            return forward_logits(state.reference, batch)
         with state.base_model().disable_adapter():
-            return state.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            return forward_logits(state.model, batch)
 
 
 def loss_inputs(state: State, indices: list[int], batch: Batch, retain: Batch | None) -> dict:
@@ -67,7 +67,7 @@ def loss_inputs(state: State, indices: list[int], batch: Batch, retain: Batch | 
     retain forward).
     """
     need = set(state.spec.inputs)
-    out = state.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **state.weights.forward_kwargs)
+    out = forward(state.model, batch, **state.weights.forward_kwargs)
     logits = out.logits  # (B, T, V)
     nll = per_token_nll(logits, batch)  # (B, T)
     state.weights.observe(batch, out, nll)
@@ -85,9 +85,10 @@ def loss_inputs(state: State, indices: list[int], batch: Batch, retain: Batch | 
             inputs["ref_logit"] = label_logit(ref_logits, batch)
         if "kl" in need:
             inputs["kl"] = kl_ref(ref_logits, logits, batch)
+        del ref_logits
+    del out, logits  # autograd keeps what it needs (the log-softmax); the logits go before the retain forward
     if retain is not None and need & set(RETAIN_INPUTS):
-        r_logits = state.model(input_ids=retain.input_ids, attention_mask=retain.attention_mask).logits
-        inputs["retain_nll"] = per_token_nll(r_logits, retain)  # (B', T')
+        inputs["retain_nll"] = per_token_nll(forward_logits(state.model, retain), retain)  # (B', T')
         inputs["retain_mask"] = retain.label_mask
     return {k: v for k, v in inputs.items() if k in need}
 
@@ -137,8 +138,7 @@ def separate_retain_backward(state: State, indices: list[int], batch: Batch, ret
         inputs = loss_inputs(state, indices, batch, None)  # forget side, with its graph
     after_forget = _rng_state(state.device)
     with torch.no_grad(), autocast(state):
-        r_nll = per_token_nll(state.model(input_ids=retain.input_ids, attention_mask=retain.attention_mask).logits,
-                              retain)  # (B', T')
+        r_nll = per_token_nll(forward_logits(state.model, retain), retain)  # (B', T')
     need = set(state.spec.inputs)
     retain_side = {k: v for k, v in (("retain_nll", r_nll), ("retain_mask", retain.label_mask)) if k in need}
     with autocast(state):
@@ -148,8 +148,7 @@ def separate_retain_backward(state: State, indices: list[int], batch: Batch, ret
     del inputs
     _set_rng_state(after_forget, state.device)
     with autocast(state):
-        r_logits = state.model(input_ids=retain.input_ids, attention_mask=retain.attention_mask).logits
-        retain_side["retain_nll"] = per_token_nll(r_logits, retain)  # (B', T'), with its graph
+        retain_side["retain_nll"] = per_token_nll(forward_logits(state.model, retain), retain)  # (B', T'), graph
         retain_loss, _ = state.spec(**detached, **retain_side, **state.loss_kwargs)
     _backward(state, retain_loss * scale)
     return loss.detach(), stats

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from .. import paths
 from ..atomic import read_json_or_none, replace_atomic, write_text_atomic
 from ..fingerprint import model_fingerprint as model_key, text_hash
-from ..tokens import Batch, encode_samples, eval_mode, iter_batches, label_rows
+from ..tokens import Batch, encode_samples, eval_mode, forward, iter_batches, label_rows
 from .base import WeightSource
 
 SCORER_DEFAULTS = {"beta": 5.0, "lam_h": 1.0, "lam_pop": 10.0, "budget": 0.2, "lam_2": 1.0}
@@ -53,7 +53,7 @@ def make_optimizer(scorer: AtwuScorer, lr: float = 5e-2, momentum: float = 0.9) 
 def last_hidden(model, batch) -> torch.Tensor:
     """Detached last-layer hidden states (B, T, H), fp32, at each token's own position."""
     with torch.no_grad():
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True)
+        out = forward(model, batch, output_hidden_states=True)
     return out.hidden_states[-1].detach().float()
 
 
