@@ -194,10 +194,9 @@ def estimate_dto(s: ModelShape, probe_batch: int, seq: int, b: int, form: str = 
 
     gradient phase: k per-sample gradients k·P_t·b beside the k rows' saved activations and logits
     with a backward (`block_activation_bytes`, `logits_bytes`);
-    probe phase, exact vmap: the gradients, the probed weights θ + η·g (another k·P_t·b) and the
-    probe forward's logits; exact loop: the gradient's storage becomes the probed weights (P_t·b
-    once); first order: the gradients (scaled in place) and a forward-mode pass that carries a
-    tangent beside every activation, 2 × the forward's logits.
+    probe phase, exact (vmap and loop): the gradients' storage becomes the probed weights θ + η·g
+    (k·P_t·b once) beside the probe forward's logits; first order: the gradients (scaled in place)
+    and a forward-mode pass that carries a tangent beside every activation, 2 × the forward's logits.
     """
     if form not in ("exact", "first_order", "loop", "first_order_loop"):
         raise ValueError(f"form must be exact, first_order, loop or first_order_loop, got {form!r}")
@@ -208,9 +207,7 @@ def estimate_dto(s: ModelShape, probe_batch: int, seq: int, b: int, form: str = 
     gradient_phase = {"per_sample_grads": grads, "probe_activations": block_activation_bytes(s, k, seq, b),
                       "probe_logits": logits_bytes(s, k, seq, b, backward=True)}
     forward = logits_bytes(s, k, seq, b, backward=False)
-    if form == "exact":
-        probe_phase = {"per_sample_grads": grads, "probed_weights": grads, "probe_logits": forward}
-    elif form == "loop":
+    if form in ("exact", "loop"):
         probe_phase = {"per_sample_grads": grads, "probe_logits": forward}
     else:
         probe_phase = {"per_sample_grads": grads, "probe_logits": 2 * forward}
