@@ -23,6 +23,9 @@ and peak memory per stage, and whether swap was used.
    (1 M parameters) but the same tokenizer and data, and FQ only compares per-question truth
    ratios, so FQ is available.
 
+The workbench cache (step-0 evaluations, ATWU scorers, reference truth ratios) is a fresh folder
+in the work directory, so every stage runs cold, as on a first visit.
+
 Memory: peak resident set per stage from /proc/self/status VmHWM, reset before each stage by
 writing 5 to /proc/self/clear_refs (Linux ≥ 4.0; where that fails the peak is cumulative and the
 table says so), plus the whole process's ru_maxrss. Swap: SwapTotal/SwapFree of /proc/meminfo and
@@ -41,6 +44,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -100,7 +104,9 @@ class Stages:
         self.rows: list[dict] = []
         self.resettable = reset_peak()
 
-    def run(self, name: str, fn, note: str = ""):
+    def run(self, name: str, fn, note="", peak=None):
+        """fn() timed; note: a string or note(result); peak: a callable giving the stage's peak RSS
+        in MiB when fn resets the peak itself (else VmHWM at the end of the stage)."""
         reset_peak()
         before = swap_state()
         rss0 = proc_status()["VmRSS"]
@@ -110,7 +116,8 @@ class Stages:
         seconds = time.perf_counter() - t0
         after = swap_state()
         st = proc_status()
-        row = {"stage": name, "seconds": seconds, "rss_before_mib": rss0 / MiB, "peak_mib": st["VmHWM"] / MiB,
+        row = {"stage": name, "seconds": seconds, "rss_before_mib": rss0 / MiB,
+               "peak_mib": peak() if peak is not None else st["VmHWM"] / MiB,
                "rss_after_mib": st["VmRSS"] / MiB, "mem_available_min_mib": min(before["MemAvailable"],
                                                                                   after["MemAvailable"]) / MiB,
                "pswpout": after["pswpout"] - before["pswpout"], "pswpin": after["pswpin"] - before["pswpin"],
@@ -195,31 +202,67 @@ def dto_run(stages: Stages, model_dir: str, work: Path, retain_eval_size: int, m
     cfg = RunConfig(model=model_dir, data="demo", loss="dto", selector="dto", epochs=1, device="cpu",
                     retain_eval_size=retain_eval_size, max_steps=max_steps)
     events = []
+    eval_started: dict[int, float] = {}
+    eval_seconds: dict[int, float] = {}
+
+    phase_peaks: dict[str, float] = {}  # the run's own phases: peak RSS (MiB) while each was current
+    current = ["loading"]
+
+    def enter(label: str) -> None:
+        """Close the peak of the current phase and start measuring `label`'s."""
+        if label != current[0]:
+            peak = proc_status()["VmHWM"] / MiB
+            phase_peaks[current[0]] = max(phase_peaks.get(current[0], 0.0), peak)
+            reset_peak()
+            current[0] = label
 
     def progress(info: dict) -> None:
-        phase = info.get("phase")
+        phase, now = info.get("phase"), time.perf_counter()
+        label = {"train": "training", "saving": "saving", "loading": "loading"}.get(
+            phase, f"evaluation, epoch {info.get('epoch')}")
+        enter(label)
         if phase == "train":
             print(f"    step {info['step']}/{info['total_steps']} loss {info['loss']:.4f} "
                   f"({time.strftime('%H:%M:%S')})", flush=True)
         elif phase == "evaluating" and "eval_done" in info:
-            if info["eval_done"] % 60 == 0 or info["eval_done"] == info["eval_total"]:
-                print(f"    evaluated {info['eval_done']}/{info['eval_total']} questions "
-                      f"({time.strftime('%H:%M:%S')})", flush=True)
+            print(f"    evaluated {info['eval_done']}/{info['eval_total']} questions "
+                  f"({time.strftime('%H:%M:%S')})", flush=True)
         elif phase in ("loading", "evaluating", "saving"):
+            if phase == "evaluating":
+                eval_started.setdefault(info.get("epoch"), now)
             print(f"    phase {phase} epoch {info.get('epoch')} ({time.strftime('%H:%M:%S')})", flush=True)
         elif phase == "eval":
             m = info["metrics"] or {}
+            if info["epoch"] in eval_started:
+                eval_seconds[info["epoch"]] = now - eval_started[info["epoch"]]
             print(f"    eval epoch {info['epoch']}: FQ {m.get('forget_quality')} MU {m.get('model_utility')}",
                   flush=True)
         events.append({k: info.get(k) for k in ("phase", "step", "epoch")})
 
-    result = stages.run("DTO run: 1 epoch (loss dto, selector dto)", lambda: unlearn(cfg, store, progress),
-                        note=lambda r: f"{r.status}" + (f": {r.error}" if r.error else ""))
-    phases = store.get_run(result.run_id).config.get("phase_seconds") if result.run_id is not None else None
+    def run():
+        result = unlearn(cfg, store, progress)
+        enter("done")
+        return result
+
+    result = stages.run("DTO run: 1 epoch (loss dto, selector dto)", run,
+                        note=lambda r: f"{r.status}" + (f": {r.error}" if r.error else ""),
+                        peak=lambda: max(phase_peaks.values()))  # the run's phases reset the peak
+    phases = (store.get_run(result.run_id).config.get("phase_seconds") if result.run_id is not None else None) or {}
+    parts = [("loading: model, frozen reference copy, `dto` scores of the 100 forget samples", phases.get("loading"),
+              "loading"),
+             ("evaluation at step 0", eval_seconds.get(0), "evaluation, epoch 0"),
+             (f"training: {max([e['step'] or 0 for e in events] or [0])} steps", phases.get("training"), "training"),
+             ("evaluation after epoch 1", eval_seconds.get(1), "evaluation, epoch 1"),
+             ("saving: best + final checkpoints", phases.get("saving"), "saving")]
+    for name, seconds, key in parts:
+        if seconds is not None or key in phase_peaks:
+            stages.rows.append({"stage": f"   DTO run › {name}", "seconds": seconds, "peak_mib": phase_peaks.get(key),
+                                "rss_after_mib": None, "pswpout": None, "note": ""})
     last = result.history[-1] if result.history else {}
     first = result.history[0] if result.history else {}
     return {"status": result.status, "error": result.error, "seconds": result.seconds, "phase_seconds": phases,
-            "steps": max([e["step"] or 0 for e in events] or [0]),
+            "steps": max([e["step"] or 0 for e in events] or [0]), "eval_seconds": eval_seconds,
+            "phase_peak_mib": {k: round(v) for k, v in phase_peaks.items()},
             "fq_step0": first.get("forget_quality"), "mu_step0": first.get("model_utility"),
             "fq": last.get("forget_quality"), "mu": last.get("model_utility"),
             "notes": last.get("notes")}
@@ -230,10 +273,13 @@ def dto_run(stages: Stages, model_dir: str, work: Path, retain_eval_size: int, m
 def table(rows: list[dict], resettable: bool) -> str:
     peak = "peak RSS MiB (VmHWM in stage)" if resettable else "peak RSS MiB (cumulative: clear_refs refused)"
     lines = [f"| stage | seconds | {peak} | RSS after MiB | swap-out pages |", "|---|---|---|---|---|"]
+    def num(x, fmt):
+        return "" if x is None else format(x, fmt)
+
     for r in rows:
         note = f" ({r['note']})" if r["note"] else ""
-        lines.append(f"| {r['stage']}{note} | {r['seconds']:.1f} | {r['peak_mib']:,.0f} | {r['rss_after_mib']:,.0f} "
-                     f"| {r['pswpout']} |")
+        lines.append(f"| {r['stage']}{note} | {num(r['seconds'], '.1f')} | {num(r['peak_mib'], ',.0f')} "
+                     f"| {num(r['rss_after_mib'], ',.0f')} | {num(r['pswpout'], 'd')} |")
     return "\n".join(lines)
 
 
@@ -264,6 +310,12 @@ def main() -> int:
         tmp = tempfile.TemporaryDirectory(prefix="big_model_smoke_")
         work = Path(tmp.name)
     model_dir = str(work / "model")
+    from engine import paths
+
+    cache = work / "cache"  # a cold cache: no step-0 evaluation or ATWU scorer from an earlier run
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir()
+    paths.cache_dir = lambda: cache
     stages = Stages()
     n_params = stages.run("build + save model", lambda: build_model(Path(model_dir), args.layers, args.hidden,
                                                                      args.heads, args.positions),
@@ -281,7 +333,8 @@ def main() -> int:
     print()
     print(table(stages.rows, stages.resettable))
     print()
-    print(f"process peak RSS (ru_maxrss): {maxrss_bytes() / MiB:,.0f} MiB; "
+    print(f"process peak RSS: {max(r['peak_mib'] for r in stages.rows if r['peak_mib'] is not None):,.0f} MiB "
+          f"(the largest stage peak; ru_maxrss {maxrss_bytes() / MiB:,.0f} MiB is lowered by the VmHWM resets); "
           f"machine: SwapTotal {start_swap['SwapTotal'] / MiB:.0f} MiB, MemTotal {start_swap['MemTotal'] / MiB:,.0f} MiB, "
           f"pswpout {start_swap['pswpout']} → {end_swap['pswpout']}, SwapFree {start_swap['SwapFree'] / MiB:.0f} → "
           f"{end_swap['SwapFree'] / MiB:.0f} MiB: swap {'USED' if swapped else 'not used'}")
@@ -290,7 +343,9 @@ def main() -> int:
         print(f"Explore: {len(explore) - len(bad)} of {len(explore)} selectors produced rows"
               + (f"; unavailable: {bad}" if bad else ""))
     if run is not None:
-        print(f"DTO run: {run['status']} in {run['seconds']:.1f} s ({run['steps']} steps), phases {run['phase_seconds']}; "
+        print(f"DTO run: {run['status']} in {run['seconds']:.1f} s ({run['steps']} steps), phases {run['phase_seconds']}, "
+              f"evaluation seconds per epoch {({k: round(v, 1) for k, v in run['eval_seconds'].items()})}, "
+              f"peak RSS MiB per phase {run['phase_peak_mib']}; "
               f"step 0 FQ {run['fq_step0']} MU {run['mu_step0']}; after epoch 1 FQ {run['fq']} MU {run['mu']}"
               + (f"; error {run['error']}" if run["error"] else ""))
     if args.json:
