@@ -182,14 +182,13 @@ def explore_stages(stages: Stages, model_dir: str, samples: int, atwu_steps: int
                                 lambda name=name: svc.selector_row(model_dir, "demo", "forget", 0, name),
                                 note=row_note(name))
     if not rows["atwu"].ok:
-        path = stages.run(f"explore: fit ATWU scorer ({atwu_steps} model steps)",
+        stages.run(f"explore: fit ATWU scorer ({atwu_steps} model steps)",
                           lambda: fit_atwu_scorer(model_dir, "demo", steps=atwu_steps, device="cpu"),
                           note=lambda p: f"saved {Path(p).name}")
         svc.forget("atwu")
         rows["atwu"] = stages.run("explore: `atwu` (fitted)",
                                   lambda: svc.selector_row(model_dir, "demo", "forget", 0, "atwu"),
                                   note=row_note("atwu"))
-        del path
     stages.run("explore: release models", svc.release_models, note=lambda n: f"{n} model(s) dropped")
     return {n: (r.ok, r.error) for n, r in rows.items()}
 
