@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from .models.device import release_memory
 from .train import check_run, unlearn
 
 
@@ -193,6 +194,7 @@ class JobManager:
             run_id = result.run_id
         except Exception as err:  # a config error raised before the run was recorded
             state, error, run_id = "failed", f"{type(err).__name__}: {err}", None
+        release_memory()  # the run's model, reference and optimiser states are garbage now
         with self._lock:
             s = self._snap
             s.state = state

@@ -337,9 +337,8 @@ def estimate_dto(s: ModelShape, probe_batch: int, seq: int, b: int, form: str = 
     the embedding's gradients wait to be summed at the end, 2·k·V·H·b more (`tied_gradient_bytes`).
     gradient phase, loop (`torch.autograd.grad`, one row): activations are freed as the gradient
     grows, so the larger of its start (activations, logits) and its end (P_t·b, tied: 2·V·H·b more).
-    probe phase, exact vmap: the gradients, the probed weights θ + η·g (another k·P_t·b) and the
-    probe forward's logits; exact loop: the gradient's storage becomes the probed weights (P_t·b
-    once); first order: the gradients (scaled in place) and a forward-mode pass that carries a
+    probe phase, exact (vmap and loop): the gradients' storage becomes the probed weights θ + η·g
+    (k·P_t·b once) beside the probe forward's logits; first order: the gradients (scaled in place) and a forward-mode pass that carries a
     tangent beside every activation, 2 × the forward's logits.
     """
     if form not in ("exact", "first_order", "loop", "first_order_loop"):
@@ -360,9 +359,7 @@ def estimate_dto(s: ModelShape, probe_batch: int, seq: int, b: int, form: str = 
         end = {"per_sample_grads": grads, **({"tied_gradients": tied} if tied else {})}
         gradient_phase = max(start, end, key=lambda ph: sum(ph.values()))
     forward = logits_bytes(s, k, seq, b, backward=False)
-    if form == "exact":
-        probe_phase = {"per_sample_grads": grads, "probed_weights": grads, "probe_logits": forward}
-    elif form == "loop":
+    if form in ("exact", "loop"):
         probe_phase = {"per_sample_grads": grads, "probe_logits": forward}
     else:
         probe_phase = {"per_sample_grads": grads, "probe_logits": 2 * forward}

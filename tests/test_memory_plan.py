@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 import torch
 
 from engine.memory_plan import (ModelShape, autocast_weight_bytes, estimate_dto, estimate_forward, estimate_training,
@@ -127,14 +126,13 @@ def test_forward_and_dto_terms_by_hand():
     assert d == {"weights": 4000, "per_sample_grads": 12000, "probe_activations": 2 * 55680, "probe_logits": 24000,
                  "tied_gradients": 9600}
     assert estimate_dto(TINY, 3, 10, 4, "first_order") == d
-    # untied, P = 10^5, T = 1: exact, the probe phase (gradients + probed weights 2.4e6 + forward logits
-    # 600 + one chunk's log-softmax 400) beats 1.2e6 + 11136 + 2400
+    # untied, P = 10^5, T = 1: exact writes the probed weights into the gradients' storage, so its
+    # probe phase (1.2e6 + forward logits 600 + one chunk's log-softmax 400) loses to the gradient
+    # phase 1.2e6 + 11136 + 2400, as first order's (1.2e6 + 2 · 1000) does
     big = ModelShape(params=100_000, layers=2, hidden=8, inner=32, vocab=50, tied=False)
-    assert estimate_dto(big, 3, 1, 4, "exact") == {"weights": 400000, "per_sample_grads": 1200000,
-                                                    "probed_weights": 1200000, "probe_logits": 1000}
-    # first order: the gradient phase beats 1.2e6 + 2 · 1000
-    assert estimate_dto(big, 3, 1, 4, "first_order") == {"weights": 400000, "per_sample_grads": 1200000,
-                                                          "probe_activations": 11136, "probe_logits": 2400}
+    gradient_phase = {"weights": 400000, "per_sample_grads": 1200000, "probe_activations": 11136, "probe_logits": 2400}
+    assert estimate_dto(big, 3, 1, 4, "exact") == gradient_phase
+    assert estimate_dto(big, 3, 1, 4, "first_order") == gradient_phase
     # loop: one row; activations are freed as its gradient grows: the larger of the start (18560 + 4000)
     # and the end (4000 + tied 3200), beside the probe phase 4000 + 3000
     assert estimate_dto(TINY, 3, 10, 4, "loop") == {"weights": 4000, "probe_activations": 18560, "probe_logits": 4000}
@@ -143,7 +141,7 @@ def test_forward_and_dto_terms_by_hand():
         estimate_dto(TINY, 1, 10, 4, "second_order")
 
 
-def test_dto_plan_lowers_the_probe_batch_then_loops_then_refuses():
+def test_dto_plan_lowers_the_probe_batch_then_refuses():
     roomy = plan_dto(TINY, 10, budget=10**9)
     assert roomy.settings == {"probe_batch": 8, "form": "exact"} and roomy.fits
     k3 = sum(estimate_dto(TINY, 3, 10, 4).values())
@@ -162,8 +160,9 @@ def test_7b_dto_fits_80_gb_only_by_lowering_the_probe_batch():
     # Llama-2-7B: P = 6.74e9, L = 32, H = 4096, I = 11008, V = 32000, bf16, untied
     llama = ModelShape(6_738_415_616, 32, 4096, 11008, 32000, 32, family="llama", activation="silu", tied=False)
     plan = plan_dto(llama, seq=128, budget=80 * 10**9, b=2)
-    # exact: 13.5 GB weights + k·(13.5 + 13.5) GB gradients and probed weights: k = 2 (≈ 69 GB), not 3 (≈ 96 GB)
-    assert plan.fits and plan.settings == {"probe_batch": 2, "form": "exact"}
+    # exact: 13.5 GB weights + k·13.5 GB gradients (which become the probed weights) beside
+    # 2·(activations + logits), k·1.5 GB: k = 4 (≈ 74 GB), not 5 (≈ 88 GB); the same as first order
+    assert plan.fits and plan.settings == {"probe_batch": 4, "form": "exact"}
     # first order: k·13.5 GB of gradients beside 2·(activations + logits), k·1.5 GB: k = 4 (≈ 74 GB), not 5 (≈ 88 GB)
     first = plan_dto(llama, seq=128, budget=80 * 10**9, b=2, form="first_order")
     assert first.fits and first.settings == {"probe_batch": 4, "form": "first_order"}
@@ -193,3 +192,36 @@ def test_evaluation_batch_halves_to_fit_and_selector_costs():
     assert plan_selector("dto", TINY, 4, 10, None).settings["probe_batch"] == 8
     with pytest.raises(KeyError):
         plan_selector("nope", TINY, 4, 10, None)
+
+
+def test_exact_dto_probe_holds_the_per_sample_models_once(builtin_tokenizer):
+    """The exact vmap probe writes θ + η·g into the per-sample gradients' storage: its peak of
+    tensor memory (torch profiler) stays under 1.8 × k gradient-sized copies of the model. Making
+    the probed weights as new tensors beside the gradients measured 2.1 ×; in place, 1.5 × (the
+    tied embedding's two gradient terms are summed in the gradient phase)."""
+    from torch.profiler import ProfilerActivity, profile
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from engine.data import Sample
+    from engine.selectors import dto
+    from engine.tokens import encode_samples
+
+    torch.manual_seed(0)
+    tok = builtin_tokenizer
+    cfg = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=128, n_layer=2, n_head=2, resid_pdrop=0.0,
+                     embd_pdrop=0.0, attn_pdrop=0.0, eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id,
+                     pad_token_id=tok.pad_token_id)
+    model = GPT2LMHeadModel(cfg).eval()  # weights ≫ short rows' activations and logits
+    samples = [Sample("Who?", "Ana."), Sample("Where?", "In Lisbon."), Sample("When?", "In 1970."),
+               Sample("Why?", "Rain.")]
+    b = encode_samples(tok, samples)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        delta = dto._probe_vmap(model, b.input_ids, b.label_mask, b.answer_mask, 1e-2)
+    events = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage)
+    live = peak = 0
+    for _, change in events:
+        live += change
+        peak = max(peak, live)
+    k_models = len(samples) * sum(p.numel() for p in model.parameters()) * 4
+    assert delta.shape == b.input_ids.shape and delta.abs().sum() > 0
+    assert peak < 1.8 * k_models, (peak / k_models)

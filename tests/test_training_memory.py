@@ -211,3 +211,38 @@ def test_explore_models_are_released_before_a_run(tmp_path):
     jobs.start(RunConfig(), check=False)
     assert jobs.wait(30)
     assert seen == [0]
+
+
+RELEASE_SCRIPT = """
+import ctypes, torch
+from engine.explore import ExploreService
+def rss_mib():
+    return next(int(l.split()[1]) // 1024 for l in open("/proc/self/status") if l.startswith("VmRSS"))
+assert ctypes.CDLL("libc.so.6").mallopt(-3, 32 * 2**20) == 1  # M_MMAP_THRESHOLD: 4 MB blocks from the heap
+blocks = [torch.ones(2**20) for _ in range(100)]
+del blocks[::2]  # 50 freed 4 MB holes between kept blocks: freed, still resident
+before = rss_mib()
+ExploreService(device="cpu").release_models()
+print(before - rss_mib())
+"""
+
+
+def test_release_models_gives_freed_heap_pages_back():
+    """After `release_models` the C heap's free pages leave the resident set (glibc malloc_trim):
+    in a fresh process, 200 MB of freed 4 MB tensors that sit between live ones are given back.
+    Without the trim the resident set does not move (measured: 0 MB)."""
+    import ctypes
+    import os
+    import subprocess
+    import sys
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        pytest.skip("not glibc")
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", RELEASE_SCRIPT], env=env, cwd=root, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) >= 150, out.stdout

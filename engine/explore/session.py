@@ -10,15 +10,13 @@ copy of the model).
 """
 from __future__ import annotations
 
-import gc
 import threading
 from collections import OrderedDict
-
-import torch
 
 from ..data import Benchmark, Sample
 from ..fingerprint import tokenizer_fingerprint
 from ..models import load_model
+from ..models.device import release_memory
 from ..resolve import load_data, model_path
 
 SPLITS = ("forget", "retain", "real_authors", "world_facts")
@@ -64,14 +62,13 @@ class Session:
             return loaded
 
     def release_models(self) -> int:
-        """Drop every cached model (an unlearning run is about to load its own) and return the
-        device's cached blocks to the driver; the next `model` call reloads. Returns how many."""
+        """Drop every cached model (an unlearning run is about to load its own) and give the
+        memory back (`release_memory`: CUDA's cached blocks, the C heap's free pages); the next
+        `model` call reloads. Returns how many."""
         with self.lock:
             n = len(self._models)
             self._models.clear()
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release_memory()
         return n
 
     def fingerprint(self, model_spec: str) -> str:

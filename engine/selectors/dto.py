@@ -27,6 +27,8 @@ def _probe_vmap(model, ids, labels, answer, lr: float, first_order: bool = False
 
     Right padding + causal attention: no label position attends to padding, so an all-ones mask
     (a constant outside vmap, which keeps transformers' mask checks off batched tensors) is exact.
+    exact: the probed weights θ + η·g are written into the per-sample gradients' own storage, so
+    the peak holds k gradient-sized copies of the model once, not twice (`memory_plan.estimate_dto`).
     first_order: Δ_t = −η·⟨∇ log p_t, g⟩ as one forward-mode product (jvp) per row, no probed weights.
     """
     params = {n: p.detach() for n, p in model.named_parameters()}
@@ -54,9 +56,10 @@ def _probe_vmap(model, ids, labels, answer, lr: float, first_order: bool = False
 
             with sdpa_kernel(SDPBackend.MATH):  # the fused CPU kernel has no forward-mode derivative
                 return -vmap(directional)(grads, ids, labels)
-        probed = {n: params[n][None] + lr * grads[n] for n in params}  # θ' = θ + η ∇L_seq (ascent)
         before = vmap(logp, in_dims=(None, 0, 0))(params, ids, labels)
-        after = vmap(logp, in_dims=(0, 0, 0))(probed, ids, labels)
+        for n, g in grads.items():  # θ' = θ + η ∇L_seq (ascent), in the gradients' own storage:
+            g.mul_(lr).add_(params[n])  # k probed models, not k gradients + k probed models
+        after = vmap(logp, in_dims=(0, 0, 0))(grads, ids, labels)
     return before - after
 
 
