@@ -106,10 +106,12 @@ def train_step(model, batch: Batch, loss: str, retain: Batch | None = None, refe
     backward, clip, AdamW (created here: its states appear in the first step)."""
     import contextlib
 
+    from engine.models.device import adamw
+
     if checkpointing:  # as `engine.train.state.prepare` turns it on
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    opt = adamw([p for p in model.parameters() if p.requires_grad], lr=1e-5)  # the engine's optimiser
     with autocast or contextlib.nullcontext():
         logits = forward_logits(model, batch)
         inputs = {"nll": per_token_nll(logits, batch), "weights": batch.answer_mask.float(),

@@ -246,3 +246,23 @@ def test_release_models_gives_freed_heap_pages_back():
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.split()[-1]) >= 150, out.stdout
+
+
+def test_the_engines_adamw_is_fused_and_matches_the_loop():
+    """`engine.models.device.adamw`: the fused kernel on CPU (no per-tensor temporaries, as the
+    HF Trainer peer uses), the same update as torch's per-tensor AdamW to rounding."""
+    from engine.models.device import adamw
+
+    torch.manual_seed(0)
+    a = [torch.randn(5, 3, requires_grad=True), torch.randn(7, requires_grad=True)]
+    b = [p.detach().clone().requires_grad_() for p in a]
+    fused = adamw(a, lr=1e-2, weight_decay=0.01)
+    loop = torch.optim.AdamW(b, lr=1e-2, weight_decay=0.01, foreach=False)
+    assert fused.defaults["fused"] is True
+    for _ in range(3):
+        for ps, opt in ((a, fused), (b, loop)):
+            opt.zero_grad()
+            sum((p ** 2).sum() for p in ps).backward()
+            opt.step()
+    for x, y in zip(a, b):
+        assert torch.allclose(x, y, atol=1e-6)

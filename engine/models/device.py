@@ -121,3 +121,13 @@ def release_memory() -> bool:
         return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
     except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim this way
         return False
+
+
+def adamw(params, **settings) -> torch.optim.AdamW:
+    """torch.optim.AdamW with the fused kernel where torch has one (cpu, cuda): one kernel over all
+    tensors and no temporaries per step (HF Trainer's default, `adamw_torch_fused`); the same update
+    as the per-tensor loop up to rounding. Elsewhere torch's default implementation."""
+    params = list(params)
+    fused = bool(params) and {p.device.type for p in params} <= {"cpu", "cuda"} and all(p.is_floating_point() for p in params)
+    return torch.optim.AdamW(params, fused=True if fused else None, **settings)
+

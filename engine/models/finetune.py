@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 
 from ..tokens import encode_samples, forward_logits, per_token_nll
-from .device import precision_for
+from .device import adamw, precision_for
 
 Progress = Callable[[float, str], None]
 EpochHook = Callable[[int, object], bool]  # (epoch, model) -> True to stop after this epoch
@@ -137,7 +137,7 @@ def train_causal_lm(model, tokenizer, samples, settings: TrainSettings, progress
     torch.manual_seed(settings.seed)
     epochs = max_epochs or settings.epochs
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
+    opt = adamw(params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
     device = next(model.parameters()).device
     precision = precision_for("train", str(device), settings.precision)
     if any(p.dtype != precision.master for p in params):

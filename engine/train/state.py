@@ -15,7 +15,7 @@ from ..losses import LossSpec, get_loss
 from ..memory_plan import ModelShape, Plan, budget_of, plan_training, weights_bytes
 from ..masks.rules import rules_from_json
 from ..models import load_model
-from ..models.device import Precision, precision_for
+from ..models.device import Precision, adamw, precision_for
 from ..resolve import model_path
 from .check import check_run
 from .config import RunConfig
@@ -160,8 +160,7 @@ def prepare(config: RunConfig, store=None) -> State:
     if config.lora:
         model = _apply_lora(model, config)
     model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
-                            weight_decay=config.weight_decay)
+    opt = adamw([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
     if learned is not None:  # built on the model as trained (LoRA included), before accelerate wraps it
         weights = learned.create(config, model, tok, list(bench.forget), device, accelerator)
     state = State(config, spec, kwargs, model, tok, device, bench, list(bench.forget), list(bench.retain),
