@@ -173,6 +173,22 @@ def test_prompt_cache_nll_equals_one_full_forward_per_text(tiny_model, builtin_t
         torch.testing.assert_close(got[(q, text)], want, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:the answer to")  # both texts are cut to the context, on purpose
+def test_texts_that_fill_the_context_beside_short_ones(tiny_model, builtin_tokenizer):
+    """A ~100-token prompt and a 4-token one share a suffix batch, both texts cut to fill the
+    128-token context: the long prompt's row is padded past position 127 (it raised IndexError);
+    every NLL still equals a full forward's."""
+    from engine.eval import passes
+
+    tok = builtin_tokenizer
+    long_q, text = " ".join(["word"] * 28), " ".join(["x"] * 300)
+    assert len(tokens.prompt_ids(tok, [long_q])[0]) > 64  # its row is padded to the short row's longer text
+    pairs = [(long_q, text), ("Who?", text)]
+    got = passes.run(tiny_model, tok, [], pairs, batch_size=2).nll
+    for q, t in pairs:
+        torch.testing.assert_close(got[(q, t)], _full_forward_nll(tiny_model, tok, q, t), atol=1e-5, rtol=1e-5)
+
+
 def test_joint_format_prompts_are_each_rows_own(bpe):
     """Under a joint format the prompt tokens of `prompt + text` can differ by text (the boundary
     token merges into the answer) and from the generation prompt: every row is still scored

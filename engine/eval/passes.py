@@ -44,6 +44,11 @@ class Prompts:
         return DynamicCache(ddp_cache_data=[(k[rows], v[rows]) for k, v in self.kv], config=model.config)
 
 
+def context_of(model) -> int:
+    """The model's number of positions (n_positions / max_position_embeddings; 10^6 when unknown)."""
+    return getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 10**6)
+
+
 def prefill(model, prompts: list[list[int]], pad_id: int) -> Prompts:
     """Run the prompts (token ids) once, left-padded, keeping their KV cache; logits only at the
     last position."""
@@ -78,8 +83,12 @@ def continuation_nll(model, prompts: Prompts, rows: list[int], texts: list[list[
     parts = [prompts.last_logits[index].unsqueeze(1)]  # (B, 1, V): predicts label 1
     if L > 1:
         inputs, inputs_mask = ids[:, 1:L], labels[:, 1:L].long()  # text tokens but the last: (B, L-1)
+        positions = prompts.positions[index, -1:] + 1 + torch.arange(L - 1, device=device)  # (B, L-1)
+        # a short text beside a long one is padded past its own end: those positions are masked and
+        # predict no label, but must still index the position table (real ones fit: `encode` checks)
+        positions = positions.clamp(max=context_of(model) - 1)
         parts.append(model(input_ids=inputs, attention_mask=torch.cat([prompts.mask[index], inputs_mask], 1),
-                           position_ids=prompts.positions[index, -1:] + 1 + torch.arange(L - 1, device=device),
+                           position_ids=positions,
                            past_key_values=prompts.cache(model, index), use_cache=True).logits)  # (B, L-1, V)
     parts.append(torch.zeros_like(parts[0]))  # position L predicts nothing
     logits = torch.cat(parts, 1)  # (B, 1 + L, V)
@@ -160,7 +169,7 @@ def run(model, tokenizer, generate: list[str], score: list[tuple[str, str]], max
     report(done, len(last_batch))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos = tokenizer.eos_token_id
-    room = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 10**6)
+    room = context_of(model)
     with eval_mode(model):
         for b, keys in enumerate(batches):
             prompts = prefill(model, [list(k) for k in keys], pad)
