@@ -66,8 +66,25 @@ def ctx(app_env):
 
 @pytest.fixture()
 def one_thread():
-    """torch on one thread for the test (figures compared to 1e-6 must not depend on thread count)."""
+    """torch on one thread for the test: figures compared to 1e-6 must not depend on the thread
+    count, and on a shared CPU a second spinning thread makes a tiny model's steps much slower."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture()
+def tiny_env(tmp_path, monkeypatch, tiny_model, builtin_tokenizer, one_thread):
+    """(model_dir, tmp_path): `tiny_model` saved with the built-in tokenizer; the store and run
+    directories redirected into tmp_path (the CLI suites)."""
+    from engine import paths
+
+    model_dir = tmp_path / "tiny"
+    tiny_model.save_pretrained(model_dir, safe_serialization=True)
+    builtin_tokenizer.save_pretrained(model_dir)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    monkeypatch.setattr(paths, "store_path", lambda: tmp_path / "store.sqlite")
+    monkeypatch.setattr(paths, "runs_dir", lambda store=None: runs)
+    return model_dir, tmp_path

@@ -7,33 +7,10 @@ import csv
 import json
 
 import pytest
-import torch
 
 from engine.cli import main
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread (a tiny model; a shared CPU makes a second thread much slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture()
-def tiny_env(tmp_path, monkeypatch, tiny_model, builtin_tokenizer):
-    """A saved tiny model; the store and run directories redirected to tmp_path."""
-    from engine import paths
-
-    model_dir = tmp_path / "tiny"
-    tiny_model.save_pretrained(model_dir, safe_serialization=True)
-    builtin_tokenizer.save_pretrained(model_dir)
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    monkeypatch.setattr(paths, "store_path", lambda: tmp_path / "store.sqlite")
-    monkeypatch.setattr(paths, "runs_dir", lambda store=None: runs)
-    return model_dir, tmp_path
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_unlearn_then_runs_then_export(tiny_env, capsys):

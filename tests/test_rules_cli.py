@@ -127,21 +127,6 @@ def test_mask_set_rules_keep_hand_edits_and_cover_missing_samples(tmp_path, buil
 
 # ---------------------------------------------------------------- the CLI
 
-@pytest.fixture()
-def tiny_env(tmp_path, monkeypatch, tiny_model, builtin_tokenizer):
-    from engine import paths
-
-    model_dir = tmp_path / "tiny"
-    tiny_model.save_pretrained(model_dir, safe_serialization=True)
-    builtin_tokenizer.save_pretrained(model_dir)
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    monkeypatch.setattr(paths, "store_path", lambda: tmp_path / "store.sqlite")
-    monkeypatch.setattr(paths, "runs_dir", lambda store=None: runs)
-    torch.set_num_threads(1)
-    return model_dir, tmp_path
-
-
 def test_unlearn_rules_recorded_in_the_run_config(tiny_env, capsys):
     model_dir, tmp = tiny_env
     rules_file = tmp / "rules.jsonl"

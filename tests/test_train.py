@@ -24,14 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 SMALL_EVAL = {"retain_eval_size": 8, "eval_max_new_tokens": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread per test here: these models are too small to gain from a second one,
-    and on a shared CPU a second spinning thread makes every step several times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture()

@@ -4,18 +4,13 @@ redirected into the test's own folder, so every fault hits files the test owns."
 from __future__ import annotations
 
 import pytest
-import torch
 
 from faultkit import FORGET, RETAIN, save_model, tiny_gpt2, write_split
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: a tiny model on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """Every fault test on one torch thread (tests/conftest.py's `one_thread`)."""
 
 
 @pytest.fixture(scope="session")
