@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 from transformers import DynamicCache
 
+from ..models.loading import model_context
 from ..tokens import Batch, encode, eval_mode, iter_batches, per_token_nll, prompt_ids
 
 
@@ -42,11 +43,6 @@ class Prompts:
     def cache(self, model, rows: torch.Tensor) -> DynamicCache:
         """A fresh cache holding prompt rows `rows` (repeats allowed), for the model to extend."""
         return DynamicCache(ddp_cache_data=[(k[rows], v[rows]) for k, v in self.kv], config=model.config)
-
-
-def context_of(model) -> int:
-    """The model's number of positions (n_positions / max_position_embeddings; 10^6 when unknown)."""
-    return getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 10**6)
 
 
 def prefill(model, prompts: list[list[int]], pad_id: int) -> Prompts:
@@ -86,7 +82,7 @@ def continuation_nll(model, prompts: Prompts, rows: list[int], texts: list[list[
         positions = prompts.positions[index, -1:] + 1 + torch.arange(L - 1, device=device)  # (B, L-1)
         # a short text beside a long one is padded past its own end: those positions are masked and
         # predict no label, but must still index the position table (real ones fit: `encode` checks)
-        positions = positions.clamp(max=context_of(model) - 1)
+        positions = positions.clamp(max=(model_context(model) or 10**6) - 1)
         parts.append(model(input_ids=inputs, attention_mask=torch.cat([prompts.mask[index], inputs_mask], 1),
                            position_ids=positions,
                            past_key_values=prompts.cache(model, index), use_cache=True).logits)  # (B, L-1, V)
@@ -169,7 +165,7 @@ def run(model, tokenizer, generate: list[str], score: list[tuple[str, str]], max
     report(done, len(last_batch))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos = tokenizer.eos_token_id
-    room = context_of(model)
+    room = model_context(model) or 10**6
     with eval_mode(model):
         for b, keys in enumerate(batches):
             prompts = prefill(model, [list(k) for k in keys], pad)

@@ -14,6 +14,7 @@ import torch
 from .. import paths
 from ..atomic import read_json_or_none, write_text_atomic
 from ..fingerprint import content_hash, weights_fingerprint
+from ..models.loading import model_context
 from ..resolve import model_path, retain_model_for
 from ..tokens import PLAIN_TEMPLATE, encode_samples, fact_mask, iter_batches, label_rows
 from . import passes
@@ -61,7 +62,7 @@ def eval_batch_size(state: State) -> int:
     model = state.base_model()
     shape = ModelShape.from_model(model)
     b = next(model.parameters()).element_size()
-    seq = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 2048)
+    seq = model_context(model) or 2048
     seq = min(seq, 512)  # TOFU answers fit well within 512 tokens [choice]
     plan = plan_evaluation(shape, seq, budget_of(state.device), b, resident=3 * shape.trainable * b)
     for note in plan.notes:

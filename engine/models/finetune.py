@@ -22,6 +22,7 @@ import torch
 
 from ..tokens import encode_samples, forward_logits, per_token_nll
 from .device import adamw, precision_for
+from .loading import model_context
 
 Progress = Callable[[float, str], None]
 EpochHook = Callable[[int, object], bool]  # (epoch, model) -> True to stop after this epoch
@@ -127,7 +128,7 @@ def train_causal_lm(model, tokenizer, samples, settings: TrainSettings, progress
     """
     from ..context import overflows
 
-    room = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    room = model_context(model)
     need = context_length(tokenizer, samples)
     if room is not None and need > room:
         bad = overflows(tokenizer, samples, room)
