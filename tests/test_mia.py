@@ -186,7 +186,7 @@ def test_tofu_layout_pairs_forgetN_with_holdoutN(tmp_path):
     from engine.data.synthetic import generate
     from engine.data.tofu_layout import write_tofu_layout
 
-    d = write_tofu_layout(tmp_path / "tofu")
+    d = write_tofu_layout(tmp_path / "tofu", holdout=True)
     holdout = generate()["holdout"]
     for n, size in (("01", 10), ("05", 50), ("10", 100)):
         bench = load_benchmark(d, f"forget{n}")

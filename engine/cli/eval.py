@@ -1,6 +1,7 @@
 """`eval`: forget quality, model utility and their components for one model on one benchmark."""
 from __future__ import annotations
 
+from ..eval.registry import METRICS
 from . import check_output, write_json
 
 NAME = "eval"
@@ -23,8 +24,6 @@ def add_arguments(p) -> None:
 def format_report(report) -> str:
     """FQ and MU, then every other metric of the report (registered ones by label, in the
     registry's order; unregistered ones last, by name), then the notes."""
-    from ..eval.registry import METRICS
-
     fq = "unavailable" if report.forget_quality is None else f"{report.forget_quality:.4g}"
     mu = "unavailable" if report.model_utility is None else f"{report.model_utility:.4f}"
     lines = [f"forget quality  {fq}", f"model utility   {mu}"]

@@ -55,8 +55,9 @@ def _write(path: Path, rows: list[dict]) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def write_tofu_layout(directory: str | Path, seed: int = 0) -> Path:
-    """The built-in benchmark under TOFU's file names and fields (no spans, no author field)."""
+def write_tofu_layout(directory: str | Path, seed: int = 0, holdout: bool = False) -> Path:
+    """The built-in benchmark under TOFU's file names and fields (no spans, no author field);
+    holdout: also `holdoutN.json` (the first holdout authors, as many rows as `forgetN.json`)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     splits = generate(seed)
@@ -65,7 +66,8 @@ def write_tofu_layout(directory: str | Path, seed: int = 0) -> Path:
         _write(directory / f"forget{pct:02d}.json", [_plain(s) for s in forget])
         _write(directory / f"forget{pct:02d}_perturbed.json", [_perturbed(s) for s in forget])
         _write(directory / f"retain{100 - pct}.json", [_plain(s) for s in splits[f"retain{100 - pct}"]])
-        _write(directory / f"holdout{pct:02d}.json", [_plain(s) for s in splits["holdout"][:len(forget)]])
+        if holdout:
+            _write(directory / f"holdout{pct:02d}.json", [_plain(s) for s in splits["holdout"][:len(forget)]])
     retain90 = splits["retain90"]
     _write(directory / "retain_perturbed.json", [_perturbed(s) for s in retain90[:RETAIN_PERTURBED_ROWS]])
     _write(directory / "real_authors_perturbed.json", [_perturbed(s) for s in splits["real_authors"]])

@@ -42,8 +42,8 @@ class Metric:
     needs: what it cannot be computed without (subset of NEEDS: a paired retain model, TOFU's holdout
     authors, ground-truth fact spans, a token mask, greedy generation, the reference model);
     group: where tables list it ("tofu", "token", "privacy", ...); log_scale: plot it on a log axis.
-    show: 'headline' (CLI epoch line, tables, plot hover), 'table' (tables) or 'detail' (CSV,
-    records and plot axis choices only). ideal: for a metric best at a value (privleak: 0), the
+    show: 'headline' (the CLI's epoch line, Compare's table and tooltips, and every 'table' place),
+    'table' (`runs --show`) or 'detail' (`eval`, records, CSV and Compare's axis choices only). ideal: for a metric best at a value (privleak: 0), the
     value; `better` then compares distances to it. compute: an optional hook computing the metric
     from a `MetricInput` (a float, or None when unavailable); every evaluation (`eval`, a run's
     epochs, reference points) calls it (`compute_hooks`). Metrics without one are computed by
@@ -152,9 +152,9 @@ for _split, _name in (("forget", "forget"), ("retain", "retain"), ("real_authors
                     description="truth-ratio summary (forget: mean min(TR, 1/TR); else mean max(0, 1 − TR))"))
 # Token-level extras (SPEC §4).
 register(Metric("target_prob_drop", "target Δp", True, ("mask",), group="token",
-                description="mean step-0 minus current probability of target tokens", show="table"))
+                description="mean step-0 minus current probability of target tokens", show="headline"))
 register(Metric("nontarget_prob_drop", "non-target Δp", False, ("mask",), group="token",
-                description="mean step-0 minus current probability of non-target answer tokens", show="table"))
+                description="mean step-0 minus current probability of non-target answer tokens", show="headline"))
 register(Metric("fact_prob_drop", "fact Δp", True, ("spans",), group="token"))
 register(Metric("nonfact_prob_drop", "non-fact Δp", False, ("spans",), group="token"))
 register(Metric("target_fraction", "target fraction", None, ("mask",), group="token"))
