@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from .. import atomic, paths
-from ..eval.registry import DEFAULT_BEST, METRICS, label, shown
+from ..eval.registry import DEFAULT_BEST, METRICS, shown
 from ..store import RunRecord, Store
 from . import UserError, check_output
 
@@ -97,7 +97,7 @@ def show(run: RunRecord) -> str:
     lines += [f"  {k}: {v}" for k, v in cfg.items()]
     rows = epochs_of(run)
     cols = columns(rows)
-    lines.append("| epoch | step | " + " | ".join(label(k) for k in cols) + " |")
+    lines.append("| epoch | step | " + " | ".join(cols) + " |")  # names, as in the CSV and --best-metric
     lines.append("|---" * (len(cols) + 2) + "|")
     for m in rows:
         lines.append(f"| {m.get('epoch')} | {m.get('step')} | " + " | ".join(_fmt(m.get(k)) for k in cols) + " |")

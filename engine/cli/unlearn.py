@@ -105,10 +105,10 @@ NO_RETAIN = "unavailable: no retain model given (--retain-model)"
 
 
 def format_epoch(m: dict) -> str:
-    """`epoch N` then `label value` for every registered headline metric the epoch has (train loss
-    aside: the bar shows it)."""
+    """`epoch N` then `name value` for every registered headline metric the epoch has (train loss
+    aside: the bar shows it; names as in records and CSV, `_probability` shortened to `_prob`)."""
     return f"epoch {m['epoch']:>2}  " + "  ".join(
-        f"{metric.label} {_fmt(m.get(metric.name))}" for metric in shown("headline")
+        f"{metric.name.replace('_probability', '_prob')} {_fmt(m.get(metric.name))}" for metric in shown("headline")
         if metric.name in m and metric.name != "train_loss")
 
 
