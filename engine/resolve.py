@@ -38,12 +38,18 @@ def model_path(spec: str, progress=None) -> Path:
     return Path(spec).expanduser()
 
 
-def retain_model_for(model_spec: str, data_spec: str) -> str | None:
-    """`demo-retain` for built-in data, else None.
+def retain_model_for(model_spec: str, data_spec: str, store=None) -> str | None:
+    """The retain model forget quality uses for (model, data), the one rule of the CLI and the app:
+    the pairing remembered in `store` (engine.store: `set_retain_model`, the app's retain-model
+    box) when there is one, else `demo-retain` for built-in data, else None.
 
-    The retain model never saw forget10's authors, and forget01 ⊂ forget05 ⊂ forget10, so it is
-    the gold standard for every built-in forget split.
+    The built-in retain model never saw forget10's authors, and forget01 ⊂ forget05 ⊂ forget10, so
+    it is the gold standard for every built-in forget split.
     """
+    remembered = store.retain_model_of(model_spec, data_spec) if store is not None and model_spec and data_spec \
+        else None
+    if remembered:
+        return remembered
     return "demo-retain" if data_spec == "demo" or data_spec.startswith("demo/") else None
 
 

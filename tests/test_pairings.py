@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from engine.store import Store
-from engine.store.pairings import retain_model_for
+from engine.resolve import retain_model_for
 
 
 def test_pairing_is_remembered_per_model_and_data(tmp_path):
@@ -26,10 +26,10 @@ def test_pairing_is_remembered_per_model_and_data(tmp_path):
 
 def test_demo_pairs_with_demo_retain_unless_told_otherwise(tmp_path):
     store = Store(tmp_path / "s.db")
-    assert retain_model_for(store, "demo", "demo") == "demo-retain"
-    assert retain_model_for(store, "/m/target", "/d/tofu") is None
+    assert retain_model_for("demo", "demo", store) == "demo-retain"
+    assert retain_model_for("/m/target", "/d/tofu", store) is None
     store.set_retain_model("demo", "demo/forget10", "/m/other-retain")  # 'demo' is demo/forget10
-    assert retain_model_for(store, "demo", "demo") == "/m/other-retain"
+    assert retain_model_for("demo", "demo", store) == "/m/other-retain"
 
 
 def _run(store, model, data, retain):

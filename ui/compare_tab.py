@@ -9,7 +9,7 @@ import pandas as pd
 
 from engine.resolve import canonical_data
 from engine.store import RunRecord
-from tokenviz.plots import display_table, runs_table, tradeoff_figure
+from tokenviz.plots import DEFAULT_X, DEFAULT_Y, axis_choices, display_table, runs_table, tradeoff_figure
 
 from . import leak_panel, render
 from .context import AppContext, fail, message_of, ok
@@ -21,6 +21,9 @@ def run_label(run: RunRecord) -> str:
     state = "" if run.status == "finished" else f" [{run.status}]"
     retain = f"FQ vs {run.retain_model}" if run.retain_model else "no retain model: FQ unavailable"
     return f"run {run.id}: {cfg.get('loss')} · {source} · {cfg.get('data')} · {retain}{state}"
+
+
+CURVES = {"FQ vs MU": (DEFAULT_Y, DEFAULT_X), "privleak vs MU": ("privleak", DEFAULT_X)}  # (y, x) presets
 
 
 class CompareHandlers:
@@ -36,23 +39,28 @@ class CompareHandlers:
                                       canonical_data(cfg.get("data", "")) != canonical_data(data)):
                 continue
             out.append({"run_id": run.id, "label": run_label(run), "status": run.status,
-                        "rows": self.ctx.store.run_metrics_rows(run.id)})
+                        "rows": self.ctx.store.run_metrics_rows(run.id), "best_metric": cfg.get("best_metric")})
         return out
 
     def _references(self, model: str, data: str, retain_eval_size: int, max_new_tokens: int) -> list[dict]:
         return self.ctx.explore.cached_reference_points(model, data, int(retain_eval_size), int(max_new_tokens),
                                                         self.ctx.store.retain_model_of(model, data)) or []
 
-    def refresh(self, model: str, data: str, retain_eval_size=200, max_new_tokens=64, only_here: bool = True):
+    def refresh(self, model: str, data: str, retain_eval_size=200, max_new_tokens=64, only_here: bool = True,
+                y_metric: str = DEFAULT_Y, x_metric: str = DEFAULT_X):
         """(figure, table, checkpoint choices, status) from the store (and cached reference points).
 
         only_here: only runs on the model and data chosen above (the references are theirs).
+        y_metric, x_metric: the curves' axes, two registered metrics (forget quality vs model
+        utility by default; e.g. privleak vs model utility); the table shows them beside the
+        headline metrics.
         """
         try:
+            y_metric, x_metric = y_metric or DEFAULT_Y, x_metric or DEFAULT_X
             runs = self._runs(model, data) if only_here else self._runs()
             refs = self._references(model, data, retain_eval_size, max_new_tokens)
-            fig = tradeoff_figure(runs, refs)
-            table = display_table(runs_table(runs))
+            fig = tradeoff_figure(runs, refs, x=x_metric, y=y_metric)
+            table = display_table(runs_table(runs), also=(y_metric, x_metric))
         except Exception as err:
             return gr.update(), gr.update(), gr.update(), fail(f"cannot draw the runs: {message_of(err)}")
         note = "" if refs else " · reference points not computed yet (button above)"
@@ -61,7 +69,7 @@ class CompareHandlers:
         return fig, table, self.checkpoint_choices(ids), ok(f"{len(runs)} run(s){where}{note}")
 
     def references(self, model: str, data: str, retain_eval_size, max_new_tokens, only_here: bool = True,
-                   progress=gr.Progress()):
+                   y_metric: str = DEFAULT_Y, x_metric: str = DEFAULT_X, progress=gr.Progress()):
         """Evaluate the target (and retain) model once; cached on disk afterwards."""
         progress(0.05, desc="evaluating the target and retain models (cached afterwards)")
         try:
@@ -70,7 +78,7 @@ class CompareHandlers:
         except Exception as err:
             return (gr.update(), gr.update(), gr.update(),
                     fail(f"reference points unavailable: {message_of(err)}"))
-        return self.refresh(model, data, retain_eval_size, max_new_tokens, only_here)
+        return self.refresh(model, data, retain_eval_size, max_new_tokens, only_here, y_metric, x_metric)
 
     def csv(self):
         """The table (best and final rows of every run) plus every epoch row, as a CSV file."""
@@ -119,6 +127,10 @@ def build(ctx: AppContext, top: dict) -> dict:
         ref_tokens = gr.Number(value=64, precision=0, minimum=1, label="max new tokens (reference)",
                                elem_id="compare-ref-tokens")
         only_here = gr.Checkbox(value=True, label="only runs on the model / data above")
+    with gr.Row():
+        curve = gr.Radio(list(CURVES), value="FQ vs MU", label="curves", elem_id="compare-curve")
+        y_axis = gr.Dropdown(axis_choices(), value=DEFAULT_Y, label="y axis (any metric)", elem_id="compare-y")
+        x_axis = gr.Dropdown(axis_choices(), value=DEFAULT_X, label="x axis (any metric)", elem_id="compare-x")
     plot = gr.Plot(label="trade-off (use the camera icon in the plot's toolbar for a PNG)", elem_id="compare-plot")
     status = gr.Markdown(elem_id="compare-status")
     table = gr.Dataframe(interactive=False, label="runs: best and final epochs", elem_id="compare-table",
@@ -137,9 +149,13 @@ def build(ctx: AppContext, top: dict) -> dict:
 
     model, data = top["model"], top["data"]
     outs = [plot, table, checkpoint, status]
-    inputs = [model, data, ref_size, ref_tokens, only_here]
+    inputs = [model, data, ref_size, ref_tokens, only_here, y_axis, x_axis]
     refresh.click(h.refresh, inputs, outs, api_name="compare_refresh")
     only_here.change(h.refresh, inputs, outs, api_visibility="undocumented")
+    curve.change(lambda name: CURVES.get(name, (gr.update(), gr.update())), curve, [y_axis, x_axis],
+                 api_visibility="undocumented")
+    for axis in (y_axis, x_axis):
+        axis.change(h.refresh, inputs, outs, api_visibility="undocumented")
     refs.click(h.references, inputs, outs, api_name="compare_references")
     csv_btn.click(h.csv, None, [csv_file, status], api_name="compare_csv")
     generate.click(h.before_after, [model, data, split, index, checkpoint], [ba, status], api_name="before_after")

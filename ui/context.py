@@ -183,10 +183,10 @@ def message_of(err: BaseException) -> str:
 
 def retain_box(ctx: "AppContext", model: str, data: str) -> str:
     """The retain model remembered for (model, data), else the built-in pairing, else blank."""
-    from engine.store.pairings import retain_model_for
+    from engine.resolve import retain_model_for
 
     try:
-        return retain_model_for(ctx.store, model, data) or ""
+        return retain_model_for(model, data, ctx.store) or ""
     except ValueError:
         return ""
 

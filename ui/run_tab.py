@@ -9,7 +9,7 @@ from engine.jobs import RunBusy
 from engine.losses import LOSSES
 from engine.params import parse_params
 from engine.selectors import SELECTORS
-from engine.store.pairings import retain_model_for
+from engine.resolve import retain_model_for
 from engine.train import RunConfig
 
 from . import render
@@ -70,7 +70,7 @@ class RunHandlers:
         """Start a run in the background; refused (with the reason) when one is going or it cannot run."""
         try:
             cfg = config_from_form(**dict(zip(self.form_names, values)))
-            cfg.retain_model = cfg.retain_model or retain_model_for(self.ctx.store, cfg.model, cfg.data)  # model bar
+            cfg.retain_model = cfg.retain_model or retain_model_for(cfg.model, cfg.data, self.ctx.store)  # model bar
             snap = self.ctx.jobs.start(cfg)
         except RunBusy as err:
             return fail(str(err)), render.progress_html(self.ctx.jobs.snapshot())

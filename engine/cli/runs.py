@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from .. import atomic, paths
+from ..eval.registry import DEFAULT_BEST, METRICS, shown
 from ..store import RunRecord, Store
 from . import UserError, check_output
 
@@ -14,8 +15,12 @@ HELP = ("list recorded unlearning runs (with the retain model each computed forg
         "--retain-model NAME lists only those); --show ID for one run; --export ID --csv/--json FILE")
 NO_RETAIN = "none"
 
-COLUMNS = ("forget_quality", "model_utility", "forget_probability", "target_prob_drop", "nontarget_prob_drop",
-           "train_loss")
+
+
+def columns(rows: list[dict]) -> list[str]:
+    """The registered table metrics (engine.eval.registry, its order) that some row has."""
+    present = {k for r in rows for k in r}
+    return [m.name for m in shown("table") if m.name in present]
 
 
 def add_arguments(p) -> None:
@@ -56,18 +61,32 @@ def _missing_fq(run: RunRecord) -> str:
     return "unavailable: no retain model given" if run.retain_model is None else "-"
 
 
+def best_value(run: RunRecord, eps: list[dict]) -> str:
+    """The run's best value of its best metric (`best_metric` in its config, forget quality for
+    runs recorded before it), as `label value`; why it is missing otherwise."""
+    name = (run.config or {}).get("best_metric") or DEFAULT_BEST
+    metric = METRICS.get(name)
+    values = [m[name] for m in eps if isinstance(m.get(name), (int, float))]
+    if metric is None or not metric.ranked:
+        return f"{name} -"
+    if not values:
+        return f"{metric.label} " + (_missing_fq(run) if name == "forget_quality" else "-")
+    best = values[0]
+    for v in values[1:]:
+        best = v if metric.better(v, best) else best
+    return f"{metric.label} {_fmt(best)}"
+
+
 def list_table(runs: list[RunRecord]) -> str:
-    lines = ["| id | status | model | retain model | data | loss | tokens | epochs | best FQ | MU (last) |",
+    lines = ["| id | status | model | retain model | data | loss | tokens | epochs | best | MU (last) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         cfg = run.config or {}
         eps = [m for m in epochs_of(run) if (m.get("epoch") or 0) >= 1]
-        fqs = [m["forget_quality"] for m in eps if m.get("forget_quality") is not None]
         last = eps[-1] if eps else {}
-        best_fq = _fmt(max(fqs)) if fqs else _missing_fq(run)
         lines.append(f"| {run.id} | {run.status} | {cfg.get('model')} | {run.retain_model or '-'} | {cfg.get('data')} | "
                      f"{cfg.get('loss')} | {_source(cfg)} | {len(eps)}/{cfg.get('epochs')} | "
-                     f"{best_fq} | {_fmt(last.get('model_utility'))} |")
+                     f"{best_value(run, eps)} | {_fmt(last.get('model_utility'))} |")
     return "\n".join(lines)
 
 
@@ -76,10 +95,12 @@ def show(run: RunRecord) -> str:
     lines = [f"run {run.id}: {run.status} (started {run.started}, finished {run.finished})"
              + (f"\n  error: {run.error}" if run.error else "")]
     lines += [f"  {k}: {v}" for k, v in cfg.items()]
-    lines.append("| epoch | step | " + " | ".join(COLUMNS) + " |")
-    lines.append("|---" * (len(COLUMNS) + 2) + "|")
-    for m in epochs_of(run):
-        lines.append(f"| {m.get('epoch')} | {m.get('step')} | " + " | ".join(_fmt(m.get(k)) for k in COLUMNS) + " |")
+    rows = epochs_of(run)
+    cols = columns(rows)
+    lines.append("| epoch | step | " + " | ".join(cols) + " |")  # names, as in the CSV and --best-metric
+    lines.append("|---" * (len(cols) + 2) + "|")
+    for m in rows:
+        lines.append(f"| {m.get('epoch')} | {m.get('step')} | " + " | ".join(_fmt(m.get(k)) for k in cols) + " |")
     for kind, ck in run.checkpoints.items():
         lines.append(f"{kind} checkpoint (epoch {ck.epoch}): {ck.path}")
     return "\n".join(lines)

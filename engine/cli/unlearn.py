@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 
+from ..eval.registry import label, shown
 from . import check_output, parse_params, write_json
 
 NAME = "unlearn"
@@ -57,7 +58,11 @@ def add_arguments(p) -> None:
                    help="greedy answer length for ROUGE in the evaluation (default: 64 on built-in data, "
                         "TOFU's 200 otherwise)")
     p.add_argument("--retain-model", default=None, help="retain model for forget quality (model name or HF "
-                   "directory; default: demo-retain on built-in data, else none and FQ is unavailable)")
+                   "directory; default: the pairing remembered in the store (the app's retain-model box), else "
+                   "demo-retain on built-in data, else none and FQ is unavailable)")
+    p.add_argument("--best-metric", default=d.best_metric, metavar="NAME",
+                   help="the metric whose best epoch the 'best' checkpoint keeps, in its registered direction "
+                        "(default: forget_quality; e.g. privleak: closest to 0, model_utility: highest)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
     p.add_argument("--no-eval", action="store_true", help="skip the per-epoch evaluation")
     p.add_argument("--eval-every", type=int, default=1, metavar="N",
@@ -66,7 +71,9 @@ def add_arguments(p) -> None:
     p.add_argument("--json", default=None, help="also write the run's result (per-epoch metrics) to this JSON file")
 
 
-def config_from_args(args):
+def config_from_args(args, store=None):
+    """The RunConfig of the parsed arguments; the retain model: --retain-model, else `store`'s
+    remembered pairing for (model, data), else the built-in default (`resolve.retain_model_for`)."""
     from ..prompts import generation_length
     from ..masks import load_rules, rules_to_json
     from ..resolve import retain_model_for
@@ -84,7 +91,8 @@ def config_from_args(args):
                      eval_max_new_tokens=generation_length(args.data) if args.eval_max_new_tokens is None
                      else args.eval_max_new_tokens, max_steps=args.max_steps,
                      eval_every_epoch=not args.no_eval, eval_every=args.eval_every, save_checkpoints=not args.no_checkpoints,
-                     retain_model=args.retain_model or retain_model_for(args.model, args.data), rules=rules)
+                     retain_model=args.retain_model or retain_model_for(args.model, args.data, store), rules=rules,
+                     best_metric=getattr(args, "best_metric", None) or RunConfig.best_metric)
 
 
 def _fmt(x) -> str:
@@ -97,9 +105,11 @@ NO_RETAIN = "unavailable: no retain model given (--retain-model)"
 
 
 def format_epoch(m: dict) -> str:
-    keys = ("forget_quality", "model_utility", "forget_probability", "target_prob_drop", "nontarget_prob_drop")
+    """`epoch N` then `name value` for every registered headline metric the epoch has (train loss
+    aside: the bar shows it; names as in records and CSV, `_probability` shortened to `_prob`)."""
     return f"epoch {m['epoch']:>2}  " + "  ".join(
-        f"{k.replace('_probability', '_prob')} {_fmt(m.get(k))}" for k in keys if k in m)
+        f"{metric.name.replace('_probability', '_prob')} {_fmt(m.get(metric.name))}" for metric in shown("headline")
+        if metric.name in m and metric.name != "train_loss")
 
 
 CANCEL_NOTICE = "cancelling: the run stops before its next step (press Ctrl-C again to stop at once)"
@@ -127,8 +137,8 @@ def run(args) -> int:
 
     hf_logging.disable_progress_bar()  # no per-file loading / saving bars between ours
     check_output(args.json, "--json")
-    config = config_from_args(args)
     store = default_store()
+    config = config_from_args(args, store)
     check_run(config, store)  # a config that cannot run fails here, before the progress bar
     if config.retain_model is None:
         print(f"forget quality: {NO_RETAIN}")
@@ -167,7 +177,7 @@ def run(args) -> int:
         return {"finished": 0, "cancelled": 130}.get(result.status, 1)
     print(f"run {result.run_id}: {result.status} after {result.epochs_completed} epoch(s) in {result.seconds:.0f} s")
     if result.best_epoch is not None:
-        print(f"best forget quality at epoch {result.best_epoch}")
+        print(f"best {label(config.best_metric)} ({config.best_metric}) at epoch {result.best_epoch}")
     for kind, path in result.checkpoints.items():
         print(f"{kind} checkpoint: {path}")
     if result.scorer_path:

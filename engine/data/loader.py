@@ -153,12 +153,25 @@ def load_benchmark(directory: str | Path, forget: str | None = None, protocol: s
     real = _pick(files, "real_authors")
     world = _pick(files, "world_facts")
     tofu_layout = retain_eval_file is not None
+    forget_samples = load_file(files[forget])
     return Benchmark(
         name=f"{directory.name}/{forget}",
-        forget=load_file(files[forget]),
+        forget=forget_samples,
         retain=load_file(retain_file) if retain_file else [],
         real_authors=load_file(real) if real else [],
         world_facts=load_file(world) if world else [],
         retain_eval=load_file(retain_eval_file) if retain_eval_file else None,
         protocol=protocol or ("tofu" if tofu_layout else "all"),
+        holdout=_holdout(files, m, len(forget_samples)),
     )
+
+
+def _holdout(files: dict[str, Path], m: re.Match | None, n_forget: int) -> list[Sample]:
+    """The holdout split matching `forget`: `holdoutN` for `forgetN` (TOFU's layout), else a single
+    `holdout` file cut to the forget split's size (the built-in data: its first authors, as many
+    rows as the forget split has); [] when there is none."""
+    if m and f"holdout{m.group(1)}" in files:
+        return load_file(files[f"holdout{m.group(1)}"])
+    if "holdout" in files:
+        return load_file(files["holdout"])[:n_forget]
+    return []

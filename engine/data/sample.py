@@ -55,6 +55,8 @@ class Benchmark:
     retain: the samples the unlearning retain term trains on. retain_eval: the samples model
     utility is evaluated on when they differ (TOFU: `retain_perturbed.json`, while the retain
     term trains on `retain{100-N}.json`); None means `retain`.
+    holdout: the non-members of the membership-inference metrics, authors no model was trained on
+    (TOFU's `holdoutN.json` beside `forgetN.json`); empty when the data has none.
     protocol: which evaluation sizes `eval_split` applies. 'all': every forget question, the
     whole retain evaluation split (the evaluator may subsample it). 'tofu': TOFU's published
     protocol, the first 300 forget questions and the first 300 retain-evaluation rows.
@@ -67,6 +69,7 @@ class Benchmark:
     world_facts: list[Sample] = field(default_factory=list)
     retain_eval: list[Sample] | None = None
     protocol: str = "all"
+    holdout: list[Sample] = field(default_factory=list)  # never-trained-on authors: MIA non-members
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -77,11 +80,11 @@ class Benchmark:
         samples = self.split(name)
         if name == "retain" and self.retain_eval is not None:
             samples = self.retain_eval
-        if self.protocol == "tofu" and name in ("forget", "retain"):
+        if self.protocol == "tofu" and name in ("forget", "retain", "holdout"):
             samples = samples[:TOFU_EVAL_SIZE]
         return samples
 
     def split(self, name: str) -> list[Sample]:
-        if name not in ("forget", "retain", "real_authors", "world_facts"):
-            raise KeyError(f"unknown split {name!r}: use forget, retain, real_authors or world_facts")
+        if name not in ("forget", "retain", "real_authors", "world_facts", "holdout"):
+            raise KeyError(f"unknown split {name!r}: use forget, retain, real_authors, world_facts or holdout")
         return getattr(self, name)

@@ -8,6 +8,8 @@ Roles (locuslab/TOFU on the Hugging Face hub; `N` is 01, 05 or 10):
 - `retain_perturbed.json`: the retain rows model utility is evaluated on (with perturbed answers).
 - `real_authors_perturbed.json`, `world_facts_perturbed.json`: the two general-knowledge utility sets.
 - `full.json`: forget + retain, what the target model is fine-tuned on (`finetune`).
+- `holdoutN.json`: as many never-trained-on authors' rows as `forgetN.json`, the non-members of the
+  membership-inference metrics (TOFU's holdout01/05/10).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ TOFU_ROLES = {
     "real_authors_perturbed.json": "general-knowledge utility set",
     "world_facts_perturbed.json": "general-knowledge utility set",
     "full.json": "forget + retain: `finetune` trains the target model on it",
+    "holdoutN.json": "authors no model was trained on, as many as forgetN's: the membership-inference non-members",
 }
 RETAIN_PERTURBED_ROWS = 400  # TOFU's retain_perturbed.json has 400 rows
 
@@ -52,8 +55,9 @@ def _write(path: Path, rows: list[dict]) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def write_tofu_layout(directory: str | Path, seed: int = 0) -> Path:
-    """The built-in benchmark under TOFU's file names and fields (no spans, no author field)."""
+def write_tofu_layout(directory: str | Path, seed: int = 0, holdout: bool = False) -> Path:
+    """The built-in benchmark under TOFU's file names and fields (no spans, no author field);
+    holdout: also `holdoutN.json` (the first holdout authors, as many rows as `forgetN.json`)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     splits = generate(seed)
@@ -62,6 +66,8 @@ def write_tofu_layout(directory: str | Path, seed: int = 0) -> Path:
         _write(directory / f"forget{pct:02d}.json", [_plain(s) for s in forget])
         _write(directory / f"forget{pct:02d}_perturbed.json", [_perturbed(s) for s in forget])
         _write(directory / f"retain{100 - pct}.json", [_plain(s) for s in splits[f"retain{100 - pct}"]])
+        if holdout:
+            _write(directory / f"holdout{pct:02d}.json", [_plain(s) for s in splits["holdout"][:len(forget)]])
     retain90 = splits["retain90"]
     _write(directory / "retain_perturbed.json", [_perturbed(s) for s in retain90[:RETAIN_PERTURBED_ROWS]])
     _write(directory / "real_authors_perturbed.json", [_perturbed(s) for s in splits["real_authors"]])

@@ -15,7 +15,8 @@ from ..atomic import read_json_or_none, write_text_atomic
 from ..fingerprint import content_hash, weights_fingerprint
 from ..models import load_model, load_tokenizer
 from ..prompts import format_of
-from . import metrics, passes
+from . import metrics, passes, privacy
+from .registry import MetricInput, compute_hooks
 
 EVAL_RETAIN_SIZE = 200
 
@@ -37,9 +38,15 @@ class EvalReport:
     components: dict[str, float | None]
     forget_truth_ratios: list[float] | None = None
     notes: list[str] = field(default_factory=list)
+    extra: dict[str, float | None] = field(default_factory=dict)  # memorisation, MIA, registered hooks
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def values(self) -> dict[str, float | None]:
+        """Every metric as one flat dict: FQ, MU, its components, then `extra`."""
+        return {"forget_quality": self.forget_quality, "model_utility": self.model_utility, **self.components,
+                **self.extra}
 
 
 def eval_splits(bench: Benchmark, retain_size: int = EVAL_RETAIN_SIZE) -> list[tuple[str, str, list[Sample]]]:
@@ -54,27 +61,36 @@ def eval_splits(bench: Benchmark, retain_size: int = EVAL_RETAIN_SIZE) -> list[t
 
 def evaluate(model, tokenizer, bench: Benchmark, reference_tr: np.ndarray | None = None,
              retain_size: int = EVAL_RETAIN_SIZE, max_new_tokens: int = 64, batch_size: int = 64,
-             progress: Callable[[int, int], None] | None = None) -> EvalReport:
-    """Score `model` on the forget split, a retain subset and the two real-world sets (SPEC §4).
+             progress: Callable[[int, int], None] | None = None,
+             retain_mia: privacy.RetainMIA | None = None, gradnorm: bool = True) -> EvalReport:
+    """Score `model` on the forget split, a retain subset and the two real-world sets (SPEC §4),
+    plus memorisation and membership inference (`evaluate_and_score`).
 
     progress(done, total): questions whose model work is done, and in all."""
     return evaluate_and_score(model, tokenizer, bench, reference_tr, retain_size, max_new_tokens, batch_size,
-                              progress)[0]
+                              progress, retain_mia=retain_mia, gradnorm=gradnorm)[0]
 
 
 def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndarray | None = None,
                        retain_size: int = EVAL_RETAIN_SIZE, max_new_tokens: int = 64, batch_size: int = 64,
                        progress: Callable[[int, int], None] | None = None,
-                       also_score: list[Sample] = ()) -> tuple[EvalReport, list[torch.Tensor]]:
+                       also_score: list[Sample] = (), retain_mia: privacy.RetainMIA | None = None,
+                       gradnorm: bool = True, hooks: bool = True) -> tuple[EvalReport, list[torch.Tensor]]:
     """`evaluate`, plus the per-token NLL (1-D, over label positions) of each of `also_score`'s
     answers. All model work is one `passes.run`: every question's prompt runs once, for its
     greedy answer and for every text scored behind it (answers, paraphrases, perturbed answers,
-    `also_score`'s answers)."""
+    `also_score`'s answers, the holdout answers); the forget and holdout answers also get their
+    token statistics there (`engine.eval.privacy`: extraction strength, exact memorisation, the
+    MIA AUCs, privleak against `retain_mia`). gradnorm: also the gradient-norm AUC (one backward
+    pass per forget and holdout answer). hooks: then every registered metric hook
+    (`registry.compute_hooks`; a run's evaluation calls them itself, with its State)."""
     splits = eval_splits(bench, retain_size)
+    holdout = bench.eval_split("holdout")
     questions = [s.question for _, _, samples in splits for s in samples]
     pairs = [p for _, kind, samples in splits for p in metrics.split_pairs(samples, kind)]
     pairs += [(s.question, s.answer) for s in also_score]
-    outputs = passes.run(model, tokenizer, questions, pairs, max_new_tokens, batch_size, progress)
+    stats = privacy.pairs(splits[0][2]) + privacy.pairs(holdout)
+    outputs = passes.run(model, tokenizer, questions, pairs, max_new_tokens, batch_size, progress, stats=stats)
     comps: dict[str, float | None] = {}
     notes: list[str] = []
     for key, kind, samples in splits[1:]:
@@ -98,7 +114,19 @@ def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndar
         notes.append("no retain model given: forget quality is unavailable")
     else:
         fq = metrics.forget_quality(np.array(forget.truth_ratios), reference_tr)
-    report = EvalReport(fq, metrics.model_utility(comps), comps, None if forget is None else forget.truth_ratios, notes)
+    extra = privacy.memorisation(outputs, forget_samples) if forget_samples else \
+        dict.fromkeys(privacy.MEMORISATION_METRICS)
+    norms = None
+    if gradnorm and forget_samples and holdout:
+        norms = (privacy.grad_norm_scores(model, tokenizer, forget_samples),
+                 privacy.grad_norm_scores(model, tokenizer, holdout))
+    mia_values, mia_notes = privacy.privacy_metrics(outputs, forget_samples, holdout, retain_mia, norms)
+    extra.update(mia_values)
+    notes += mia_notes
+    report = EvalReport(fq, metrics.model_utility(comps), comps, None if forget is None else forget.truth_ratios, notes,
+                        extra)
+    if hooks:
+        report.extra.update(compute_hooks(MetricInput(model, tokenizer, bench, report.values())))
     return report, [outputs.nll[(s.question, s.answer)] for s in also_score]
 
 
@@ -129,3 +157,26 @@ def reference_truth_ratios(retain_model_dir: str | Path, bench: Benchmark, devic
         return None
     write_text_atomic(cache, json.dumps(tr.tolist()))
     return tr
+
+
+def reference_mia(retain_model_dir: str | Path, bench: Benchmark, device: str = "auto") -> privacy.RetainMIA | None:
+    """The retain model's `privacy.RetainMIA` on the evaluated forget and holdout splits, computed
+    once and cached on disk (keyed by its weights, prompt format and the samples), like
+    `reference_truth_ratios`; None when the data has no holdout split."""
+    forget, holdout = bench.eval_split("forget"), bench.eval_split("holdout")
+    if not forget or not holdout:
+        return None
+    retain_model_dir = Path(retain_model_dir)
+    key = content_hash("reference-mia-v1", _fingerprint(retain_model_dir, forget, prompt_format(retain_model_dir)),
+                       *(json.dumps(s.to_json(), sort_keys=True) for s in holdout), length=20)
+    cache = paths.cache_dir() / f"reference_mia_{key}.json"
+    cached = read_json_or_none(cache)  # a truncated or garbage file is ignored and rebuilt
+    if isinstance(cached, dict):
+        try:
+            return privacy.RetainMIA(**cached)
+        except TypeError:  # written by another version: rebuilt
+            pass
+    model, tok = load_model(retain_model_dir, device)
+    ref = privacy.retain_mia(model, tok, forget, holdout)
+    write_text_atomic(cache, json.dumps(asdict(ref)))
+    return ref

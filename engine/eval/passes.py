@@ -60,9 +60,37 @@ def prefill(model, prompts: list[list[int]], pad_id: int) -> Prompts:
     return Prompts(ids, mask, positions, kv, out.logits[:, -1])  # last_logits: (P, V)
 
 
+@dataclass
+class TokenStats:
+    """Per label position of one scored text (its tokens + EOS), from the logits that predict it:
+    hit (bool): the greedy token is the label; mu, var (float32): mean and variance of log p(v)
+    under p over the vocabulary, μ = Σ_v p_v log p_v, σ² = Σ_v p_v (log p_v)² − μ² (Min-K%++)."""
+
+    hit: torch.Tensor
+    mu: torch.Tensor
+    var: torch.Tensor
+
+
+def token_stats(logits: torch.Tensor, labels: torch.Tensor) -> TokenStats:
+    """TokenStats of one text from its predicting logits (n, V) and its labels (n,)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)  # (n, V)
+    p = logp.exp()
+    mu = (p * logp).sum(-1)
+    var = (p * logp.square()).sum(-1) - mu.square()
+    return TokenStats((logits.argmax(-1) == labels).cpu(), mu.cpu(), var.cpu())
+
+
 def continuation_nll(model, prompts: Prompts, rows: list[int], texts: list[list[int]]) -> list[torch.Tensor]:
     """Per-token NLL (1-D, CPU) of each text's tokens `texts[i]` (answer ids + EOS: all labels)
-    after prompt row `rows[i]`.
+    after prompt row `rows[i]` (`continuation_scores` without token statistics)."""
+    return continuation_scores(model, prompts, rows, texts)[0]
+
+
+def continuation_scores(model, prompts: Prompts, rows: list[int], texts: list[list[int]],
+                        stats: list[bool] | None = None) -> tuple[list[torch.Tensor], list[TokenStats | None]]:
+    """Per-token NLL (1-D, CPU) of each text's tokens `texts[i]` (answer ids + EOS: all labels)
+    after prompt row `rows[i]`, and, where `stats[i]`, its `TokenStats` from the same logits
+    (one text at a time: an (n, V) float32 log-softmax, not the batch's).
 
     The suffix batch holds, per row, the prompt's last token then the text: (B, 1 + L). Its logits
     are the prompt's last logits at position 0 and the model's on the text at 1..n-1 (the closing
@@ -91,7 +119,9 @@ def continuation_nll(model, prompts: Prompts, rows: list[int], texts: list[list[
     suffix = Batch(ids, labels.long(), labels, torch.zeros_like(labels), torch.full((B, 1 + L, 2), -1),
                    [""] * B, [1] * B)
     nll = per_token_nll(logits, suffix)  # (B, 1 + L)
-    return [nll[i, labels[i]].cpu() for i in range(B)]
+    extra = [token_stats(logits[i, :len(t)], ids[i, 1:1 + len(t)]) if stats is not None and stats[i] else None
+             for i, t in enumerate(texts)]  # logits at 0..n-1 predict labels 1..n
+    return [nll[i, labels[i]].cpu() for i in range(B)], extra
 
 
 def greedy_decode(model, prompts: Prompts, rows: list[int], max_new_tokens: int, eos_id: int) -> list[list[int]]:
@@ -130,11 +160,13 @@ class Outputs:
 
     generations: dict[str, str] = field(default_factory=dict)
     nll: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
+    stats: dict[tuple[str, str], TokenStats] = field(default_factory=dict)  # the pairs `run` was asked `stats` for
 
 
 @torch.no_grad()
 def run(model, tokenizer, generate: list[str], score: list[tuple[str, str]], max_new_tokens: int = 64,
-        batch_size: int = 64, progress: Callable[[int, int], None] | None = None) -> Outputs:
+        batch_size: int = 64, progress: Callable[[int, int], None] | None = None,
+        stats: list[tuple[str, str]] = ()) -> Outputs:
     """Greedy answers to the questions `generate` and per-token NLLs of the (question, text) pairs
     `score`, each distinct prompt run once (`prefill`), in batches of `batch_size` prompts sorted by
     length; each batch's texts are scored in batches of `batch_size` rows sorted by length.
@@ -142,9 +174,10 @@ def run(model, tokenizer, generate: list[str], score: list[tuple[str, str]], max
     Tokenisation is `prompt_ids`' for generation and `encode`'s for scoring (a pair's prompt is the
     prompt part of its own `prompt + text + EOS` row, so joint formats stay exact). Prompts that
     are the same token ids run once. progress(done, total): distinct questions whose prompts have
-    all run."""
+    all run. stats: pairs (scored too) whose `TokenStats` are also wanted (`Outputs.stats`)."""
     out = Outputs()
-    generate, score = list(dict.fromkeys(generate)), list(dict.fromkeys(score))
+    want = set(stats)
+    generate, score = list(dict.fromkeys(generate)), list(dict.fromkeys([*score, *stats]))
     work: dict[tuple[int, ...], tuple[list, list]] = {}  # prompt ids -> (questions to answer, (pair, text ids))
     for q, ids in zip(generate, prompt_ids(tokenizer, generate) if generate else []):
         work.setdefault(tuple(ids), ([], []))[0].append(q)
@@ -172,8 +205,10 @@ def run(model, tokenizer, generate: list[str], score: list[tuple[str, str]], max
             jobs = sorted(((r, pair, text) for r, key in enumerate(keys) for pair, text in work[key][1]),
                           key=lambda job: len(job[2]))
             for part in iter_batches(jobs, batch_size):
-                nll = continuation_nll(model, prompts, [r for r, _, _ in part], [t for _, _, t in part])
+                nll, extra = continuation_scores(model, prompts, [r for r, _, _ in part], [t for _, _, t in part],
+                                                 [pair in want for _, pair, _ in part])
                 out.nll.update(zip([pair for _, pair, _ in part], nll))
+                out.stats.update((pair, st) for (_, pair, _), st in zip(part, extra) if st is not None)
             asked = [(r, q) for r, key in enumerate(keys) for q in work[key][0]]
             if asked:
                 new = max(1, min(max_new_tokens, room - prompts.ids.shape[1]))

@@ -1,5 +1,6 @@
 """Reference points of the trade-off plot: the target model and (when the data has one) the
-retain model, evaluated like a run (engine.eval.full) and cached in memory and on disk.
+retain model, evaluated like a run (engine.eval.full: every metric, the MIA ones against the
+retain model's cached numbers) and cached in memory and on disk.
 
     points = reference_points(session, "demo", "demo")   # [{label, model, metrics, notes}, ...]
 """
@@ -9,7 +10,7 @@ import json
 
 from .. import paths
 from ..data import Benchmark
-from .full import evaluate, reference_truth_ratios
+from .full import evaluate, reference_mia, reference_truth_ratios
 from ..fingerprint import content_hash, weights_fingerprint
 from ..resolve import model_path, retain_model_for
 
@@ -23,7 +24,8 @@ def _specs(model_spec: str, data_spec: str, retain_spec: str | None = None) -> l
 
 def _ref_digest(specs: list[tuple[str, str]], bench: Benchmark, key: tuple) -> str:
     """The disk cache's key: the data's shape, the evaluation settings and the models' weights."""
-    return content_hash(json.dumps([bench.name, len(bench.forget), len(bench.retain), *key[2:]]),
+    return content_hash(json.dumps(["v2", bench.name, len(bench.forget), len(bench.retain), len(bench.holdout),
+                                    *key[2:]]),
                         *(weights_fingerprint(model_path(spec)) or str(spec) for _, spec in specs), length=20)
 
 
@@ -52,13 +54,13 @@ def reference_points(session, model_spec: str, data_spec: str, retain_eval_size:
         else:
             retain_spec = dict(specs).get("retain")
             ref_tr = reference_truth_ratios(model_path(retain_spec), bench, session.device) if retain_spec else None
+            ref_mia = reference_mia(model_path(retain_spec), bench, session.device) if retain_spec else None
             points = []
             for label, spec in specs:
                 model, tok = session.model(spec)
-                rep = evaluate(model, tok, bench, ref_tr, retain_size=retain_eval_size, max_new_tokens=max_new_tokens)
-                points.append({"label": f"{label} model ({spec})", "model": spec,
-                               "metrics": {"forget_quality": rep.forget_quality,
-                                           "model_utility": rep.model_utility, **rep.components},
+                rep = evaluate(model, tok, bench, ref_tr, retain_size=retain_eval_size, max_new_tokens=max_new_tokens,
+                               retain_mia=ref_mia)
+                points.append({"label": f"{label} model ({spec})", "model": spec, "metrics": rep.values(),
                                "notes": list(rep.notes)})
             disk.write_text(json.dumps(points))
         memo[key] = points

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,7 +18,9 @@ from ..models.loading import model_context
 from ..resolve import model_path, retain_model_for
 from ..tokens import PLAIN_TEMPLATE, encode_samples, fact_mask, iter_batches, label_rows
 from . import passes
-from .full import EvalReport, evaluate_and_score, reference_truth_ratios
+from .full import EvalReport, evaluate_and_score, reference_mia, reference_truth_ratios
+from .privacy import RetainMIA
+from .registry import MetricInput, compute_hooks
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class EvalContext:
     spans: list[torch.Tensor] | None  # ground-truth fact-span masks, when the data has spans
     step0_report: EvalReport | None = None  # the target model's evaluation, when it came from the cache
     step0_key: str | None = None  # its cache key (None: the model has no safetensors to fingerprint)
+    reference_mia: RetainMIA | None = None  # the retain model's MIA numbers (None: no retain model or holdout)
 
 
 def eval_batch_size(state: State) -> int:
@@ -70,7 +73,7 @@ def eval_batch_size(state: State) -> int:
     return plan.settings["eval_batch"]
 
 
-def step0_cache_key(state: State, reference_tr: np.ndarray | None) -> str | None:
+def step0_cache_key(state: State, reference_tr: np.ndarray | None, ref_mia: RetainMIA | None = None) -> str | None:
     """Cache key of the target model's step-0 evaluation: its weights fingerprint, the data (every
     forget and evaluation sample), the prompt format and the evaluation settings (retain subset,
     generation length, the retain model's truth ratios). None when the weights have no
@@ -80,13 +83,14 @@ def step0_cache_key(state: State, reference_tr: np.ndarray | None) -> str | None
         return None
     bench, cfg = state.bench, state.config
     data = [json.dumps(s.to_json(), sort_keys=True) for s in state.forget]
-    for split in ("forget", "retain", "real_authors", "world_facts"):
+    for split in ("forget", "retain", "real_authors", "world_facts", "holdout"):
         data += [split] + [json.dumps(s.to_json(), sort_keys=True) for s in bench.eval_split(split)]
     fmt = getattr(state.tokenizer, "chat_template", None) or PLAIN_TEMPLATE
     settings = json.dumps({"protocol": bench.protocol, "retain_eval_size": cfg.retain_eval_size,
                            "eval_max_new_tokens": cfg.eval_max_new_tokens,
-                           "reference_tr": None if reference_tr is None else np.asarray(reference_tr).tolist()})
-    return content_hash("step0-eval-v1", weights, fmt, settings, *data, length=24)
+                           "reference_tr": None if reference_tr is None else np.asarray(reference_tr).tolist(),
+                           "reference_mia": None if ref_mia is None else asdict(ref_mia)})
+    return content_hash("step0-eval-v2", weights, fmt, settings, *data, length=24)
 
 
 def _cache_file(key: str):
@@ -108,7 +112,8 @@ def eval_context(state: State) -> EvalContext:
     cache (`step0_cache_key`) when an earlier run of the same model, data and settings made them."""
     retain = state.config.retain_model or retain_model_for(state.config.model, state.config.data)
     ref_tr = reference_truth_ratios(model_path(retain), state.bench, state.device) if retain else None
-    key = step0_cache_key(state, ref_tr)
+    ref_mia = reference_mia(model_path(retain), state.bench, state.device) if retain else None
+    key = step0_cache_key(state, ref_tr, ref_mia)
     cached = _load_step0(key)
     if cached is not None:
         report, p0 = cached
@@ -123,13 +128,17 @@ def eval_context(state: State) -> EvalContext:
         answer_rows += label_rows(batch.answer_mask, batch)
         if has_spans:
             spans += label_rows(fact_mask(batch, chunk), batch)
-    return EvalContext(ref_tr, p0, answer_rows, spans if has_spans else None, report, key)
+    return EvalContext(ref_tr, p0, answer_rows, spans if has_spans else None, report, key, ref_mia)
 
 
-def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress=None) -> dict:
-    """FQ, MU + components (forget_probability among them), token probability drops vs step 0,
-    the fraction of answer tokens that are targets; a flat dict (plus `notes` when some
-    number is unavailable). progress(done, total): questions whose model work is done (engine.eval.passes.run).
+def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress=None, final: bool = False) -> dict:
+    """FQ, MU + components (forget_probability among them), memorisation and MIA metrics
+    (`EvalReport.extra`), token probability drops vs step 0, the fraction of answer tokens that are
+    targets, every registered metric hook; a flat dict (plus `notes` when some number is
+    unavailable). progress(done, total): questions whose model work is done (engine.eval.passes.run).
+
+    [choice] The gradient-norm AUC (one backward pass per forget and holdout answer) is computed at
+    step 0 and when `final` (the run's last evaluation) only; other epochs record None.
 
     step0: the model is still the target model: its report comes from `ctx.step0_report` when
     cached, else it is computed and written to the cache (the drops are 0 by definition)."""
@@ -141,7 +150,8 @@ def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress
         report, nll = evaluate_and_score(model, state.tokenizer, state.bench, ctx.reference_tr,
                                          retain_size=state.config.retain_eval_size,
                                          max_new_tokens=state.config.eval_max_new_tokens, batch_size=batch_size,
-                                         progress=progress, also_score=[] if step0 else state.forget)
+                                         progress=progress, also_score=[] if step0 else state.forget,
+                                         retain_mia=ctx.reference_mia, gradnorm=step0 or final, hooks=False)
         p = ctx.p0 if step0 else [torch.exp(-row) for row in nll]  # the forget answers scored in the same pass
         if step0 and ctx.step0_key is not None:
             write_text_atomic(_cache_file(ctx.step0_key),
@@ -149,13 +159,14 @@ def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress
             ctx.step0_report = report
     targets = state.weights.targets()  # fixed masks, or learned weights' current ones
     non_targets = [a & ~t for a, t in zip(ctx.answer_rows, targets)]
-    m = {"forget_quality": report.forget_quality, "model_utility": report.model_utility, **report.components,
+    m = {**report.values(),
          "target_prob_drop": _mean_drop(ctx.p0, p, targets),
          "nontarget_prob_drop": _mean_drop(ctx.p0, p, non_targets),
          "target_fraction": float(torch.cat(targets).float().sum() / torch.cat(ctx.answer_rows).float().sum())}
     if ctx.spans is not None:
         m["fact_prob_drop"] = _mean_drop(ctx.p0, p, ctx.spans)
         m["nonfact_prob_drop"] = _mean_drop(ctx.p0, p, [a & ~s for a, s in zip(ctx.answer_rows, ctx.spans)])
+    m.update(compute_hooks(MetricInput(model, state.tokenizer, state.bench, m, state)))  # with the run's State
     if report.notes:
         m["notes"] = list(report.notes)
     return m

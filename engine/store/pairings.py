@@ -1,5 +1,6 @@
 """Retain-model pairings in the store: which retain model gives forget quality for a (target
-model, data) pair, remembered across sessions (the app's retain-model box, `runs`).
+model, data) pair, remembered across sessions (the app's retain-model box, `runs`); the CLI and
+the app read it through `engine.resolve.retain_model_for(model, data, store)`.
 
 Table `retain_pairings` (schema version 3, engine/store/db.py). The data name is
 canonical (`demo` and `demo/forget10` are one pairing); a blank retain model removes the pairing.
@@ -47,12 +48,3 @@ class Pairings(Database):
         with self._write() as conn:
             rows = conn.execute("SELECT model, data, retain_model FROM retain_pairings").fetchall()
         return {(r["model"], r["data"]): r["retain_model"] for r in rows}
-
-
-def retain_model_for(store, model: str, data: str) -> str | None:
-    """The retain model FQ uses for (model, data): the store's pairing, else the built-in default
-    (`resolve.retain_model_for`: demo data → demo-retain), else None."""
-    from ..resolve import retain_model_for as builtin_default
-
-    remembered = store.retain_model_of(model, data) if store is not None and data and model else None
-    return remembered or builtin_default(model, data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
+from ..eval.registry import DEFAULT_BEST, rankable
 from ..losses import get_loss
 from ..param_check import check_device, check_finite_positive, check_positive_int
 from ..selectors import SELECTORS, check_selector_params, get_selector
@@ -74,6 +75,7 @@ class RunConfig:
     save_checkpoints: bool = True
     retain_model: str | None = None  # FQ's gold standard; None: resolve.retain_model_for (demo → demo-retain)
     rules: list = field(default_factory=list)
+    best_metric: str = DEFAULT_BEST  # the 'best' checkpoint's metric (engine.eval.registry; its direction)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,6 +130,7 @@ class RunConfig:
         if self.mask_set is None and self.selector in SELECTORS:  # a learned-weight method checks its own
             check_selector_params(self.selector, dict(self.selector_params), in_run=True)
         self.loss_kwargs()  # unknown loss parameters and bad values fail here
+        rankable(self.best_metric)  # a registered metric with a better direction
         if self.orthogonalize and not spec.preserve_params:
             raise ValueError(f"orthogonalize needs a loss with a preservation term; {self.loss!r} has none")
 

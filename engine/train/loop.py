@@ -1,5 +1,6 @@
-"""The run: evaluate at step 0, epochs of `step`, evaluate after each, keep the best-FQ and
-final checkpoints, record everything in the store; plus `short_run` (steps only, no records)."""
+"""The run: evaluate at step 0, epochs of `step`, evaluate after each, keep the best and final
+checkpoints (best by `RunConfig.best_metric`, forget quality by default, in its registered
+direction), record everything in the store; plus `short_run` (steps only, no records)."""
 from __future__ import annotations
 
 import math
@@ -13,6 +14,7 @@ from ..store import Store
 from .checkpoint import claim_run_folder, save_checkpoint, save_run_scorer
 from ..prompts import format_of
 from .config import Progress, RunConfig, RunResult
+from ..eval.registry import rankable
 from ..eval.run import eval_context, evaluate_state
 from .phases import PhaseClock
 from .state import State, prepare
@@ -68,7 +70,8 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
         return claim_run_folder(run_dir, owner)  # refuses a folder another run owns
     history: list[dict] = []
     checkpoints: dict[str, str] = {}
-    best: tuple[float, int] | None = None  # (forget quality, epoch)
+    best: tuple[float, int] | None = None  # (best metric's value, epoch)
+    best_metric = rankable(config.best_metric)
     epochs_done = 0
     total = total_steps(state)
     notify = progress if progress is not None and main else (lambda info: None)
@@ -83,8 +86,9 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
         notify({"run_id": run_id, "phase": phase, "step": state.step, "total_steps": total, "epoch": epoch,
                 **extra})
 
-    def record(epoch: int, train_loss: float | None, evaluate: bool = True) -> None:
-        """Evaluate (when asked), store the epoch's metrics, keep the best-FQ checkpoint (main process only)."""
+    def record(epoch: int, train_loss: float | None, evaluate: bool = True, final: bool = False) -> None:
+        """Evaluate (when asked; `final`: the run's last evaluation), store the epoch's metrics, keep
+        the best checkpoint by `best_metric` (main process only)."""
         nonlocal best
         if evaluate:
             enter("evaluating", epoch)
@@ -93,12 +97,14 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
             notify({"run_id": run_id, "phase": "evaluating", "step": state.step, "total_steps": total,
                     "epoch": epoch, "eval_done": done, "eval_total": n})
         m = {"epoch": epoch, "step": state.step, "train_loss": train_loss,
-             **(evaluate_state(state, ctx, step0=epoch == 0, progress=questions) if ctx is not None and evaluate else {})}
+             **(evaluate_state(state, ctx, step0=epoch == 0, progress=questions, final=final)
+                if ctx is not None and evaluate else {})}
         history.append(m)
         store.add_epoch_metrics(run_id, epoch, state.step, m)
-        fq = m.get("forget_quality")
-        if epoch >= 1 and config.save_checkpoints and fq is not None and (best is None or fq > best[0]):
-            best = (fq, epoch)
+        value = m.get(best_metric.name)
+        if epoch >= 1 and config.save_checkpoints and value is not None and \
+                (best is None or best_metric.better(value, best[0])):
+            best = (value, epoch)
             enter("saving", epoch)
             checkpoints["best"] = str(save_checkpoint(state, own_dir() / "best", owner))
             store.set_checkpoint(run_id, "best", checkpoints["best"], epoch)
@@ -135,7 +141,7 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
                 state.accelerator.wait_for_everyone()
             if main:  # every eval_every-th epoch, and always the last one (also when max_steps ends it)
                 last = epoch == config.epochs or out_of_steps()
-                record(epoch, sum(losses) / max(1, len(losses)), epoch % config.eval_every == 0 or last)
+                record(epoch, sum(losses) / max(1, len(losses)), epoch % config.eval_every == 0 or last, final=last)
             if out_of_steps():
                 break
         scorer_path = None
