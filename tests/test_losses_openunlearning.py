@@ -263,3 +263,12 @@ def test_unlearn_cli_end_to_end(tiny_env, capsys, loss):
         assert [m["epoch"] for m in result["history"]] == [0, 1]
         last = result["history"][-1]
         assert math.isfinite(last["train_loss"]) and 0 <= last["forget_quality"] <= 1
+
+
+def test_rmu_hard_mask_gives_no_gradient_to_masked_out_positions():
+    torch.manual_seed(0)
+    h = torch.randn(2, 5, 8, requires_grad=True)
+    mask = torch.tensor([[0, 1, 0, 1, 1], [0, 0, 1, 0, 0]], dtype=torch.float)
+    loss, _ = rmu_loss((torch.zeros(2, 5, 8), h), mask, layer_id=0, alpha=0.0)
+    loss.backward()
+    assert torch.equal(h.grad.abs().sum(-1) > 0, mask.bool())  # steered exactly where the mask says
