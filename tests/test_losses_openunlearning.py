@@ -1,4 +1,4 @@
-"""The losses brought over from open-unlearning (SimNPO, DPO/IdkDPO, RMU, UNDIAL, CE-U): each one's
+"""The losses brought over from open-unlearning (SimNPO, DPO/IdkDPO, RMU, UNDIAL, CE-U, PDU): each one's
 value on a small hand-computed example, CE-U against open-unlearning's own function, the trainer's
 new inputs (logits at label positions, hidden states, the preferred batch) on the built-in model at
 step 0, and each loss end to end through `python -m engine unlearn` with a token selector and `all`."""
@@ -11,13 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.losses import LOSSES, ceu_loss, dpo_loss, rmu_loss, simnpo_loss, undial_loss
+from engine.losses import LOSSES, ceu_loss, dpo_loss, pdu_dual_step, pdu_loss, rmu_loss, simnpo_loss, undial_loss
 from engine.losses.rmu import pick_layer, steering_vector
 from engine.tokens import Batch, label_ids, label_logits
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
-NEW = ("simnpo", "dpo", "rmu", "undial", "ceu")
+NEW = ("simnpo", "dpo", "rmu", "undial", "ceu", "pdu")
 
 
 def log_sigmoid(x: float) -> float:
@@ -126,6 +126,35 @@ def test_ceu_hand_example_and_gradient():
     loss0, _ = ceu_loss(logits, labels, torch.ones(1, 2), answer, ignore_first_n_answer_tokens=0)
     assert loss0.item() == pytest.approx((math.log(3) + math.log(4)) / 2, rel=1e-6)  # uniform, gold 0 removed: ln 3
     assert LOSSES["ceu"].defaults == {"ignore_first_n_answer_tokens": 1, "gamma": 1.0}
+
+
+def test_pdu_hand_example_and_dual_step():
+    logits = torch.tensor([[[2.0, 0.0, 1.0], [0.0, 0.0, 0.0], [5.0, -1.0, 2.0]]])  # margins (2−1)², 0, (5−2)²
+    w = torch.tensor([[1.0, 1.0, 0.0]])
+    r_nll, r_mask = torch.tensor([[0.5, 0.7]]), torch.tensor([[True, True]])
+    loss, stats = pdu_loss(logits, w, r_nll, r_mask, retain_loss_eps=0.3, alpha=100.0)
+    assert stats["forget"].item() == pytest.approx((1.0 + 0.0) / 2)
+    assert loss.item() == pytest.approx(0.5 + 100 * (0.6 - 0.3), rel=1e-6)
+    params = LOSSES["pdu"].params({})
+    assert params == {"retain_loss_eps": 0.3, "gamma": 1.0, "alpha": 100.0, "primal_dual": True,
+                      "dual_step_size": 5.0, "dual_warmup_epochs": 5}
+    assert pdu_dual_step(params, {"retain": 0.5}, epoch=5) == {}  # still warming up
+    assert pdu_dual_step(params, {"retain": 0.5}, epoch=6)["alpha"] == pytest.approx(100 + 5 * (0.5 - 0.3))
+    assert pdu_dual_step(params, {"retain": 0.0}, epoch=6)["alpha"] == pytest.approx(100 - 5 * 0.3)
+    assert pdu_dual_step({**params, "alpha": 1.0}, {"retain": 0.0}, epoch=6)["alpha"] == 0.0  # λ ≥ 0
+    assert pdu_dual_step({**params, "primal_dual": False}, {"retain": 0.5}, epoch=9) == {}
+
+
+def test_pdu_dual_variable_moves_in_the_trainer():
+    from engine.train import plan_epoch, step
+
+    state = _state("pdu", dual_warmup_epochs=0, retain_loss_eps=0.01)
+    stats = step(state, plan_epoch(state, 1)[0])
+    assert stats["alpha"] == 100.0  # the step's loss used λ₀
+    assert state.loss_kwargs["alpha"] == pytest.approx(100 + 5 * (stats["retain"] - 0.01), rel=1e-6)
+    state = _state("pdu", dual_warmup_epochs=1)
+    step(state, plan_epoch(state, 1)[0])
+    assert state.loss_kwargs["alpha"] == 100.0  # epoch 1 is the warm-up
 
 
 def _ou_cross_entropy_unlearning_loss(logits, labels, ignore_index=-100):

@@ -32,6 +32,7 @@ from .dto import dto_loss
 from .ga import ga_loss
 from .graddiff import graddiff_loss
 from .npo import npo_loss
+from .pdu import pdu_dual_step, pdu_loss
 from .rmu import rmu_loss
 from .simnpo import simnpo_loss
 from .tpo import tpo_loss
@@ -49,13 +50,15 @@ class LossSpec:
     retain_param: the weight of the retain term (retain batches are needed when it is > 0);
     None when the loss has no retain term. preserve_params: the weights that switch off the
     preservation side (for gradient orthogonalisation the trainer evaluates the loss once with
-    these at 0 and once with gamma at 0).
+    these at 0 and once with gamma at 0). after_step: for a loss whose hyper-parameters move during
+    a run (PDU's dual variable), the trainer calls it after every optimiser step and keeps its result.
     """
 
     name: str
     fn: Callable
     retain_param: str | None = None
     preserve_params: tuple[str, ...] = ()
+    after_step: Callable | None = None  # (params, step stats, 1-based epoch) -> updated params (PDU's dual step)
 
     def __call__(self, **kwargs):
         return self.fn(**kwargs)
@@ -101,6 +104,7 @@ LOSSES: dict[str, LossSpec] = {
     "rmu": LossSpec("rmu", rmu_loss, retain_param="alpha", preserve_params=("alpha",)),
     "undial": LossSpec("undial", undial_loss, retain_param="alpha", preserve_params=("alpha",)),
     "ceu": LossSpec("ceu", ceu_loss),
+    "pdu": LossSpec("pdu", pdu_loss, retain_param="alpha", preserve_params=("alpha",), after_step=pdu_dual_step),
 }
 
 
@@ -111,4 +115,5 @@ def get_loss(name: str) -> LossSpec:
 
 
 __all__ = ["LOSSES", "LossSpec", "atwu_loss", "ceu_loss", "dpo_loss", "dto_loss", "ga_loss", "get_loss",
-           "graddiff_loss", "npo_loss", "rmu_loss", "simnpo_loss", "tpo_loss", "undial_loss"]
+           "graddiff_loss", "npo_loss", "pdu_dual_step", "pdu_loss", "rmu_loss", "simnpo_loss", "tpo_loss",
+           "undial_loss"]

@@ -236,4 +236,24 @@ def step(state: State, micro_batches: list[Micro]) -> dict:
     state.optimizer.zero_grad(set_to_none=True)
     state.step += 1
     totals.update(state.weights.after_step(state.step))
-    return {k: float(v) for k, v in totals.items()}
+    out = {k: float(v) for k, v in totals.items()}
+    if state.spec.after_step is not None:  # hyper-parameters that move during the run (PDU's dual variable)
+        state.loss_kwargs = {**state.loss_kwargs, **state.spec.after_step(state.loss_kwargs, _mean_over_processes(
+            state, out), math.ceil(state.step / steps_per_epoch(state)))}
+    return out
+
+
+def steps_per_epoch(state: State) -> int:
+    """Optimiser steps in one epoch (`plan_epoch`'s length)."""
+    cfg = state.config
+    return math.ceil(math.ceil(len(state.forget) / cfg.batch_size) / (cfg.grad_accum * state.world))
+
+
+def _mean_over_processes(state: State, stats: dict) -> dict:
+    """The stats averaged across processes under accelerate (so every process takes the same
+    hyper-parameter update), unchanged in a single process."""
+    if state.accelerator is None:
+        return stats
+    keys = sorted(stats)
+    t = torch.tensor([stats[k] for k in keys], device=state.device)
+    return dict(zip(keys, state.accelerator.reduce(t, reduction="mean").tolist()))
