@@ -53,4 +53,5 @@ def pdu_dual_step(params: dict, stats: dict, epoch: int) -> dict:
         return {}
     if not math.isfinite(stats["retain"]):
         return {}
-    return {"alpha": max(0.0, params["alpha"] + params["dual_step_size"] * (stats["retain"] - params["retain_loss_eps"]))}
+    violation = stats["retain"] - params["retain_loss_eps"]
+    return {"alpha": max(0.0, params["alpha"] + params["dual_step_size"] * violation)}

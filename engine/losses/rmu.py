@@ -31,7 +31,8 @@ def rmu_loss(hidden_states: tuple[torch.Tensor, ...], weights: torch.Tensor,
              ref_retain_hidden_states: tuple[torch.Tensor, ...] | None = None,
              retain_mask: torch.Tensor | None = None, *, layer_id: int = 7, steering_coeff: float = 2.0,
              direction_seed: int = 0, gamma: float = 1.0, alpha: float = 1.0) -> tuple[torch.Tensor, dict]:
-    """L = γ · mean_i [Σ_t w_it ‖h_it − c·u‖²/H / Σ_t w_it]  +  α · mean_i [Σ_t m_it ‖h_it − h_ref,it‖²/H / Σ_t m_it]
+    """L = γ · mean_i [Σ_t w_it ‖h_it − c·u‖²/H / Σ_t w_it]
+          + α · mean_i [Σ_t m_it ‖h'_it − h'_ref,it‖²/H / Σ_t m_it]   (h' on the retain batch)
 
     Li et al. 2024, "The WMDP Benchmark: Measuring and Reducing Malicious Use With Unlearning"
     (arXiv:2403.03218, §5, Representation Misdirection for Unlearning), as open-unlearning computes

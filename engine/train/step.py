@@ -121,7 +121,8 @@ def loss_inputs(state: State, indices: list[int], batch: Batch, retain: Batch | 
         if "retain_hidden_states" in need:
             inputs["retain_hidden_states"] = forward(state.model, retain, output_hidden_states=True).hidden_states
         if "ref_retain_hidden_states" in need:
-            inputs["ref_retain_hidden_states"] = _reference_output(state, retain, output_hidden_states=True).hidden_states
+            ref_out = _reference_output(state, retain, output_hidden_states=True)
+            inputs["ref_retain_hidden_states"] = ref_out.hidden_states
         inputs["retain_mask"] = retain.label_mask
     return {k: v for k, v in inputs.items() if k in need}
 
