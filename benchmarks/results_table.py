@@ -1,6 +1,7 @@
 """The TOFU-style results table on the built-in benchmark (demo/forget10 by default).
 
-Runs the sequence-level baselines (GA, GradDiff, NPO with the `all` selector) and each seed
+Runs the sequence-level baselines (GA, GradDiff, NPO and open-unlearning's SimNPO, IdkDPO, RMU,
+UNDIAL, CE-U, PDU, with the `all` selector; with --cross also on the tif mask) and each seed
 method with its paper's default selector (TPO + tif, DTO + dto, ATWU + atwu, GA / NPO +
 tokenunlearn; TPO+RT is the TIF code's `tpo_grad_diff` variant, TPO plus a retain NLL term),
 all with the same budget (epochs, batch size) and their default hyper-parameters, evaluating after every epoch. Prints, as a markdown table, forget quality
@@ -34,6 +35,13 @@ METHODS = [
     ("GA", {"loss": "ga", "selector": "all"}),
     ("GradDiff", {"loss": "graddiff", "selector": "all"}),
     ("NPO", {"loss": "npo", "selector": "all"}),
+    # open-unlearning's other trainers, sequence-level (`all`) as there, their defaults
+    ("SimNPO", {"loss": "simnpo", "selector": "all"}),
+    ("IdkDPO", {"loss": "dpo", "selector": "all"}),
+    ("RMU", {"loss": "rmu", "selector": "all"}),
+    ("UNDIAL", {"loss": "undial", "selector": "all"}),
+    ("CE-U", {"loss": "ceu", "selector": "all"}),
+    ("PDU", {"loss": "pdu", "selector": "all"}),
     ("TPO + tif", {"loss": "tpo", "selector": "tif"}),
     ("TPO+RT + tif", {"loss": "tpo", "selector": "tif", "loss_params": {"alpha": 1.0}}),
     ("DTO + dto", {"loss": "dto", "selector": "dto"}),
@@ -51,8 +59,14 @@ CROSS_METHODS = [  # one paper's loss with another paper's selector: still token
     ("TPO+RT + dto", {"loss": "tpo", "selector": "dto", "loss_params": {"alpha": 1.0}}),
     ("TPO+RT + entropy", {"loss": "tpo", "selector": "entropy", "loss_params": {"alpha": 1.0}}),
     ("NPO + dto", {"loss": "npo", "selector": "dto"}),
+    ("SimNPO + tif", {"loss": "simnpo", "selector": "tif"}),  # open-unlearning's losses on a token mask
+    ("IdkDPO + tif", {"loss": "dpo", "selector": "tif"}),
+    ("RMU + tif", {"loss": "rmu", "selector": "tif"}),
+    ("UNDIAL + tif", {"loss": "undial", "selector": "tif"}),
+    ("CE-U + tif", {"loss": "ceu", "selector": "tif"}),
+    ("PDU + tif", {"loss": "pdu", "selector": "tif"}),
 ]
-BASELINES = ("GA", "GradDiff", "NPO")
+BASELINES = ("GA", "GradDiff", "NPO", "SimNPO", "IdkDPO", "RMU", "UNDIAL", "CE-U", "PDU")
 MU_FRACTION = 0.9
 
 
@@ -97,7 +111,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lrs", default="1e-4,3e-4,1e-3", help="learning rates tried for every method")
     p.add_argument("--oracle", action="store_true", help="add TPO / DTO / NPO with the oracle (fact-span) mask")
-    p.add_argument("--cross", action="store_true", help="add cross pairings (TPO+RT or NPO with dto / entropy)")
+    p.add_argument("--cross", action="store_true", help="add cross pairings (TPO+RT or NPO with dto / entropy, "
+                   "open-unlearning's losses with tif)")
     p.add_argument("--only", default=None, help="comma-separated method labels (lower case, no spaces)")
     p.add_argument("--store", default=None, help="SQLite store to record the runs in (default: a temporary one)")
     p.add_argument("--batch-size", type=int, default=None, help="default: RunConfig's")

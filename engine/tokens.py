@@ -287,6 +287,21 @@ def label_logit(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return _to_positions(z[:, :-1].to(torch.promote_types(z.dtype, torch.float32)), batch.label_mask)
 
 
+def label_logits(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The whole logit vector that predicts each label position t (the logits at t−1), (B, T, V),
+    at least float32, zero rows off label positions (UNDIAL, CE-U). One (B, T, V) copy: computed
+    only for a loss that asks for `logits` / `ref_logits`."""
+    pred, _ = _predicting(logits, batch.input_ids)  # (B, T-1, V)
+    z = F.pad(pred.to(torch.promote_types(pred.dtype, torch.float32)), (0, 0, 1, 0))  # (B, T, V)
+    return z.masked_fill(~batch.label_mask.unsqueeze(-1), 0.0)
+
+
+def label_ids(batch: Batch) -> torch.Tensor:
+    """y_t, the label token at each label position, (B, T) long, 0 off label positions: the
+    targets of `label_logits` (no shift: label position t holds input token t)."""
+    return batch.input_ids * batch.label_mask
+
+
 def entropy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     """H_t = −Σ_v p(v|y_<t) log p(v|y_<t) of the distribution that predicts label t, (B, T)."""
     pred, _ = _predicting(logits, batch.input_ids)

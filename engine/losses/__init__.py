@@ -12,6 +12,11 @@ detached stats). `LossSpec` records what a loss needs so the trainer computes on
 
 Tensor inputs a loss may take: nll, weights, answer_mask (forget batch, (B, T)); ref_nll,
 logit, ref_logit, kl (need the reference model); retain_nll, retain_mask (retain batch).
+Computed only for a loss that names them: logits, ref_logits ((B, T, V), the logits that predict
+each label position) and labels ((B, T) the label ids); hidden_states (HF's tuple of per-block
+(B, T, H) states of the forget batch), retain_hidden_states, ref_retain_hidden_states (the retain
+batch's, current and reference model); pref_nll, pref_ref_nll, pref_mask (the preferred-answer
+batch: the same questions with an "I don't know" answer, `engine.train.preferred`).
 """
 from __future__ import annotations
 
@@ -22,14 +27,21 @@ from typing import Callable
 
 from ..param_check import check_params
 from .atwu import atwu_loss
+from .ceu import ceu_loss
+from .dpo import dpo_loss
 from .dto import dto_loss
 from .ga import ga_loss
 from .graddiff import graddiff_loss
 from .npo import npo_loss
+from .pdu import pdu_dual_step, pdu_loss
+from .rmu import rmu_loss
+from .simnpo import simnpo_loss
 from .tpo import tpo_loss
+from .undial import undial_loss
 
-REFERENCE_INPUTS = ("ref_nll", "ref_logit", "kl")
-RETAIN_INPUTS = ("retain_nll", "retain_mask")
+REFERENCE_INPUTS = ("ref_nll", "ref_logit", "kl", "ref_logits", "pref_ref_nll", "ref_retain_hidden_states")
+RETAIN_INPUTS = ("retain_nll", "retain_mask", "retain_hidden_states", "ref_retain_hidden_states")
+PREFERRED_INPUTS = ("pref_nll", "pref_ref_nll", "pref_mask")
 
 
 @dataclass(frozen=True)
@@ -39,13 +51,15 @@ class LossSpec:
     retain_param: the weight of the retain term (retain batches are needed when it is > 0);
     None when the loss has no retain term. preserve_params: the weights that switch off the
     preservation side (for gradient orthogonalisation the trainer evaluates the loss once with
-    these at 0 and once with gamma at 0).
+    these at 0 and once with gamma at 0). after_step: for a loss whose hyper-parameters move during
+    a run (PDU's dual variable), the trainer calls it after every optimiser step and keeps its result.
     """
 
     name: str
     fn: Callable
     retain_param: str | None = None
     preserve_params: tuple[str, ...] = ()
+    after_step: Callable | None = None  # (params, step stats, 1-based epoch) -> updated params (PDU's dual step)
 
     def __call__(self, **kwargs):
         return self.fn(**kwargs)
@@ -84,6 +98,12 @@ LOSSES: dict[str, LossSpec] = {
     "tpo": LossSpec("tpo", tpo_loss, retain_param="alpha", preserve_params=("pl_weight", "alpha")),
     "dto": LossSpec("dto", dto_loss, preserve_params=("lam",)),
     "atwu": LossSpec("atwu", atwu_loss, retain_param="alpha", preserve_params=("alpha",)),
+    "simnpo": LossSpec("simnpo", simnpo_loss, retain_param="alpha", preserve_params=("alpha",)),
+    "dpo": LossSpec("dpo", dpo_loss, retain_param="alpha", preserve_params=("alpha",)),
+    "rmu": LossSpec("rmu", rmu_loss, retain_param="alpha", preserve_params=("alpha",)),
+    "undial": LossSpec("undial", undial_loss, retain_param="alpha", preserve_params=("alpha",)),
+    "ceu": LossSpec("ceu", ceu_loss),
+    "pdu": LossSpec("pdu", pdu_loss, retain_param="alpha", preserve_params=("alpha",), after_step=pdu_dual_step),
 }
 
 
@@ -98,5 +118,6 @@ def check_loss_params(name: str, params: dict) -> dict:
     return check_params(get_loss(name).fn, params, f"loss {name!r}", name, keyword_only=True)
 
 
-__all__ = ["LOSSES", "LossSpec", "atwu_loss", "check_loss_params", "dto_loss", "ga_loss", "get_loss", "graddiff_loss", "npo_loss",
-           "tpo_loss"]
+__all__ = ["LOSSES", "LossSpec", "atwu_loss", "ceu_loss", "check_loss_params", "dpo_loss", "dto_loss", "ga_loss",
+           "get_loss", "graddiff_loss", "npo_loss", "pdu_dual_step", "pdu_loss", "rmu_loss", "simnpo_loss", "tpo_loss",
+           "undial_loss"]

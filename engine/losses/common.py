@@ -57,3 +57,10 @@ def npo_term(nll: torch.Tensor, ref_nll: torch.Tensor, weights: torch.Tensor, an
 def complement(weights: torch.Tensor, answer_mask: torch.Tensor) -> torch.Tensor:
     """Non-target weights (1 − w) on answer tokens, (B, T); w is expected in [0, 1]."""
     return (1.0 - weights.float().clamp(0.0, 1.0)) * answer_mask
+
+
+def row_weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row Σ_t w_t x_t / Σ_t w_t, (B,), and has_targets (B,) bool (rows whose Σ w > 0; their
+    mean is 0 and callers leave them out with `mean_over_rows`)."""
+    total = weights.sum(1)  # (B,)
+    return (weights * values).sum(1) / total.clamp(min=1e-8), total > 0

@@ -13,7 +13,7 @@ import torch
 from ..losses import REFERENCE_INPUTS
 from ..tokens import label_logit, per_token_nll, per_token_rows
 
-CACHEABLE = ("ref_nll", "ref_logit")  # per-token scalars; `kl` needs whole distributions
+CACHEABLE = ("ref_nll", "ref_logit", "pref_ref_nll")  # per-token scalars; `kl` needs whole distributions
 _PER_TOKEN = {"ref_nll": per_token_nll, "ref_logit": label_logit}
 
 
@@ -29,7 +29,15 @@ def can_cache(inputs: tuple[str, ...]) -> bool:
 
 
 @torch.no_grad()
-def reference_rows(model, tokenizer, samples, keys: set[str], batch_size: int = 32) -> dict[str, list[torch.Tensor]]:
+def reference_rows(model, tokenizer, samples, keys: set[str], batch_size: int = 32,
+                   preferred=None) -> dict[str, list[torch.Tensor]]:
     """{key: per-sample 1-D CPU tensors over label positions} for key in `keys` ⊆ CACHEABLE,
-    from the (initial) model in eval mode; gather them per batch with `weights.gather_rows`."""
-    return per_token_rows(model, tokenizer, samples, {k: _PER_TOKEN[k] for k in sorted(keys)}, batch_size)
+    from the (initial) model in eval mode; gather them per batch with `tokens.gather_rows`.
+    pref_ref_nll is the NLL of the `preferred` samples (DPO's IDK answers, one per forget sample)."""
+    fns = {k: _PER_TOKEN[k] for k in sorted(keys) if k in _PER_TOKEN}
+    rows = per_token_rows(model, tokenizer, samples, fns, batch_size) if fns else {}
+    if "pref_ref_nll" in keys:
+        if preferred is None:
+            raise ValueError("pref_ref_nll needs the preferred samples")
+        rows.update(per_token_rows(model, tokenizer, preferred, {"pref_ref_nll": per_token_nll}, batch_size))
+    return rows

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..context import check_fits
-from ..losses import LossSpec, get_loss
+from ..losses import PREFERRED_INPUTS, LossSpec, get_loss
 from ..memory_plan import ModelShape, Plan, budget_of, plan_training, weights_bytes
 from ..masks.rules import rules_from_json
 from ..models import load_model
@@ -19,6 +19,7 @@ from ..models.device import Precision, adamw, precision_for
 from ..resolve import model_path
 from .check import check_run
 from .config import RunConfig
+from .preferred import draw_preferred
 from .reference import can_cache, reference_inputs, reference_rows
 from ..tokens import encode_samples
 from ..weights import LEARNED_WEIGHTS, WeightSource, weights_from_mask_set, weights_from_selector
@@ -49,6 +50,7 @@ class State:
     memory: dict = field(default_factory=dict)  # the training plan's settings (gradient_checkpointing,
     # separate_retain_backward) and its breakdown (`memory_plan.Plan.explain`)
     precision: Precision | None = None  # fp32 master weights, bf16 autocast on a bf16 GPU (`precision_for`)
+    preferred: list | None = None  # DPO's preferred samples, one per forget sample (`preferred.draw_preferred`)
 
     @property
     def trainable(self) -> list[torch.nn.Parameter]:
@@ -138,9 +140,14 @@ def prepare(config: RunConfig, store=None) -> State:
     model, tok = load_model(model_path(config.model), precision.device, dtype=precision.master)
     device = str(next(model.parameters()).device)
     check_fits(tok, list(bench.forget) + list(bench.retain), "forget/retain samples")  # named, never cut silently
+    preferred = None
+    if set(PREFERRED_INPUTS) & set(spec.inputs):  # DPO: each forget question with an IDK answer
+        preferred = draw_preferred(list(bench.forget), config.seed)
+        check_fits(tok, preferred, "preferred (I don't know) samples")
     reference, ref_rows = None, None
     if can_cache(spec.inputs):
-        ref_rows = reference_rows(model, tok, bench.forget, reference_inputs(spec.inputs), config.batch_size * 4)
+        ref_rows = reference_rows(model, tok, bench.forget, reference_inputs(spec.inputs), config.batch_size * 4,
+                                  preferred)
     elif spec.needs_reference and not config.lora:  # with LoRA the adapter switched off is the reference
         reference = copy.deepcopy(model).eval()
         reference.requires_grad_(False)
@@ -168,7 +175,7 @@ def prepare(config: RunConfig, store=None) -> State:
         weights = learned.create(config, model, tok, list(bench.forget), device, accelerator)
     state = State(config, spec, kwargs, model, tok, device, bench, list(bench.forget), list(bench.retain),
                   weights, opt, reference, ref_rows, accelerator=accelerator, precision=precision,
-                  memory={**plan.settings, "plan": plan.explain()})
+                  memory={**plan.settings, "plan": plan.explain()}, preferred=preferred)
     if accelerator is not None:
         state.model, state.optimizer = accelerator.prepare(state.model, state.optimizer)
     return state

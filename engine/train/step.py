@@ -8,9 +8,13 @@ import random
 
 import torch
 
-from ..losses import REFERENCE_INPUTS, RETAIN_INPUTS
-from ..tokens import Batch, encode_samples, forward, forward_logits, gather_rows, kl_ref, label_logit, per_token_nll
+from ..losses import PREFERRED_INPUTS, RETAIN_INPUTS
+from ..tokens import (Batch, encode_samples, forward, forward_logits, gather_rows, kl_ref, label_ids, label_logit,
+                      label_logits, per_token_nll)
+from .preferred import preferred_batch
 from .state import State
+
+FORGET_REFERENCE = ("ref_nll", "ref_logit", "kl", "ref_logits")  # from one reference forward on the forget batch
 
 Micro = tuple[list[int], Batch, "Batch | None"]  # (forget indices, forget batch, retain batch or None)
 
@@ -50,34 +54,56 @@ def plan_epoch(state: State, epoch: int) -> list[list[Micro]]:
     return steps
 
 
-def _reference_logits(state: State, batch: Batch) -> torch.Tensor:
-    """Logits (B, T, V) of the frozen reference: the copy, or the LoRA model with its adapter off."""
+def _reference_output(state: State, batch: Batch, **kwargs):
+    """The frozen reference's output on `batch` (no gradients): the copy, or the LoRA model with
+    its adapter off. kwargs go to the model (e.g. output_hidden_states)."""
     with torch.no_grad():
         if state.reference is not None:
-            return forward_logits(state.reference, batch)
+            return forward(state.reference, batch, **kwargs)
         with state.base_model().disable_adapter():
-            return forward_logits(state.model, batch)
+            return forward(state.model, batch, **kwargs)
+
+
+def _reference_logits(state: State, batch: Batch) -> torch.Tensor:
+    """Logits (B, T, V) of the frozen reference (`_reference_output`)."""
+    return _reference_output(state, batch).logits
 
 
 def loss_inputs(state: State, indices: list[int], batch: Batch, retain: Batch | None) -> dict:
     """The tensors `state.spec` asks for, from one forward on the forget (and retain) batch.
 
-    Always: nll, weights, answer_mask (B, T). When asked: logit; ref_nll/ref_logit (gathered
-    from the cache) or kl (one reference forward); retain_nll/retain_mask (B', T') (one
-    retain forward).
+    Always: nll, weights, answer_mask (B, T). When asked (by the loss's parameter names):
+    logit; logits (B, T, V) and labels (B, T) (`tokens.label_logits`, `tokens.label_ids`);
+    hidden_states (the same forward with output_hidden_states); ref_nll/ref_logit/pref_ref_nll
+    (gathered from the cache) or kl/ref_logits (one reference forward); pref_nll/pref_mask
+    (B, T_w) (one forward on the preferred batch, `preferred.preferred_batch`); retain_nll,
+    retain_hidden_states, ref_retain_hidden_states, retain_mask (B', T') (one retain forward,
+    and one reference forward on it for the last).
     """
     need = set(state.spec.inputs)
-    out = forward(state.model, batch, **state.weights.forward_kwargs)
+    kwargs = {**state.weights.forward_kwargs, **({"output_hidden_states": True} if "hidden_states" in need else {})}
+    out = forward(state.model, batch, **kwargs)
     logits = out.logits  # (B, T, V)
     nll = per_token_nll(logits, batch)  # (B, T)
     state.weights.observe(batch, out, nll)
     inputs = {"nll": nll, "answer_mask": batch.answer_mask, "weights": state.weights.for_batch(indices, batch)}
     if "logit" in need:
         inputs["logit"] = label_logit(logits, batch)
+    if "logits" in need:
+        inputs["logits"] = label_logits(logits, batch)  # (B, T, V)
+    if "labels" in need:
+        inputs["labels"] = label_ids(batch)
+    if "hidden_states" in need:
+        inputs["hidden_states"] = out.hidden_states  # embeddings + one (B, T, H) per block
+    pref = None
+    if need & set(PREFERRED_INPUTS):
+        pref = preferred_batch(state.tokenizer, state.preferred, indices).to(state.device)
+        inputs["pref_nll"] = per_token_nll(forward_logits(state.model, pref), pref)  # (B, T_w)
+        inputs["pref_mask"] = pref.label_mask
     if state.reference_rows is not None:
         for k, rows in state.reference_rows.items():
-            inputs[k] = gather_rows(rows, indices, batch)  # (B, T)
-    elif need & set(REFERENCE_INPUTS):
+            inputs[k] = gather_rows(rows, indices, pref if k.startswith("pref_") else batch)  # (B, T)
+    elif need & set(FORGET_REFERENCE):
         ref_logits = _reference_logits(state, batch)  # (B, T, V)
         if "ref_nll" in need:
             inputs["ref_nll"] = per_token_nll(ref_logits, batch)
@@ -85,10 +111,18 @@ def loss_inputs(state: State, indices: list[int], batch: Batch, retain: Batch | 
             inputs["ref_logit"] = label_logit(ref_logits, batch)
         if "kl" in need:
             inputs["kl"] = kl_ref(ref_logits, logits, batch)
+        if "ref_logits" in need:
+            inputs["ref_logits"] = label_logits(ref_logits, batch)  # (B, T, V)
         del ref_logits
     del out, logits  # autograd keeps what it needs (the log-softmax); the logits go before the retain forward
     if retain is not None and need & set(RETAIN_INPUTS):
-        inputs["retain_nll"] = per_token_nll(forward_logits(state.model, retain), retain)  # (B', T')
+        if "retain_nll" in need:
+            inputs["retain_nll"] = per_token_nll(forward_logits(state.model, retain), retain)  # (B', T')
+        if "retain_hidden_states" in need:
+            inputs["retain_hidden_states"] = forward(state.model, retain, output_hidden_states=True).hidden_states
+        if "ref_retain_hidden_states" in need:
+            ref_out = _reference_output(state, retain, output_hidden_states=True)
+            inputs["ref_retain_hidden_states"] = ref_out.hidden_states
         inputs["retain_mask"] = retain.label_mask
     return {k: v for k, v in inputs.items() if k in need}
 
@@ -183,7 +217,9 @@ def step(state: State, micro_batches: list[Micro]) -> dict:
         batch = batch.to(state.device)
         retain = retain.to(state.device) if retain is not None else None
         if retain is not None and state.memory.get("separate_retain_backward") and not cfg.orthogonalize \
-                and set(state.spec.inputs) & set(RETAIN_INPUTS):  # memory is tight: two graphs, one at a time
+                and "retain_nll" in state.spec.inputs \
+                and set(state.spec.inputs) & set(RETAIN_INPUTS) <= {"retain_nll", "retain_mask"}:
+            # memory is tight: two graphs, one at a time (a retain NLL term only)
             loss, stats = separate_retain_backward(state, indices, batch, retain, scale)
         else:
             with autocast(state):
@@ -201,4 +237,24 @@ def step(state: State, micro_batches: list[Micro]) -> dict:
     state.optimizer.zero_grad(set_to_none=True)
     state.step += 1
     totals.update(state.weights.after_step(state.step))
-    return {k: float(v) for k, v in totals.items()}
+    out = {k: float(v) for k, v in totals.items()}
+    if state.spec.after_step is not None:  # hyper-parameters that move during the run (PDU's dual variable)
+        state.loss_kwargs = {**state.loss_kwargs, **state.spec.after_step(state.loss_kwargs, _mean_over_processes(
+            state, out), math.ceil(state.step / steps_per_epoch(state)))}
+    return out
+
+
+def steps_per_epoch(state: State) -> int:
+    """Optimiser steps in one epoch (`plan_epoch`'s length)."""
+    cfg = state.config
+    return math.ceil(math.ceil(len(state.forget) / cfg.batch_size) / (cfg.grad_accum * state.world))
+
+
+def _mean_over_processes(state: State, stats: dict) -> dict:
+    """The stats averaged across processes under accelerate (so every process takes the same
+    hyper-parameter update), unchanged in a single process."""
+    if state.accelerator is None:
+        return stats
+    keys = sorted(stats)
+    t = torch.tensor([stats[k] for k in keys], device=state.device)
+    return dict(zip(keys, state.accelerator.reduce(t, reduction="mean").tolist()))
