@@ -186,12 +186,16 @@ def test_family_format_survives_score_unlearn_reload_and_eval(world, env, arch):
     batch = encode(tok, [q], [a])
     row = batch.input_ids[0, :int(batch.attention_mask[0].sum())].tolist()
     prompt = fmt.render(tok, q)
-    if bos is not None:  # BOS kept: once, first, whether the tokenizer or the chat template writes it
+    # BOS kept where the tokenizer adds it; under a chat template only where the template writes it
+    # (zephyr's does not: open-unlearning tokenises the template's text with nothing added)
+    if bos is not None and (fmt.template is not None or "bos_token" in template):
         assert row[0] == tok.convert_tokens_to_ids(bos) and row.count(row[0]) == 1, (arch, row[:4])
     else:
-        assert tok.decode(row[:-1]) == prompt + a  # prompt + answer as one text (joint), nothing added
+        assert bos is None or tok.convert_tokens_to_ids(bos) not in row
+    added = 1 if bos is not None and fmt.template is not None else 0  # the tokenizer's BOS, not in the prompt text
+    assert tok.decode(row[added:-1]) == prompt + a  # prompt + answer as one text (joint), nothing else added
     assert tok.decode(row[batch.prompt_lengths[0]:-1]).strip() == a and row[-1] == tok.eos_token_id
-    if template is not None:  # the model's own chat template, with open-unlearning's system prompt and date
+    if fmt.template is None:  # the model's own chat template, with open-unlearning's system prompt and date
         assert prompt == tok.apply_chat_template(
             ([{"role": "system", "content": fmt.system_prompt}] if fmt.system_prompt else [])
             + [{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True,
@@ -218,7 +222,7 @@ def test_family_format_survives_score_unlearn_reload_and_eval(world, env, arch):
         assert json.loads((__import__("pathlib").Path(ckpt) / FORMAT_FILE).read_text()) == fmt.to_dict()
         _, ctok = load_model(ckpt, "cpu")
         assert format_of(ctok) == fmt, f"{arch} {'LoRA' if lora else 'full'} checkpoint reloads as {format_of(ctok).name}"
-        if template is not None:
+        if fmt.template is None:
             assert format_of(ctok).render(ctok, q) == prompt  # the chat template travelled with the tokenizer
         report = env / f"eval-{int(lora)}.json"
         assert main(["eval", "--model", ckpt, "--data", str(data), "--max-new-tokens", "4", "--device", "cpu",
