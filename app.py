@@ -20,8 +20,8 @@ from engine.resolve import data_choices, model_choices  # noqa: E402
 from tokenviz import CHIPS_CSS, SCALES  # noqa: E402
 from ui import compare_tab, edit_tab, explore_tab, run_tab  # noqa: E402
 from ui.chips_js import APP_CSS, SHORTCUTS_JS  # noqa: E402
-from ui.context import (DEFAULT_DATA, DEFAULT_MODEL, AppContext, prompt_format_line, remember_retain,  # noqa: E402
-                        retain_box)
+from ui.context import (DEFAULT_DATA, DEFAULT_MODEL, AppContext, choose_prompt_format,  # noqa: E402
+                        prompt_format_choice, prompt_format_line, prompt_format_options, remember_retain, retain_box)
 
 CSS = CHIPS_CSS + APP_CSS
 
@@ -42,7 +42,11 @@ def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | No
                                 label="retain model for forget quality (remembered per model + data)")
             scale = gr.Radio(list(SCALES), value="rank", label="colour scale", elem_id="top-scale", scale=0,
                              min_width=160, info="rank: within the row (default) · raw: the score itself")
-        prompt_line = gr.Markdown(elem_id="top-prompt-format")
+        with gr.Row():
+            prompt_line = gr.Markdown(elem_id="top-prompt-format")
+            prompt_pick = gr.Dropdown(prompt_format_options(), value=prompt_format_options()[0], scale=0,
+                                      min_width=200, elem_id="top-prompt-choice",
+                                      label="prompt format (remembered per model)")
         top = {"model": model, "data": data, "retain": retain, "scale": scale}
         with gr.Tabs():
             with gr.Tab("Explore", id="explore"):
@@ -65,6 +69,10 @@ def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | No
         retain.submit(partial(remember_retain, ctx), [model, data, retain], None, api_visibility="undocumented")
         model.change(partial(prompt_format_line, ctx), model, prompt_line, api_visibility="undocumented")
         demo.load(partial(prompt_format_line, ctx), model, prompt_line, api_visibility="undocumented")
+        for event in (model.change, demo.load):
+            event(partial(prompt_format_choice, ctx), model, prompt_pick, api_visibility="undocumented")
+        prompt_pick.input(partial(choose_prompt_format, ctx), [model, prompt_pick], prompt_line,
+                          api_name="prompt_format_set").then(**explore["render"], api_visibility="undocumented")
         demo.load(edit["choices"], None, edit["mask_set"], api_visibility="undocumented").then(
             **edit["view"], api_visibility="undocumented")
         demo.load(**compare["refresh"], api_visibility="undocumented")

@@ -2,17 +2,39 @@
 
 A `PromptFormat` is a template (`{question}`) or the tokenizer's chat template (with a system
 prompt and a fixed date string, so a Llama-3 template never writes today's date), plus how the
-answer is tokenised: `joint` (prompt + answer as one text, as TOFU trains and scores real
-checkpoints: `tokenizer(question + answer, add_special_tokens=True)`) or apart (the built-in
-models' recipe). It is chosen once per model (`prompt_format_for`): `prompt_format.json` beside
-the weights when present, else the built-in models' plain format, else TOFU's defaults for the
-model's family (`FAMILIES`), else the tokenizer's chat template, else the plain template.
+answer is tokenised: `joint` (prompt + answer as one text, as open-unlearning trains and scores:
+`tokenizer(prompt + answer, add_special_tokens=True)`, or the chat template's own text) or apart
+(the built-in models' recipe), and whether the tokenizer's special tokens (its BOS) are added.
 
-TOFU's defaults (locuslab/tofu config/model_config.yaml; open-unlearning configs/model):
-  llama2  "[INST] {question} [/INST]", BOS added          (tofu_ft_llama2-7b)
-  phi     "Question: {question}\\nAnswer: "                (tofu_ft_phi-1.5)
-  llama3  chat template, system "You are a helpful assistant.", date "10 Apr 2025"
-  plain   "Question: {question}\\nAnswer: " (the built-in models; tokenised apart)
+Which format a model gets (`prompt_format_for`, first that applies):
+  1. `--prompt-format NAME` of a CLI command (`force_format`): every model the command loads;
+  2. the person's choice for this model directory (`choose_format`; stored per model in the
+     store's `prompt_formats` table, the app's model bar and the CLI read it);
+  3. `prompt_format.json` beside the weights (every checkpoint, full or LoRA, and `finetune`'s
+     output carries the format it was trained with; an adapter without one: its base model's);
+  4. plain for the built-in models;
+  5. the first family of `FAMILY_RULES` that matches config.json's model_type and the tokenizer's
+     chat template: open-unlearning's configs/model/*.yaml (src/data/utils.py,
+     `preprocess_chat_instance`):
+       llama2-chat  Llama-2-*-chat: "[INST] {question} [/INST]", BOS, no chat template
+       llama2-base  Llama-2-*-hf (no chat template): "Question: {question}\nAnswer: ", BOS
+       llama3       Llama-3.x-Instruct: chat template, system "You are a helpful assistant.",
+                    date_string "10 Apr 2025"
+       phi          phi-1_5: "Question: {question}\nAnswer: "
+       phi3         Phi-3.5-mini-instruct: chat template, system "You are a helpful assistant."
+       qwen2.5      Qwen2.5-*-Instruct: chat template, system "You are a helpful assistant."
+       zephyr       zephyr-7b-beta: chat template, system "You are a helpful assistant.",
+                    date_string "10 Apr 2025" (zephyr's template ignores it; passed as they do)
+       gemma-it     gemma-*-it: chat template, no system prompt (its template writes <bos>)
+       chat         any other model that ships a chat template: that template, no system prompt
+                    (e.g. SmolLM2-Instruct's ChatML, with the default system line it writes)
+       base         any other model: "Question: {question}\nAnswer: ", BOS where the tokenizer
+                    adds one (Mistral, Gemma, OLMo base models; GPT-2 and OPT add theirs or none)
+With a chat template the template's text holds the BOS (Llama-3's <|begin_of_text|>, Gemma's
+<bos>) and nothing is added, as `apply_chat_template(tokenize=True)` does in open-unlearning.
+Known difference: open-unlearning's labels after a chat answer are the template's end tag then EOS
+(Qwen2.5: "<|im_end|>\n<|im_end|>"); here the answer is closed by the EOS alone (Llama-3's and
+SmolLM2's EOS are their end tag, so those two match exactly).
 """
 from __future__ import annotations
 
@@ -93,13 +115,78 @@ class PromptFormat:
 
 
 PLAIN = PromptFormat()
-FAMILIES = {
-    "plain": PLAIN,
-    "phi": PromptFormat("phi", PLAIN_TEMPLATE, joint=True),
-    "llama2": PromptFormat("llama2", "[INST] {question} [/INST]", joint=True, special_tokens=True),
-    "llama3": PromptFormat("llama3", None, "You are a helpful assistant.", "10 Apr 2025", joint=True),
+_HELPFUL = "You are a helpful assistant."  # open-unlearning's system prompt
+_DATE = "10 Apr 2025"  # open-unlearning's date_string
+QA_TEMPLATE = PLAIN_TEMPLATE  # open-unlearning's user_start "Question: ", user_end "\n", asst_start "Answer: "
+
+FAMILIES: dict[str, PromptFormat] = {
+    "plain": PLAIN,  # the built-in models: tokenised apart, nothing added
+    "llama2-chat": PromptFormat("llama2-chat", "[INST] {question} [/INST]", joint=True, special_tokens=True),
+    "llama2-base": PromptFormat("llama2-base", QA_TEMPLATE, joint=True, special_tokens=True),
+    "llama3": PromptFormat("llama3", None, _HELPFUL, _DATE, joint=True),
+    "phi": PromptFormat("phi", QA_TEMPLATE, joint=True, special_tokens=True),
+    "phi3": PromptFormat("phi3", None, _HELPFUL, joint=True),
+    "qwen2.5": PromptFormat("qwen2.5", None, _HELPFUL, joint=True),
+    "zephyr": PromptFormat("zephyr", None, _HELPFUL, _DATE, joint=True),
+    "gemma-it": PromptFormat("gemma-it", None, joint=True),
     "chat": PromptFormat("chat", None, joint=True),
+    "base": PromptFormat("base", QA_TEMPLATE, joint=True, special_tokens=True),
 }
+FAMILIES["llama2"] = FAMILIES["llama2-chat"]  # the name this table gave Llama-2 chat before
+
+GEMMA_TYPES = ("gemma", "gemma2", "gemma3", "gemma3_text")
+
+
+@dataclass(frozen=True)
+class FamilyRule:
+    """A family matches when config.json's model_type is one of `model_types` (empty: any) and the
+    tokenizer's chat template is absent (`chat` None), present (""), or contains `chat`."""
+
+    family: str
+    model_types: tuple[str, ...]
+    chat: str | None
+
+    def matches(self, model_type: str, chat_template: str) -> bool:
+        if self.model_types and model_type not in self.model_types:
+            return False
+        if self.chat is None:
+            return not chat_template
+        return bool(chat_template) and self.chat in chat_template
+
+
+FAMILY_RULES: tuple[FamilyRule, ...] = (
+    FamilyRule("llama3", (), "<|start_header_id|>"),
+    FamilyRule("llama2-chat", ("llama",), "[INST]"),
+    FamilyRule("llama2-base", ("llama",), None),
+    FamilyRule("phi", ("phi", "mixformer-sequential"), None),
+    FamilyRule("phi3", ("phi3",), "<|assistant|>"),
+    FamilyRule("qwen2.5", ("qwen2",), "<|im_start|>"),
+    FamilyRule("zephyr", ("mistral",), "<|assistant|>"),
+    FamilyRule("gemma-it", GEMMA_TYPES, "<start_of_turn>"),
+    FamilyRule("chat", (), ""),
+    FamilyRule("base", (), None),
+)
+
+
+def family_names() -> list[str]:
+    """The names `--prompt-format` and the model bar accept (the old alias `llama2` left out)."""
+    return [n for n in FAMILIES if n != "llama2"]
+
+
+def family_format(name: str) -> PromptFormat:
+    """The format of family `name`; ValueError naming the known names."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown prompt format {name!r}; known: {', '.join(family_names())}")
+    return FAMILIES[name]
+
+
+def check_format(fmt: PromptFormat, tokenizer) -> PromptFormat:
+    """`fmt` when this tokenizer can render it; ValueError when it needs a chat template it lacks."""
+    if fmt.template is None and not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"prompt format {fmt.name!r} uses the tokenizer's chat template, but this model's "
+                         f"tokenizer has none; choose one of "
+                         f"{', '.join(n for n in family_names() if FAMILIES[n].template is not None)}")
+    return fmt
 
 
 def default_format(tokenizer) -> PromptFormat:
@@ -114,6 +201,43 @@ def format_of(tokenizer) -> PromptFormat:
     return fmt if isinstance(fmt, PromptFormat) else default_format(tokenizer)
 
 
+# ---------------------------------------------------------------- a person's choice, per model or per command
+
+_FORCED: list[PromptFormat] = []  # `--prompt-format NAME` of this process's CLI command
+_CHOSEN: dict[str, PromptFormat] = {}  # model_key(dir) -> the format a person chose for that model
+
+
+def model_key(model_dir: str | Path) -> str:
+    """One key per model directory: its resolved path (the store's `prompt_formats` rows use it)."""
+    return str(Path(model_dir).expanduser().resolve())
+
+
+def force_format(name: str | None) -> None:
+    """Use family `name` for every model loaded from now on in this process (None: stop)."""
+    _FORCED.clear()
+    if name:
+        _FORCED.append(family_format(name))
+
+
+def clear_choices() -> None:
+    """Forget every choice of this process (`force_format`, `choose_format`)."""
+    _FORCED.clear()
+    _CHOSEN.clear()
+
+
+def choose_format(model_dir: str | Path, name: str | None) -> None:
+    """Use family `name` for the model in `model_dir` whenever it is loaded (None or '': its own)."""
+    if name:
+        _CHOSEN[model_key(model_dir)] = family_format(name)
+    else:
+        _CHOSEN.pop(model_key(model_dir), None)
+
+
+def chosen_format(model_dir: str | Path) -> PromptFormat | None:
+    """The format a person chose for this model (`force_format`, else `choose_format`), or None."""
+    return _FORCED[0] if _FORCED else _CHOSEN.get(model_key(model_dir))
+
+
 def _is_builtin(model_dir: Path) -> bool:
     from .models.builtin import builtin_paths
 
@@ -121,37 +245,56 @@ def _is_builtin(model_dir: Path) -> bool:
     return model_dir.resolve() == root or root in model_dir.resolve().parents
 
 
-def _family(model_dir: Path, tokenizer) -> str | None:
-    """TOFU's family for a model directory's config.json model_type and its tokenizer, or None."""
+def _model_type(model_dir: Path) -> str | None:
     try:
-        model_type = json.loads((model_dir / "config.json").read_text()).get("model_type", "")
-    except (OSError, ValueError):
+        return json.loads((model_dir / "config.json").read_text()).get("model_type", "")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _family(model_dir: Path, tokenizer) -> str | None:
+    """The first `FAMILY_RULES` family for config.json's model_type and the tokenizer's chat
+    template; None when the directory has no readable config.json."""
+    model_type = _model_type(model_dir)
+    if model_type is None:
         return None
     chat = str(getattr(tokenizer, "chat_template", None) or "")
-    if model_type == "llama":
-        return "llama3" if "<|start_header_id|>" in chat else "llama2"
-    if model_type in ("phi", "phi3", "mixformer-sequential"):
-        return "phi"
-    return None
+    return next(rule.family for rule in FAMILY_RULES if rule.matches(model_type, chat))
+
+
+def read_format(model_dir: str | Path) -> PromptFormat | None:
+    """The format recorded in `prompt_format.json` beside a model, or None when there is none."""
+    stored = Path(model_dir) / FORMAT_FILE
+    if not stored.is_file():
+        return None
+    try:
+        data = json.loads(stored.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ValueError(f"{stored}: not valid JSON ({err})") from None
+    return PromptFormat.from_dict(data, str(stored))
 
 
 def prompt_format_for(model_dir: str | Path, tokenizer) -> PromptFormat:
-    """The model's prompt format: `prompt_format.json` beside it, else plain for the built-in
-    models, else TOFU's family default, else its chat template (joint), else plain (apart)."""
+    """The model's prompt format, by the order of the module docstring: a person's choice, then
+    `prompt_format.json` beside it (an adapter without one: its base model's), then plain for the
+    built-in models, then `FAMILY_RULES`, then its chat template, else the `base` template."""
     model_dir = Path(model_dir)
-    stored = model_dir / FORMAT_FILE
-    if stored.is_file():
-        try:
-            data = json.loads(stored.read_text(encoding="utf-8"))
-        except ValueError as err:
-            raise ValueError(f"{stored}: not valid JSON ({err})") from None
-        return PromptFormat.from_dict(data, str(stored))
+    chosen = chosen_format(model_dir)
+    if chosen is not None:
+        return check_format(chosen, tokenizer)
+    stored = read_format(model_dir)
+    if stored is not None:
+        return stored
+    from .models.adapter import adapter_base, is_adapter_dir
+
+    if is_adapter_dir(model_dir):
+        return prompt_format_for(adapter_base(model_dir), tokenizer)
     if _is_builtin(model_dir):
         return PLAIN
     family = _family(model_dir, tokenizer)
     if family is not None:
         return FAMILIES[family]
-    return FAMILIES["chat"] if getattr(tokenizer, "chat_template", None) else PLAIN
+    return FAMILIES["chat"] if getattr(tokenizer, "chat_template", None) else FAMILIES["base"]
 
 
 def save_format(model_dir: str | Path, fmt: PromptFormat) -> Path:

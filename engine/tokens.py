@@ -24,10 +24,24 @@ def format_prompt(tokenizer, question: str) -> str:
     return format_of(tokenizer).render(tokenizer, question)
 
 
+def _prompt_tokens(tokenizer, fmt: PromptFormat, prompts: list[str]) -> list[list[int]]:
+    """Token ids of prompt texts, with the special tokens the tokenizer puts BEFORE a text (its BOS)
+    when the format adds them; any it appends after the text (an EOS) is dropped, as a prompt
+    never ends an answer. An appended token is one after the last token with characters."""
+    if not fmt.special_tokens:
+        return tokenizer(prompts, add_special_tokens=False, **_QUIET)["input_ids"]
+    enc = tokenizer(prompts, add_special_tokens=True, return_offsets_mapping=True, **_QUIET)
+    out = []
+    for ids, offs in zip(enc["input_ids"], enc["offset_mapping"]):
+        last = max((j for j, (s, e) in enumerate(offs) if e > s), default=len(ids) - 1)
+        out.append(list(ids[:last + 1]))
+    return out
+
+
 def prompt_ids(tokenizer, questions: list[str]) -> list[list[int]]:
     """Token ids of each question's prompt, with the format's special tokens (e.g. BOS) when it adds them."""
     fmt = format_of(tokenizer)
-    return tokenizer([fmt.render(tokenizer, q) for q in questions], add_special_tokens=fmt.special_tokens)["input_ids"]
+    return _prompt_tokens(tokenizer, fmt, [fmt.render(tokenizer, q) for q in questions])
 
 
 @dataclass
@@ -62,7 +76,7 @@ _QUIET = {"verbose": False}  # over-long rows are reported by engine.context / `
 
 def _apart(tokenizer, fmt: PromptFormat, prompts: list[str], answers: list[str]):
     """(prompt ids, answer ids, answer offsets) per row, prompt and answer tokenised separately."""
-    p_ids = tokenizer(prompts, add_special_tokens=fmt.special_tokens, **_QUIET)["input_ids"]
+    p_ids = _prompt_tokens(tokenizer, fmt, prompts)
     a_enc = tokenizer(answers, add_special_tokens=False, return_offsets_mapping=True, **_QUIET)
     return p_ids, a_enc["input_ids"], [[tuple(x) for x in o] for o in a_enc["offset_mapping"]]
 

@@ -83,7 +83,9 @@ def test_llama3_family_uses_tofus_system_prompt_and_fixed_date(tmp_path, bpe):
     assert "Today Date: 10 Apr 2025" in prompt and "You are a helpful assistant." in prompt
     assert prompt.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    assert prompt_format_for(tmp_path, bpe).render(bpe, "Who?") == "[INST] Who? [/INST]"  # no chat template: llama2
+    base = prompt_format_for(tmp_path, bpe)  # no chat template: a Llama-2 base model (open-unlearning's Llama-2-7b-hf)
+    assert base.name == "llama2-base" and base.special_tokens
+    assert base.render(bpe, "Who?") == "Question: Who?\nAnswer: "
 
 
 def test_stored_format_wins_and_bad_fields_are_named(tmp_path, bpe):

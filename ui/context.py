@@ -137,6 +137,7 @@ class AppContext:
     @classmethod
     def create(cls, store_path: str | Path | None = None, device: str = "auto", runner=None) -> "AppContext":
         store = Store(store_path or store_location())
+        remember_prompt_formats(store)  # the prompt formats chosen per model in the model bar
         store.mark_stale_runs()  # runs of a server that died are 'interrupted', not 'running' forever
         explore = ExploreService(device=device)
         return cls(store, explore, JobManager(store, runner, before_run=explore.release_models), Bootstrap())
@@ -195,6 +196,61 @@ def remember_retain(ctx: "AppContext", model: str, data: str, retain: str) -> No
     """Store the box's value for (model, data) (blank forgets it)."""
     if model and data:
         ctx.store.set_retain_model(model, data, retain)
+
+
+MODEL_OWN = "model's own"  # the prompt-format picker's entry for "no choice: the model's own format"
+
+
+def prompt_format_options() -> list[str]:
+    """The prompt-format picker's entries: the model's own format, then every family (engine.prompts)."""
+    from engine.prompts import family_names
+
+    return [MODEL_OWN, *family_names()]
+
+
+def remember_prompt_formats(store: Store) -> None:
+    """Apply every prompt format the store remembers (engine.prompts.choose_format), at app start."""
+    from engine.prompts import choose_format
+
+    for model, name in store.prompt_format_choices().items():
+        try:
+            choose_format(model, name)
+        except ValueError:  # a name this version does not know: the model's own format
+            pass
+
+
+def prompt_format_choice(ctx: "AppContext", model: str) -> str:
+    """The picker's value for `model`: the stored choice, else the model's own."""
+    from engine.prompts import model_key
+    from engine.resolve import MODEL_NAMES, model_path
+
+    if model in MODEL_NAMES and not ctx.bootstrap.done:
+        return MODEL_OWN
+    try:
+        return ctx.store.prompt_format_of(model_key(model_path(model))) or MODEL_OWN
+    except ValueError:
+        return MODEL_OWN
+
+
+def choose_prompt_format(ctx: "AppContext", model: str, name: str) -> str:
+    """Store `name` as `model`'s prompt format (MODEL_OWN forgets the choice), apply it to every
+    later load, drop the loaded models so Explore re-scores under it; the new line (or the problem)."""
+    from engine.models.loading import load_tokenizer
+    from engine.prompts import check_format, choose_format, family_format, model_key
+    from engine.resolve import model_path
+
+    name = "" if not name or name == MODEL_OWN else name
+    try:
+        path = model_path(model)
+        if name:
+            tok = load_tokenizer(path)
+            check_format(family_format(name), tok)  # e.g. a chat format for a model without a chat template
+        ctx.store.set_prompt_format(model_key(path), name)
+        choose_format(path, name)
+    except Exception as err:
+        return f"prompt format: not changed ({message_of(err)})"
+    ctx.explore_service.release_models()  # the loaded tokenizers hold the old format
+    return prompt_format_line(ctx, model)
 
 
 def prompt_format_line(ctx: "AppContext", model: str) -> str:

@@ -58,6 +58,8 @@ def write_json(path: str | None, payload: dict) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import prompt_format
+
     parser = argparse.ArgumentParser(prog="python -m engine", description="Token-level unlearning workbench.",
                                      epilog=NAMES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true",
@@ -68,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP, epilog=NAMES_HELP,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
+        if module.NAME in prompt_format.COMMANDS:  # `--prompt-format NAME` (engine.cli.prompt_format)
+            prompt_format.add_argument(p)
         p.set_defaults(run=module.run)
     return parser
 
@@ -80,10 +84,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from .errors import describe
 
+    from .prompt_format import apply as apply_prompt_format
+
     args = build_parser().parse_args(argv)
     if args.debug or os.environ.get("WORKBENCH_DEBUG") == "1":
+        apply_prompt_format(args)
         return int(args.run(args) or 0)
     try:
+        apply_prompt_format(args)
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)

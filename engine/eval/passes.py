@@ -7,7 +7,8 @@ every row's last prompt token sits at the same position), run once with the KV c
 
 - `continuation_nll`: each text's tokens (+ EOS) run on a copy of its prompt's cache rows; logits
   are made only where a label is predicted, and `per_token_nll` pairs them with the labels.
-- `greedy_decode`: one token per step on the cache, finished rows dropped from the batch.
+- `greedy_decode`: one token per step on the cache, finished rows dropped from the batch; a row ends
+  at any of the model's EOS ids (`eos_ids`: the tokenizer's and every one its generation config lists).
 
 In exact arithmetic both equal a full forward of `prompt + text` and HF `generate`; in float32 they
 differ by rounding only (tests/test_eval_cost.py checks both; the evaluation's metrics stay within
@@ -124,11 +125,26 @@ def continuation_scores(model, prompts: Prompts, rows: list[int], texts: list[li
     return [nll[i, labels[i]].cpu() for i in range(B)], extra
 
 
-def greedy_decode(model, prompts: Prompts, rows: list[int], max_new_tokens: int, eos_id: int) -> list[list[int]]:
-    """Greedy new tokens after prompt rows `rows`, each ending at its first EOS (kept) or after
-    `max_new_tokens`. One token per step on the KV cache; a row that has produced EOS leaves the
-    batch (HF `generate` would keep feeding it padding: the other rows' tokens are the same)."""
+def eos_ids(model, tokenizer) -> list[int]:
+    """Every id that ends an answer of this model: the tokenizer's EOS, then each id of the model's
+    generation config's `eos_token_id` (an int or a list, as HF `generate` reads it: SmolLM2-Instruct
+    ends a turn with <|im_end|>, Llama-3-Instruct with <|eot_id|> or <|eom_id|>), else its config's."""
+    ids = [tokenizer.eos_token_id]
+    config = getattr(model, "generation_config", None)
+    listed = getattr(config, "eos_token_id", None) if config is not None else None
+    if listed is None:
+        listed = getattr(getattr(model, "config", None), "eos_token_id", None)
+    ids += listed if isinstance(listed, (list, tuple)) else [listed]
+    return list(dict.fromkeys(int(i) for i in ids if i is not None))
+
+
+def greedy_decode(model, prompts: Prompts, rows: list[int], max_new_tokens: int,
+                  eos_id: int | list[int]) -> list[list[int]]:
+    """Greedy new tokens after prompt rows `rows`, each ending at its first EOS, any of `eos_id`
+    (kept), or after `max_new_tokens`. One token per step on the KV cache; a row that has produced
+    EOS leaves the batch (HF `generate` would keep feeding it padding: the other rows' tokens are the same)."""
     device = prompts.ids.device
+    stop = torch.tensor([eos_id] if isinstance(eos_id, int) else list(eos_id), device=device)
     index = torch.tensor(rows, device=device)
     cache, mask, pos = prompts.cache(model, index), prompts.mask[index], prompts.positions[index, -1]
     logits = prompts.last_logits[index]  # (b, V)
@@ -138,7 +154,7 @@ def greedy_decode(model, prompts: Prompts, rows: list[int], max_new_tokens: int,
         nxt = logits.argmax(-1)  # (b,)
         for r, t in zip(alive, nxt.tolist()):
             out[r].append(t)
-        going = nxt != eos_id
+        going = ~torch.isin(nxt, stop)
         if step == max_new_tokens - 1 or not going.any():
             break
         if not going.all():
@@ -197,7 +213,7 @@ def run(model, tokenizer, generate: list[str], score: list[tuple[str, str]], max
     done = 0
     report(done, len(last_batch))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    eos = tokenizer.eos_token_id
+    eos = eos_ids(model, tokenizer)
     room = model_context(model) or 10**6
     with eval_mode(model):
         for b, keys in enumerate(batches):
@@ -214,7 +230,7 @@ def run(model, tokenizer, generate: list[str], score: list[tuple[str, str]], max
                 new = max(1, min(max_new_tokens, room - prompts.ids.shape[1]))
                 tokens = greedy_decode(model, prompts, [r for r, _ in asked], new, eos)
                 for (_, q), row in zip(asked, tokens):
-                    row = row[:row.index(eos)] if eos in row else row
+                    row = row[:-1] if row and row[-1] in eos else row  # a row ends at its first EOS
                     out.generations[q] = tokenizer.decode(row, skip_special_tokens=True).strip()
             done += finished_after[b]
             report(done, len(last_batch))

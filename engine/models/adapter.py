@@ -47,7 +47,7 @@ def load_adapter_model(path: str | Path, device: str = "auto", dtype=None):
 
 def merge_adapter_dir(path: str | Path, out: str | Path) -> Path:
     """Write base + adapter merged (W + (α/r)·B·A) as a plain safetensors model directory at `out`
-    (with the tokenizer), via a temporary sibling renamed into place."""
+    (with the tokenizer and `prompt_format.json`), via a temporary sibling renamed into place."""
     model, tok = load_adapter_model(path, "cpu")
     merged = model.merge_and_unload()
     out = Path(out)
@@ -55,5 +55,8 @@ def merge_adapter_dir(path: str | Path, out: str | Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
+    from ..prompts import format_of, save_format
+
+    save_format(tmp, format_of(tok))  # the adapter's prompt format travels with the merged model
     tmp.rename(out)
     return out

@@ -16,15 +16,16 @@ from __future__ import annotations
 from .db import SCHEMA_VERSION, NoStore, NotFound, StoreError
 from .mask_sets import MaskSets
 from .pairings import Pairings
+from .prompt_formats import PromptFormats
 from .reviews import MaskSetReviews
 from .records import Checkpoint, EpochRecord, MaskSet, MaskSetSummary, RunRecord, SampleMask
 from .runs import CHECKPOINT_KINDS, FINAL_STATUSES, Runs
 from .transfer import EXPORT_FORMAT
 
 
-class Store(MaskSets, Runs, Pairings, MaskSetReviews):
-    """One SQLite file of mask sets (with their phrase rules and reviewed samples), runs and retain-model
-    pairings; safe to share across threads and processes."""
+class Store(MaskSets, Runs, Pairings, MaskSetReviews, PromptFormats):
+    """One SQLite file of mask sets (with their phrase rules and reviewed samples), runs, retain-model
+    pairings and prompt-format choices; safe to share across threads and processes."""
 
 
 __all__ = ["CHECKPOINT_KINDS", "EXPORT_FORMAT", "FINAL_STATUSES", "SCHEMA_VERSION", "Checkpoint", "EpochRecord",

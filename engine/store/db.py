@@ -24,7 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-SCHEMA_VERSION = 3  # 2: runs.folder, the run's own checkpoint folder name (a uuid); 3: rules, reviews, pairings
+SCHEMA_VERSION = 4  # 2: runs.folder, the run's own checkpoint folder name (a uuid); 3: rules, reviews, pairings;
+# 4: prompt_formats, the prompt format chosen per model (engine/store/prompt_formats.py)
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -92,6 +93,11 @@ CREATE TABLE IF NOT EXISTS retain_pairings (
     retain_model TEXT NOT NULL,
     updated TEXT NOT NULL,
     PRIMARY KEY (model, data)
+);
+CREATE TABLE IF NOT EXISTS prompt_formats (
+    model TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    updated TEXT NOT NULL
 )
 """
 
@@ -102,6 +108,7 @@ _MIGRATIONS = {
         "CREATE UNIQUE INDEX IF NOT EXISTS runs_folder ON runs(folder)"],
     3: [t.strip() for t in _SCHEMA.split(";") if "mask_set_rules (" in t or "mask_set_reviewed (" in t
         or "retain_pairings (" in t],
+    4: [t.strip() for t in _SCHEMA.split(";") if "prompt_formats (" in t],
 }
 
 

@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+from ..prompts import format_of, save_format
 from .state import State
 
 OWNER_FILE = ".owner"
@@ -56,7 +57,8 @@ def _swap_into_place(tmp: Path, directory: Path) -> None:
 
 
 def save_checkpoint(state: State, directory: Path, owner: str | None = None) -> Path:
-    """Write the model (with LoRA: the adapter only; adapter_config.json names the base model) + tokenizer (+ what learned token weights
+    """Write the model (with LoRA: the adapter only; adapter_config.json names the base model) + tokenizer
+    + the prompt format it was trained with (`prompt_format.json`, engine.prompts) (+ what learned token weights
     learned, e.g. atwu_scorer.safetensors) as safetensors under `directory`, via a temporary
     sibling renamed into place. owner: the run's uuid; the parent folder must be that run's
     (`check_owner`) before anything is written. A failure (e.g. a full disk) removes the
@@ -70,6 +72,7 @@ def save_checkpoint(state: State, directory: Path, owner: str | None = None) -> 
     try:
         model.save_pretrained(tmp, safe_serialization=True)  # with LoRA: the adapter (merge on export)
         state.tokenizer.save_pretrained(tmp)
+        save_format(tmp, format_of(state.tokenizer))  # beside the weights or the adapter: every later load reads it
         state.weights.save(tmp)
         _swap_into_place(tmp, directory)
     except BaseException:
