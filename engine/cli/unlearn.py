@@ -38,7 +38,12 @@ def add_arguments(p) -> None:
     p.add_argument("--weighting", default=d.weighting, choices=["auto", "mask", "scores"],
                    help="hard selector mask, soft scores, or auto (scores for atwu; default)")
     p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr", type=float, default=None, help="default: 3e-4 on the built-in model, else 1e-5")
+    p.add_argument("--weight-decay", type=float, default=None, help="default: 0 on the built-in model, else 0.01")
+    p.add_argument("--warmup-epochs", type=float, default=None,
+                   help="linear warm-up length in epochs (default: 0 on the built-in model, else 1)")
+    p.add_argument("--lr-schedule", default=None, choices=["constant", "linear"],
+                   help="after warm-up (default: constant on the built-in model, else linear decay to 0)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--grad-accum", type=int, default=d.grad_accum)
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
@@ -78,7 +83,8 @@ def config_from_args(args):
                      selector_params=parse_params(args.param, "--param"),
                      loss_params=parse_params(args.loss_param, "--loss-param"), weighting=args.weighting,
                      epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
-                     warmup_steps=args.warmup_steps, seed=args.seed, beta=args.beta, orthogonalize=args.orthogonalize,
+                     weight_decay=getattr(args, "weight_decay", None), warmup_epochs=getattr(args, "warmup_epochs", None),
+                     lr_schedule=getattr(args, "lr_schedule", None), warmup_steps=args.warmup_steps, seed=args.seed, beta=args.beta, orthogonalize=args.orthogonalize,
                      lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_targets=args.lora_targets,
                      device=args.device, retain_eval_size=args.retain_eval_size,
                      eval_max_new_tokens=generation_length(args.data) if args.eval_max_new_tokens is None

@@ -176,7 +176,7 @@ def step(state: State, micro_batches: list[Micro]) -> dict:
     cfg = state.config
     state.model.train()
     for group in state.optimizer.param_groups:
-        group["lr"] = lr_at(state.step, cfg.lr, cfg.warmup_steps)
+        group["lr"] = cfg.lr_at(state.step, len(state.forget), state.world)  # warm-up, then the schedule
     totals: dict = {}
     scale = 1.0 / len(micro_batches)
     for indices, batch, retain in micro_batches:
