@@ -103,7 +103,8 @@ NO_RETAIN = "unavailable: no retain model given (--retain-model)"
 
 
 def format_epoch(m: dict) -> str:
-    keys = ("forget_quality", "model_utility", "forget_probability", "target_prob_drop", "nontarget_prob_drop")
+    keys = ("forget_quality", "model_utility", "forget_probability", "target_prob_drop", "nontarget_prob_drop",
+            "fact_leak_rate", "answered_rate", "kept_words_recall", "nontarget_retention")
     return f"epoch {m['epoch']:>2}  " + "  ".join(
         f"{k.replace('_probability', '_prob')} {_fmt(m.get(k))}" for k in keys if k in m)
 

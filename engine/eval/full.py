@@ -37,6 +37,7 @@ class EvalReport:
     components: dict[str, float | None]
     forget_truth_ratios: list[float] | None = None
     notes: list[str] = field(default_factory=list)
+    forget_generations: dict[str, str] | None = None  # question → greedy answer (engine.eval.token_level)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,7 +99,9 @@ def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndar
         notes.append("no retain model given: forget quality is unavailable")
     else:
         fq = metrics.forget_quality(np.array(forget.truth_ratios), reference_tr)
-    report = EvalReport(fq, metrics.model_utility(comps), comps, None if forget is None else forget.truth_ratios, notes)
+    report = EvalReport(fq, metrics.model_utility(comps), comps, None if forget is None else forget.truth_ratios, notes,
+                        {s.question: outputs.generations[s.question] for s in forget_samples
+                         if s.question in outputs.generations})
     return report, [outputs.nll[(s.question, s.answer)] for s in also_score]
 
 

@@ -88,4 +88,12 @@ register(Metric("nontarget_prob_drop", "non-target Δp", False, ("mask",), group
 register(Metric("fact_prob_drop", "fact Δp", True, ("spans",), group="token"))
 register(Metric("nonfact_prob_drop", "non-fact Δp", False, ("spans",), group="token"))
 register(Metric("target_fraction", "target fraction", None, ("mask",), group="token"))
+# Where token-level methods differ (issue 20; engine/eval/token_level.py).
+register(Metric("fact_leak_rate", "fact leak rate", False, ("generation",), group="token", description="leaked facts / facts in the greedy forget answers (leak check, normalised; facts: spans, else the mask)"))
+register(Metric("answered_rate", "answered rate", True, ("generation",), group="token", description="greedy forget answers neither empty nor degenerate (no alphanumeric, or one word > 50 % of ≥ 4)"))
+register(Metric("kept_words_recall", "kept-words recall", True, ("generation",), group="token", description="ROUGE-L recall of the greedy answer against the answer with its fact spans removed"))
+register(Metric("nontarget_retention", "non-target retention", True, ("mask",), group="token", description="mean p of non-target answer tokens now / at step 0"))
+register(Metric("target_removal", "target removal", True, ("mask",), group="token", description="1 − mean p of target tokens now / at step 0"))
+register(Metric("nonfact_retention", "non-fact retention", True, ("spans",), group="token", description="mean p of non-fact answer tokens now / at step 0 (ground-truth spans)"))
+register(Metric("fact_removal", "fact removal", True, ("spans",), group="token", description="1 − mean p of fact tokens now / at step 0 (ground-truth spans)"))
 register(Metric("train_loss", "train loss", None, group="training"))

@@ -14,6 +14,7 @@ import torch
 from .. import paths
 from ..atomic import read_json_or_none, write_text_atomic
 from ..fingerprint import content_hash, weights_fingerprint
+from ..masks.spans import label_offsets
 from ..models.loading import model_context
 from ..resolve import model_path, retain_model_for
 from ..tokens import PLAIN_TEMPLATE, encode_samples, fact_mask, iter_batches, label_rows
@@ -86,7 +87,7 @@ def step0_cache_key(state: State, reference_tr: np.ndarray | None) -> str | None
     settings = json.dumps({"protocol": bench.protocol, "retain_eval_size": cfg.retain_eval_size,
                            "eval_max_new_tokens": cfg.eval_max_new_tokens,
                            "reference_tr": None if reference_tr is None else np.asarray(reference_tr).tolist()})
-    return content_hash("step0-eval-v1", weights, fmt, settings, *data, length=24)
+    return content_hash("step0-eval-v2", weights, fmt, settings, *data, length=24)
 
 
 def _cache_file(key: str):
@@ -156,6 +157,11 @@ def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress
     if ctx.spans is not None:
         m["fact_prob_drop"] = _mean_drop(ctx.p0, p, ctx.spans)
         m["nonfact_prob_drop"] = _mean_drop(ctx.p0, p, [a & ~s for a, s in zip(ctx.answer_rows, ctx.spans)])
+    from .token_level import token_level_metrics  # issue 20: leak, answered, kept words, retention
+
+    offsets = None if ctx.spans is not None else label_offsets(state.tokenizer, state.forget)
+    m.update(token_level_metrics(state.forget, report.forget_generations, ctx.p0, p, ctx.answer_rows, targets,
+                                 ctx.spans, offsets))
     if report.notes:
         m["notes"] = list(report.notes)
     return m
