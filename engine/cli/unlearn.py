@@ -56,8 +56,13 @@ def add_arguments(p) -> None:
     p.add_argument("--lora-alpha", type=int, default=d.lora_alpha)
     p.add_argument("--lora-targets", default=d.lora_targets, help="all-linear or comma-separated module names")
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
-    p.add_argument("--retain-eval-size", type=int, default=d.retain_eval_size,
-                   help="retain questions used for model utility (default: 200)")
+    p.add_argument("--protocol", default=None, choices=["tofu", "open-unlearning", "all"],
+                   help="evaluation protocol: tofu (first 300 forget10_perturbed / retain_perturbed rows, batch "
+                        "30, 200 tokens), open-unlearning (all 400, batch 32, 200 tokens; the default on TOFU's "
+                        "files) or all (every forget row, --retain-eval-size retain rows; the default elsewhere)")
+    p.add_argument("--retain-eval-size", type=int, default=None,
+                   help="retain questions used for model utility under --protocol all (default: 200); "
+                        "refused under tofu / open-unlearning, which fix the rows")
     p.add_argument("--eval-max-new-tokens", type=int, default=None,
                    help="greedy answer length for ROUGE in the evaluation (default: 64 on built-in data, "
                         "TOFU's 200 otherwise)")
@@ -72,7 +77,6 @@ def add_arguments(p) -> None:
 
 
 def config_from_args(args):
-    from ..prompts import generation_length
     from ..masks import load_rules, rules_to_json
     from ..resolve import retain_model_for
     from ..train import RunConfig
@@ -87,8 +91,8 @@ def config_from_args(args):
                      lr_schedule=getattr(args, "lr_schedule", None), warmup_steps=args.warmup_steps, seed=args.seed, beta=args.beta, orthogonalize=args.orthogonalize,
                      lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_targets=args.lora_targets,
                      device=args.device, retain_eval_size=args.retain_eval_size,
-                     eval_max_new_tokens=generation_length(args.data) if args.eval_max_new_tokens is None
-                     else args.eval_max_new_tokens, max_steps=args.max_steps,
+                     protocol=getattr(args, "protocol", None),
+                     eval_max_new_tokens=args.eval_max_new_tokens, max_steps=args.max_steps,
                      eval_every_epoch=not args.no_eval, eval_every=args.eval_every, save_checkpoints=not args.no_checkpoints,
                      retain_model=args.retain_model or retain_model_for(args.model, args.data), rules=rules)
 
@@ -102,11 +106,12 @@ def _fmt(x) -> str:
 NO_RETAIN = "unavailable: no retain model given (--retain-model)"
 
 
-def format_epoch(m: dict) -> str:
+def format_epoch(m: dict, protocol: str | None = None) -> str:
     keys = ("forget_quality", "model_utility", "forget_probability", "target_prob_drop", "nontarget_prob_drop",
             "fact_leak_rate", "answered_rate", "kept_words_recall", "nontarget_retention")
+    beside = {"forget_quality": f" ({protocol}, n = {m.get('forget_rows')})"} if protocol else {}
     return f"epoch {m['epoch']:>2}  " + "  ".join(
-        f"{k.replace('_probability', '_prob')} {_fmt(m.get(k))}" for k in keys if k in m)
+        f"{k.replace('_probability', '_prob')} {_fmt(m.get(k))}{beside.get(k, '')}" for k in keys if k in m)
 
 
 CANCEL_NOTICE = "cancelling: the run stops before its next step (press Ctrl-C again to stop at once)"
@@ -139,6 +144,9 @@ def run(args) -> int:
     check_run(config, store)  # a config that cannot run fails here, before the progress bar
     if config.retain_model is None:
         print(f"forget quality: {NO_RETAIN}")
+    print(f"evaluation protocol: {config.protocol} (batch {config.eval_batch_size or 'planned'}, "
+          f"{config.eval_max_new_tokens} new tokens"
+          + (f", {config.retain_eval_size} retain rows)" if config.protocol == "all" else ")"))
     cancel = threading.Event()
     bar = None
 
@@ -161,7 +169,7 @@ def run(args) -> int:
             bar.set_postfix(epoch=info["epoch"], loss=f"{info['loss']:.3f}", refresh=False)
         bar.refresh()
         if info.get("metrics") is not None:
-            tqdm.write(format_epoch(info["metrics"]))
+            tqdm.write(format_epoch(info["metrics"], config.protocol))
 
     previous = signal.signal(signal.SIGINT, ctrl_c_handler(cancel))
     try:

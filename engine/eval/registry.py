@@ -88,6 +88,7 @@ register(Metric("nontarget_prob_drop", "non-target Δp", False, ("mask",), group
 register(Metric("fact_prob_drop", "fact Δp", True, ("spans",), group="token"))
 register(Metric("nonfact_prob_drop", "non-fact Δp", False, ("spans",), group="token"))
 register(Metric("target_fraction", "target fraction", None, ("mask",), group="token"))
+register(Metric("forget_rows", "forget rows n", None, description="forget questions evaluated: FQ's KS-test n"))
 # Where token-level methods differ (issue 20; engine/eval/token_level.py).
 register(Metric("fact_leak_rate", "fact leak rate", False, ("generation",), group="token", description="leaked facts / facts in the greedy forget answers (leak check, normalised; facts: spans, else the mask)"))
 register(Metric("answered_rate", "answered rate", True, ("generation",), group="token", description="greedy forget answers neither empty nor degenerate (no alphanumeric, or one word > 50 % of ≥ 4)"))

@@ -159,6 +159,7 @@ def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress
         m["nonfact_prob_drop"] = _mean_drop(ctx.p0, p, [a & ~s for a, s in zip(ctx.answer_rows, ctx.spans)])
     from .token_level import token_level_metrics  # issue 20: leak, answered, kept words, retention
 
+    m["forget_rows"] = len(state.bench.eval_split("forget"))  # FQ's n (its KS p-value depends on it)
     offsets = None if ctx.spans is not None else label_offsets(state.tokenizer, state.forget)
     m.update(token_level_metrics(state.forget, report.forget_generations, ctx.p0, p, ctx.answer_rows, targets,
                                  ctx.spans, offsets))

@@ -52,7 +52,12 @@ class RunConfig:
     lr schedule (`lr_at`): linear warm-up over `warmup_steps` (when > 0) or `warmup_epochs` epochs of
     steps, then constant or linear decay to 0 at the last step (`lr_schedule`).
     max_steps: a cap on optimiser steps; the epoch it cuts short is still evaluated and counted.
-    retain_eval_size / eval_max_new_tokens: the evaluation's retain subset and generation length.
+    protocol: the evaluation protocol, None: the data's default (`tofu_layout.default_protocol`:
+    'open-unlearning' on TOFU's files, else 'all'); recorded with the run. Under 'tofu' /
+    'open-unlearning' the protocol fixes the rows, the evaluation batch (30 / 32, unless
+    eval_batch_size is given) and the generation length (200, unless given); retain_eval_size
+    then must stay None (refused, never ignored). Under 'all': retain_eval_size (None: 200) retain
+    rows, generation length None: the data's (`prompts.generation_length`: 64 built-in, else 200).
     eval_every: evaluate after every N-th epoch (the final epoch always; step 0 comes from the
     target model's cached evaluation). Default 1, so every epoch is a point on the trade-off
     curve; larger N trades curve points for time (benchmarks/eval_share.py). eval_batch_size: rows per
@@ -90,8 +95,9 @@ class RunConfig:
     eval_every: int = 1
     eval_batch_size: int | None = None
     gradient_checkpointing: str = "auto"
-    retain_eval_size: int = 200
-    eval_max_new_tokens: int = 64
+    retain_eval_size: int | None = None
+    eval_max_new_tokens: int | None = None
+    protocol: str | None = None
     orthogonalize: bool = False
     beta: float | None = None
     atwu_every: int = 5
@@ -104,6 +110,23 @@ class RunConfig:
         for k, v in model_defaults(self.model).items():
             if getattr(self, k) is None:
                 setattr(self, k, v)
+        from ..data.tofu_layout import PROTOCOL_SETTINGS, default_protocol
+
+        if self.protocol is None:
+            self.protocol = default_protocol(self.data)
+        fixed = PROTOCOL_SETTINGS.get(self.protocol)
+        if fixed is not None:
+            if self.eval_batch_size is None:
+                self.eval_batch_size = fixed["eval_batch_size"]
+            if self.eval_max_new_tokens is None:
+                self.eval_max_new_tokens = fixed["max_new_tokens"]
+        else:
+            from ..prompts import generation_length
+
+            if self.retain_eval_size is None:
+                self.retain_eval_size = 200
+            if self.eval_max_new_tokens is None:
+                self.eval_max_new_tokens = generation_length(self.data)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +139,11 @@ class RunConfig:
         d = {k: v for k, v in d.items() if k in names}
         if "lr" in d and "lr_schedule" not in d:
             d = {"warmup_epochs": 0.0, "lr_schedule": "constant", "weight_decay": 0.0, **d}
+        if "protocol" not in d and "data" in d:  # before named protocols: TOFU's on its layout, sizes ignored
+            from ..data.tofu_layout import is_tofu_layout
+
+            if is_tofu_layout(d["data"]):
+                d = {**d, "protocol": "tofu", "retain_eval_size": None}
         return cls(**d)
 
     def steps_per_epoch(self, n_forget: int, world: int = 1) -> int:
@@ -189,7 +217,16 @@ class RunConfig:
         if learned is not None and hasattr(learned, "check_config"):
             learned.check_config(self)
         check_finite_positive(self.beta, "beta")
-        check_positive_int(self.retain_eval_size, "retain_eval_size")
+        from ..data.sample import PROTOCOLS
+
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.protocol != "all" and self.retain_eval_size is not None:
+            raise ValueError(f"retain_eval_size ({self.retain_eval_size}) applies to protocol 'all' only; protocol "
+                             f"{self.protocol!r} fixes the retain rows (tofu: the first 300 of retain_perturbed, "
+                             f"open-unlearning: all of them); use --protocol all to subsample")
+        if self.retain_eval_size is not None:
+            check_positive_int(self.retain_eval_size, "retain_eval_size")
         check_positive_int(self.eval_max_new_tokens, "eval_max_new_tokens")
         check_positive_int(self.warmup_steps, "warmup_steps", minimum=0)
         check_device(self.device, "device")
