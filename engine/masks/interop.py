@@ -4,11 +4,18 @@
     built-in benchmark's ground-truth shape. Spans ↔ label masks by token offsets: a token is a
     target when it overlaps a span; a mask exports as one span per run of consecutive targets
     (`spans.label_mask_to_spans`).
-(b) Word-list files, JSON lines: `{"question", "answer", "target_words": [...]}`, the TIF/TPO
-    authors' per-answer list of unwanted words. A listed word marks all its occurrences in that
-    answer as whole words (case-insensitive, whitespace-normalised, like a whole-word phrase
-    rule); a mask exports as the distinct words (`spans.WORD`) that hold a target token, in
-    order of first appearance.
+(b) Word-list files, JSON lines: `{"question", "answer", "target_words": [...]}`, this
+    workbench's own per-answer list of unwanted words (not the TPO authors' format: that is (c)).
+    A listed word marks all its occurrences in that answer as whole words (case-insensitive,
+    whitespace-normalised, like a whole-word phrase rule); a mask exports as the distinct words
+    (`spans.WORD`) that hold a target token, in order of first appearance.
+(c) Common-word files, JSON lines: `{"question", "answer", "common_words": [[start, end], ...]}`,
+    the TPO / TIF authors' form (Zhou et al. 2025): character spans of the GENERAL words, the
+    ones kept; the targets are the complement. Read: every word of the answer (`spans.WORD`) that
+    no common span overlaps is a target (whitespace and punctuation between words are neither).
+    Spans may also be given as `{"start", "end"}` objects. Write: one [start, end] per answer word
+    holding no target token. [choice] word-level both ways: a mask that splits a word marks the
+    whole word a target on export (a word with any target token is not a general word).
 
 Records are matched to forget samples by their exact question and answer; a record that matches
 no sample is an error naming its line. Samples without a record get None (keep what they have).
@@ -53,6 +60,16 @@ class WordRecord:
     question: str
     answer: str
     target_words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CommonWordsRecord:
+    """One line of a common-word file: the general (kept) words' character spans."""
+
+    line: int
+    question: str
+    answer: str
+    common_words: tuple[CharSpan, ...]
 
 
 def _rows(path_or_text: str | Path, source: str | None) -> tuple[list[tuple[int, dict]], str]:
@@ -110,6 +127,50 @@ def read_word_file(path_or_text: str | Path, source: str | None = None) -> list[
     return [_word_record(row, source, line) for line, row in rows]
 
 
+def _common_record(row: dict, source: str, line: int) -> CommonWordsRecord:
+    question = text_field(row, "question", source, line)
+    answer = text_field(row, "answer", source, line)
+    raw = row.get("common_words")
+    if not isinstance(raw, list):
+        raise fail(source, line, "common_words", "missing or not a list of [start, end]" if raw is None else
+                   f"expected a list of [start, end], got {type(raw).__name__}")
+    spans = []
+    for i, s in enumerate(raw):
+        pair = (s.get("start"), s.get("end")) if isinstance(s, dict) else tuple(s) if isinstance(s, list) else None
+        if pair is None or len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in pair):
+            raise fail(source, line, f"common_words[{i}]", f"expected [start, end] (two integers), got {s!r}")
+        if not 0 <= pair[0] < pair[1] <= len(answer):
+            raise fail(source, line, f"common_words[{i}]", f"[{pair[0]}, {pair[1]}) is outside the answer "
+                                                           f"(length {len(answer)}) or empty")
+        spans.append(CharSpan(pair[0], pair[1]))
+    return CommonWordsRecord(line, question, answer, tuple(spans))
+
+
+def read_common_words_file(path_or_text: str | Path, source: str | None = None) -> list[CommonWordsRecord]:
+    """Records of a common-word file, the TPO authors' form (a path; or the text when `source` names it)."""
+    rows, source = _rows(path_or_text, source)
+    return [_common_record(row, source, line) for line, row in rows]
+
+
+def complement_spans(answer: str, common: Sequence[CharSpan]) -> list[CharSpan]:
+    """The target spans of a common-word record: every answer word no common span overlaps."""
+    return [CharSpan(ws, we) for ws, we in word_spans(answer)
+            if not any(c.start < we and c.end > ws for c in common)]
+
+
+def common_words_of(answer: str, offsets: Offsets, mask: Sequence[Any]) -> list[list[int]]:
+    """[start, end] of every answer word holding no target token (the general words), in order."""
+    return [[ws, we] for ws, we in word_spans(answer)
+            if not any(bool(m) and overlaps(o, ws, we) for o, m in zip(offsets, mask))]
+
+
+def export_common_words(samples, offsets: Sequence[Offsets], masks: Sequence[Sequence[Any]]) -> list[dict]:
+    """Common-word rows, one per sample: `{"question", "answer", "common_words": [[start, end], ...]}`."""
+    check_mask_lengths(masks, offsets, "export")
+    return [{"question": s.question, "answer": s.answer, "common_words": common_words_of(s.answer, o, m)}
+            for s, o, m in zip(samples, offsets, masks)]
+
+
 def match_records(samples, records: Sequence[SpanRecord | WordRecord], source: str = "import") -> list:
     """Per sample, its record (by exact question and answer) or None; a record that matches no
     sample, or a second record for the same sample, is a MaskFileError naming its line."""
@@ -136,6 +197,8 @@ def record_spans(record: SpanRecord | WordRecord) -> list[CharSpan]:
     """A record's character spans (word lists: every occurrence of each word)."""
     if isinstance(record, SpanRecord):
         return list(record.spans)
+    if isinstance(record, CommonWordsRecord):
+        return complement_spans(record.answer, record.common_words)
     return word_list_spans(record.answer, record.target_words)
 
 
@@ -177,7 +240,12 @@ def export_words(samples, offsets: Sequence[Offsets], masks: Sequence[Sequence[A
 
 
 __all__ = [
+    "CommonWordsRecord",
     "MaskFileError",
+    "complement_spans",
+    "common_words_of",
+    "export_common_words",
+    "read_common_words_file",
     "SpanRecord",
     "WordRecord",
     "export_spans",
