@@ -113,13 +113,17 @@ def test_common_words_are_the_general_words_and_targets_their_complement(builtin
     assert complement_spans(answer, [CharSpan(15, 18), CharSpan(19, 23), CharSpan(24, 26)]) == \
         [CharSpan(0, 5), CharSpan(6, 14), CharSpan(27, 31), CharSpan(33, 43)]
     offsets = label_offsets(builtin_tokenizer, SAMPLES)
-    text = to_jsonl([{"question": SAMPLES[0].question, "answer": answer, "common_words": [[15, 18], [19, 23], [24, 26]]},
+    # the authors' rows store each general word as a JSON string (Unlearning-TPO, TOFU/data/*_with_common_words_*)
+    authors = ['{"word": "was", "start": 15, "end": 18}', '{"word": "born", "start": 19, "end": 23}', [24, 26]]
+    text = to_jsonl([{"question": SAMPLES[0].question, "answer": answer, "common_words": authors},
                      {"question": SAMPLES[1].question, "answer": SAMPLES[1].answer,
                       "common_words": [{"start": 0, "end": 3}, {"start": 4, "end": 10}]}])
     masks = masks_from_records(SAMPLES, offsets, read_common_words_file(text, source="tpo.jsonl"))
     exported = export_common_words(SAMPLES, offsets, masks)
-    assert exported[0]["common_words"] == [[15, 18], [19, 23], [24, 26]]
-    assert exported[1]["common_words"] == [[0, 3], [4, 10]]  # His father
+    assert [json.loads(w) for w in exported[0]["common_words"]] == [
+        {"word": "was", "start": 15, "end": 18}, {"word": "born", "start": 19, "end": 23}, {"word": "in", "start": 24, "end": 26}]
+    assert [(w["start"], w["end"]) for w in map(json.loads, exported[1]["common_words"])] == [(0, 3), (4, 10)]
+    assert [w["word"] for w in json.loads(exported[0]["target_words"])] == ["Elvin", "Mammadov", "Baku", "Azerbaijan"]
     again = masks_from_records(SAMPLES, offsets, read_common_words_file(to_jsonl(exported), source="again.jsonl"))
     assert again == masks
     bad = to_jsonl([{"question": "q", "answer": "abc", "common_words": [[0, 9]]}])

@@ -95,7 +95,7 @@ def build(ctx: AppContext, data: MaskSetData, edit: dict, top: dict) -> dict:
     with gr.Accordion("import / export spans and word lists (JSON lines)", open=False):
         gr.Markdown('Spans: `{"question", "answer", "spans": [{"start", "end"}]}`; word lists: '
                     '`{"question", "answer", "target_words": [...]}`; general-word spans (the TPO authors\' form, '
-                    'targets are the other words): `{"question", "answer", "common_words": [[start, end], ...]}`; '
+                    'targets are the other words): `{"question", "answer", "common_words": ["{\\"word\\", \\"start\\", \\"end\\"}", ...]}`; '
                     'one sample per line (the model / data above).')
         fmt = gr.Radio(list(FORMATS), value="character spans", label="format", elem_id="edit-io-format")
         with gr.Row():

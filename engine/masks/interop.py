@@ -9,13 +9,17 @@
     A listed word marks all its occurrences in that answer as whole words (case-insensitive,
     whitespace-normalised, like a whole-word phrase rule); a mask exports as the distinct words
     (`spans.WORD`) that hold a target token, in order of first appearance.
-(c) Common-word files, JSON lines: `{"question", "answer", "common_words": [[start, end], ...]}`,
-    the TPO / TIF authors' form (Zhou et al. 2025): character spans of the GENERAL words, the
-    ones kept; the targets are the complement. Read: every word of the answer (`spans.WORD`) that
-    no common span overlaps is a target (whitespace and punctuation between words are neither).
-    Spans may also be given as `{"start", "end"}` objects. Write: one [start, end] per answer word
-    holding no target token. [choice] word-level both ways: a mask that splits a word marks the
-    whole word a target on export (a word with any target token is not a general word).
+(c) Common-word files, JSON lines: `{"question", "answer", "common_words": [...]}`, the TPO / TIF
+    authors' form (Zhou et al. 2025; github.com/RookieZxy/Unlearning-TPO, TOFU/data/
+    forget10_with_common_words_{gpt,bert}: `common_words` is a list of JSON strings
+    '{"word": w, "start": s, "end": e}', character spans of the GENERAL words, and TOFU/
+    data_module.py sets the label of every token overlapping one to -100: the targets are the
+    complement). Read: each entry may be such a JSON string, an object {"start", "end", "word"?} or
+    a [start, end] pair; every word of the answer (`spans.WORD`) that no common span overlaps is a
+    target (whitespace and punctuation between words are neither). Write: their form, one JSON
+    string per answer word holding no target token, plus `target_words` as they store it (one JSON
+    string: the list of the target words' {"word", "start", "end"}). [choice] word-level both ways:
+    a word with any target token is not a general word.
 
 Records are matched to forget samples by their exact question and answer; a record that matches
 no sample is an error naming its line. Samples without a record get None (keep what they have).
@@ -24,6 +28,7 @@ so a bad file changes nothing.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,9 +141,17 @@ def _common_record(row: dict, source: str, line: int) -> CommonWordsRecord:
                    f"expected a list of [start, end], got {type(raw).__name__}")
     spans = []
     for i, s in enumerate(raw):
-        pair = (s.get("start"), s.get("end")) if isinstance(s, dict) else tuple(s) if isinstance(s, list) else None
+        entry = s
+        if isinstance(s, str):  # the authors' dataset: each entry a JSON string {"word", "start", "end"}
+            try:
+                entry = json.loads(s)
+            except ValueError:
+                raise fail(source, line, f"common_words[{i}]", f"not JSON {{\"start\", \"end\"}}: {s[:60]!r}") from None
+        pair = ((entry.get("start"), entry.get("end")) if isinstance(entry, dict)
+                else tuple(entry) if isinstance(entry, list) else None)
         if pair is None or len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in pair):
-            raise fail(source, line, f"common_words[{i}]", f"expected [start, end] (two integers), got {s!r}")
+            raise fail(source, line, f"common_words[{i}]", f"expected {{\"start\", \"end\"}} or [start, end] "
+                                                           f"(integers), got {s!r}")
         if not 0 <= pair[0] < pair[1] <= len(answer):
             raise fail(source, line, f"common_words[{i}]", f"[{pair[0]}, {pair[1]}) is outside the answer "
                                                            f"(length {len(answer)}) or empty")
@@ -158,17 +171,26 @@ def complement_spans(answer: str, common: Sequence[CharSpan]) -> list[CharSpan]:
             if not any(c.start < we and c.end > ws for c in common)]
 
 
-def common_words_of(answer: str, offsets: Offsets, mask: Sequence[Any]) -> list[list[int]]:
-    """[start, end] of every answer word holding no target token (the general words), in order."""
-    return [[ws, we] for ws, we in word_spans(answer)
-            if not any(bool(m) and overlaps(o, ws, we) for o, m in zip(offsets, mask))]
+def common_words_of(answer: str, offsets: Offsets, mask: Sequence[Any]) -> tuple[list[dict], list[dict]]:
+    """({"word", "start", "end"} of every answer word holding no target token (the general words),
+    the same for the words holding one (the targets)), in order."""
+    general, targets = [], []
+    for ws, we in word_spans(answer):
+        hit = any(bool(m) and overlaps(o, ws, we) for o, m in zip(offsets, mask))
+        (targets if hit else general).append({"word": answer[ws:we], "start": ws, "end": we})
+    return general, targets
 
 
 def export_common_words(samples, offsets: Sequence[Offsets], masks: Sequence[Sequence[Any]]) -> list[dict]:
-    """Common-word rows, one per sample: `{"question", "answer", "common_words": [[start, end], ...]}`."""
+    """Rows in the TPO authors' form, one per sample: `{"question", "answer", "target_words": "[{...}]",
+    "common_words": ["{\"word\": ..., \"start\": s, \"end\": e}", ...]}` (JSON strings, as they store them)."""
     check_mask_lengths(masks, offsets, "export")
-    return [{"question": s.question, "answer": s.answer, "common_words": common_words_of(s.answer, o, m)}
-            for s, o, m in zip(samples, offsets, masks)]
+    rows = []
+    for s, o, m in zip(samples, offsets, masks):
+        general, targets = common_words_of(s.answer, o, m)
+        rows.append({"question": s.question, "answer": s.answer, "target_words": json.dumps(targets),
+                     "common_words": [json.dumps(w) for w in general]})
+    return rows
 
 
 def match_records(samples, records: Sequence[SpanRecord | WordRecord], source: str = "import") -> list:
