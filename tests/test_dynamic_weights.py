@@ -98,3 +98,17 @@ def test_per_model_defaults_and_schedule():
     assert RunConfig(model="/m", lr=2e-5).lr == 2e-5  # an explicit value wins
     old = RunConfig.from_dict({"model": "/m", "lr": 1e-4})  # a record from before the defaults
     assert (old.lr_schedule, old.warmup_epochs) == ("constant", 0.0)
+
+
+def test_tpo_preservation_includes_the_closing_eos_as_the_official_code():
+    nll = torch.tensor([[0.0, 1.0, 2.0, 4.0]])  # prompt, two answer tokens, the closing EOS
+    answer = torch.tensor([[False, True, True, False]])
+    labels = torch.tensor([[False, True, True, True]])
+    w = torch.tensor([[0.0, 1.0, 0.0, 0.0]])  # token 1 is the target, token 2 a general word
+    z = torch.zeros(1, 4)
+    _, with_eos = LOSSES["tpo"](logit=z, ref_logit=z, nll=nll, weights=w, answer_mask=answer, label_mask=labels)
+    _, without = LOSSES["tpo"](logit=z, ref_logit=z, nll=nll, weights=w, answer_mask=answer, label_mask=labels,
+                               pl_eos=False)
+    assert with_eos["preserve"].item() == pytest.approx(2.0 + 4.0)  # general word + EOS
+    assert without["preserve"].item() == pytest.approx(2.0)
+    assert "label_mask" in LOSSES["tpo"].inputs and LOSSES["tpo"].defaults["pl_eos"] is True

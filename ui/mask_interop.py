@@ -1,5 +1,6 @@
 """Edit tab, interop: export the open mask set as character spans, as our `target_words` word lists or
-as the TPO authors' `common_words` (general-word spans; JSON lines), import either as a new mask set and/or as the ground truth of live accuracy
+as the TPO authors' `common_words` (general-word spans; JSON lines), import either as a new mask set
+and/or as the ground truth of live accuracy
 (engine.masks.interop). A bad file is refused with its line and field before anything is written."""
 from __future__ import annotations
 

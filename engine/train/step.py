@@ -72,6 +72,8 @@ def loss_inputs(state: State, indices: list[int], batch: Batch, retain: Batch | 
     nll = per_token_nll(logits, batch)  # (B, T)
     state.weights.observe(batch, out, nll)
     inputs = {"nll": nll, "answer_mask": batch.answer_mask, "weights": state.weights.for_batch(indices, batch)}
+    if "label_mask" in need:  # e.g. TPO's preservation term with the closing EOS
+        inputs["label_mask"] = batch.label_mask
     if "logit" in need:
         inputs["logit"] = label_logit(logits, batch)
     if state.reference_rows is not None:
