@@ -57,3 +57,21 @@ def test_cli_refuses_retain_eval_size_on_tofu_layout(tofu_dir, capsys):
                  "--retain-eval-size", "100", "--no-eval", "--max-steps", "1"])
     assert code == 2
     assert "applies to protocol 'all'" in capsys.readouterr().err
+
+
+def test_retain_truth_ratios_are_cached_per_precision(tmp_path, monkeypatch, one_thread):
+    import torch
+
+    from engine import paths
+    from engine.eval.full import reference_truth_ratios
+    from engine.resolve import load_data, model_path
+
+    bench = load_data("demo/forget01")
+    retain = model_path("demo-retain")
+    monkeypatch.setattr(paths, "cache_dir", lambda: tmp_path)
+    before = set(paths.cache_dir().glob("reference_tr_*.json"))
+    a = reference_truth_ratios(retain, bench, "cpu", torch.float32)
+    b = reference_truth_ratios(retain, bench, "cpu", torch.float64)
+    made = set(paths.cache_dir().glob("reference_tr_*.json")) - before
+    assert len(made) == 2  # one cache file per dtype: the key records the precision
+    assert a.shape == b.shape and abs(a - b).max() < 1e-4  # same values up to precision on CPU

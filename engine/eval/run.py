@@ -108,7 +108,8 @@ def eval_context(state: State) -> EvalContext:
     """The run's step-0 comparison points; the target model's evaluation and p0 come from the
     cache (`step0_cache_key`) when an earlier run of the same model, data and settings made them."""
     retain = state.config.retain_model or retain_model_for(state.config.model, state.config.data)
-    ref_tr = reference_truth_ratios(model_path(retain), state.bench, state.device) if retain else None
+    dtype = next(state.base_model().parameters()).dtype  # the TRs in the evaluated weights' precision
+    ref_tr = reference_truth_ratios(model_path(retain), state.bench, state.device, dtype) if retain else None
     key = step0_cache_key(state, ref_tr)
     cached = _load_step0(key)
     if cached is not None:
