@@ -1,5 +1,14 @@
-"""A simulated annotator for `annotation_cost.py`: it knows the ground-truth spans and corrects a
-mask set with the Edit tab's own operations only, counting them.
+"""Simulated annotators for `annotation_cost.py`: they correct a mask set with the Edit tab's own
+operations only, counting them. Two of them:
+
+- `HonestAnnotator` (`simulate_honest`, the figure reported): sees only what a person sees; its
+  policy is documented on the class.
+- `Annotator` (`simulate`), kept as the **oracle annotator** for comparison only: it peeks. It
+  adopts a rule by its gain over *all* samples (unseen ones included) and stops when the *global*
+  F1 against the ground truth reaches the goal, which no person can know. Its figures are a lower
+  bound of unknown slack, labelled "oracle annotator" wherever they are printed.
+
+The oracle annotator:
 
 Operations (each counts 1):
   toggle  — flip one token;
@@ -29,11 +38,11 @@ against `apply_rules` and the F1 against `engine.masks.accuracy.mask_accuracy`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engine.masks.accuracy import mask_accuracy
-from engine.masks.review import review_queue
+from engine.masks.review import next_to_review, review_queue
 from engine.masks.rules import Rule, apply_rules
 from engine.masks.spans import is_answer_token, spans_to_label_mask
 
@@ -299,3 +308,269 @@ def simulate(cases: Sequence[Case], base_masks: Sequence[Sequence], voters: Mapp
              use_rules: bool, goal: float = 0.95) -> Outcome:
     """Run the greedy annotator (module doc) from `base_masks` until token F1 ≥ goal."""
     return Annotator(cases, base_masks, voters, use_rules, goal).run()
+
+
+# ====================================================================== the honest annotator
+
+class PeekError(RuntimeError):
+    """The annotator asked for the ground truth of a sample it has not looked at."""
+
+
+class TruthView:
+    """The ground truth as a person has it: sample i's spans only once i is (or was) in front of
+    them (`show`). Asking for any other sample's truth raises `PeekError`, so a policy that peeks
+    fails loudly instead of quietly using what no person knows."""
+
+    def __init__(self, cases: Sequence[Case]):
+        self._cases = list(cases)
+        self._truth: dict[int, list[bool]] = {}
+        self.shown: list[int] = []
+
+    def show(self, i: int) -> None:
+        if i not in self._truth:
+            self._truth[i] = self._cases[i].truth
+            self.shown.append(i)
+
+    def truth(self, i: int) -> list[bool]:
+        if i not in self._truth:
+            raise PeekError(f"sample {i} has not been looked at")
+        return self._truth[i]
+
+
+@dataclass
+class HonestOutcome:
+    """What the honest annotator did. `curve`: (operations spent, global token F1) after each
+    sample, computed by the caller's `score` function for the report only (never read by the
+    policy); f1 / start_f1 are None when no `score` was given."""
+
+    ops: Counter = field(default_factory=Counter)
+    accepts: int = 0
+    reviewed: list[int] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+    masks: list[list[bool]] = field(default_factory=list)
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    start_f1: float | None = None
+    f1: float | None = None
+
+    @property
+    def edits(self) -> int:
+        """Edit operations (toggle, brush, word, rule), accepts not included."""
+        return sum(self.ops[k] for k in OPS)
+
+    @property
+    def operations(self) -> int:
+        """Edits + accepts: every operation a person spends."""
+        return self.edits + self.accepts
+
+    def per_sample(self, n: int) -> float:
+        """The figure: (edits + accepts) / samples, all samples reviewed."""
+        return self.operations / n if n else 0.0
+
+
+class HonestAnnotator:
+    """A person correcting masks in the Edit tab, who only uses what the tab shows them.
+
+    What it sees: every sample's text and current mask (so the review queue, which is computed
+    from the selectors' default masks and the current masks, is visible), and — through
+    `TruthView` — the spans of the sample in front of it and of samples it already reviewed
+    (it plays a person who knows the facts of the sample they are looking at, and remembers what
+    they saw). It never sees global F1 and never looks at an unreviewed sample's truth.
+
+    Policy: every sample is reviewed, in review-queue order (recomputed before each visit, as
+    "accept and next" does). On a sample:
+      1. with rules allowed, for each wrong stretch (as the oracle annotator defines it) it
+         considers the phrases a person could select there (`Annotator.candidates`) and adopts
+         a rule only on evidence from reviewed samples (the current one included): the phrase
+         occurs in ≥ `min_support` of them with every covered answer token's truth equal to the
+         rule's value, in none of them with a contrary token, and the rule saves ≥ 1 hand fix on
+         the current sample. Its effect on unreviewed samples is not looked at (they are fixed by
+         hand when their turn comes; hand edits beat rules). Best: most fixes saved on the
+         current sample, then most supporting samples; repeated while one qualifies.
+      2. the remaining wrong stretches are fixed by hand (toggle / word / brush, 1 each);
+      3. "accept and next" (1 operation) — every sample is accepted once, edited or not.
+    Figure: (edits + accepts) / samples. No stop rule: it stops when every sample is reviewed.
+    Not modelled: trying a rule without evidence and undoing it (it would cost rule + look +
+    undo = 3 operations); this annotator never gambles.
+    """
+
+    def __init__(self, cases: Sequence[Case], base_masks: Sequence[Sequence], voters: Mapping[str, Sequence[Sequence]],
+                 use_rules: bool = True, min_support: int = 2,
+                 score: Callable[[list[list[bool]]], float] | None = None):
+        if len(base_masks) != len(cases):
+            raise ValueError(f"{len(base_masks)} base masks for {len(cases)} samples")
+        if min_support < 1:
+            raise ValueError(f"min_support must be at least 1, got {min_support}")
+        self.cases = list(cases)
+        self.view = TruthView(cases)
+        self.answer_pos = [[is_answer_token(o) for o in c.offsets] for c in cases]
+        for i, (m, c) in enumerate(zip(base_masks, cases)):
+            if len(m) != len(c.offsets):
+                raise ValueError(f"sample {i}: base mask has {len(m)} positions, offsets {len(c.offsets)}")
+        self.base = [[bool(v) and a for v, a in zip(m, ap)] for m, ap in zip(base_masks, self.answer_pos)]
+        self.mask = [list(m) for m in self.base]
+        self.hand: list[dict[int, bool]] = [{} for _ in cases]
+        self.words = [word_ids(c.answer, c.offsets) for c in cases]
+        self.voters, self.use_rules, self.min_support = voters, use_rules, min_support
+        self.score = score
+        self.reviewed: set[int] = set()
+        self.out = HonestOutcome()
+
+    # what a person sees of sample i once it is in front of them
+    def stretches(self, i: int) -> list[tuple[int, int, bool]]:
+        return _stretches(self.view.truth(i), self.mask[i], self.answer_pos[i])
+
+    def hand_fix(self, i: int, lo: int, hi: int, value: bool) -> None:
+        w = self.words[i]
+        whole_word = w[lo] == w[hi] and (lo == 0 or w[lo - 1] != w[lo]) and (hi + 1 == len(w) or w[hi + 1] != w[hi])
+        kind = "toggle" if lo == hi else "word" if whole_word else "brush"
+        for j in range(lo, hi + 1):
+            if self.answer_pos[i][j]:
+                self.hand[i][j] = value
+                self.mask[i][j] = value
+        self.out.ops[kind] += 1
+
+    def candidates(self, i: int, lo: int, hi: int, value: bool) -> list[Rule]:
+        """The oracle annotator's candidate phrases for this stretch (`Annotator.candidates`), read
+        from sample i's own text and truth only."""
+        shim = _CandidateShim(self.cases[i], self.view.truth(i), self.words[i], self.answer_pos[i])
+        return Annotator.candidates(shim, 0, lo, hi, value)  # type: ignore[arg-type]
+
+    def evidence(self, rule: Rule, current: int) -> tuple[int, int]:
+        """(supporting, contrary) reviewed samples (the current one included): samples where the
+        phrase covers answer tokens all of whose truth equals the rule's value, and samples where
+        it covers at least one token whose truth differs."""
+        agree = against = 0
+        for j in sorted(self.reviewed | {current}):
+            c = self.cases[j]
+            occ = rule.occurrences(c.answer)
+            if not occ:
+                continue
+            cov = spans_to_label_mask(c.offsets, occ)
+            truth = self.view.truth(j)
+            vals = [truth[k] for k, hit in enumerate(cov) if hit and self.answer_pos[j][k]]
+            if not vals:
+                continue
+            if all(v == rule.target for v in vals):
+                agree += 1
+            else:
+                against += 1
+        return agree, against
+
+    def _rule_row(self, rule: Rule, i: int) -> list[bool]:
+        c, row = self.cases[i], list(self.mask[i])
+        occ = rule.occurrences(c.answer)
+        for j, hit in enumerate(spans_to_label_mask(c.offsets, occ) if occ else []):
+            if hit and self.answer_pos[i][j] and j not in self.hand[i]:
+                row[j] = rule.target
+        return row
+
+    def best_rule(self, i: int) -> Rule | None:
+        truth, best = self.view.truth(i), None
+        before = count_stretches(truth, self.mask[i], self.answer_pos[i])
+        for lo, hi, value in self.stretches(i):
+            for rule in self.candidates(i, lo, hi, value):
+                if rule in self.out.rules:
+                    continue
+                saved = before - count_stretches(truth, self._rule_row(rule, i), self.answer_pos[i])
+                if saved < 1:
+                    continue
+                agree, against = self.evidence(rule, i)
+                if agree >= self.min_support and against == 0 and (best is None or (saved, agree) > best[0]):
+                    best = ((saved, agree), rule)
+        return None if best is None else best[1]
+
+    def apply_rule(self, rule: Rule) -> None:
+        """Everywhere, as `apply_rules` resolves it: every covered answer token that no hand edit set."""
+        self.out.rules.append(rule)
+        for i in range(len(self.cases)):
+            self.mask[i] = self._rule_row(rule, i)
+        self.out.ops["rule"] += 1
+
+    def review(self, i: int) -> None:
+        self.view.show(i)
+        while self.use_rules:
+            rule = self.best_rule(i)
+            if rule is None:
+                break
+            self.apply_rule(rule)
+        for lo, hi, value in self.stretches(i):
+            self.hand_fix(i, lo, hi, value)
+        self.out.accepts += 1  # "accept and next"
+        self.reviewed.add(i)
+        self.out.reviewed.append(i)
+
+    def _point(self) -> None:
+        if self.score is not None:
+            self.out.curve.append((self.out.operations, self.score([list(m) for m in self.mask])))
+
+    def run(self) -> HonestOutcome:
+        self._point()
+        for _ in range(len(self.cases)):
+            i = next_to_review(review_queue(self.voters, self.mask), self.reviewed)
+            self.review(i)
+            self._point()
+        self.out.masks = [list(m) for m in self.mask]
+        if self.out.curve:
+            self.out.start_f1, self.out.f1 = self.out.curve[0][1], self.out.curve[-1][1]
+        offsets = [c.offsets for c in self.cases]
+        resolved = apply_rules(self.cases, offsets, self.base, self.out.rules, self.hand)
+        assert resolved == self.mask, "simulated masks differ from apply_rules"
+        return self.out
+
+
+@dataclass
+class _CandidateShim:
+    """Just enough of an `Annotator` for `Annotator.candidates` on one sample (index 0)."""
+
+    case: Case
+    truth_row: list[bool]
+    word_row: list[int]
+    answer_row: list[bool]
+
+    def __post_init__(self):
+        self.cases, self.truth, self.words = [self.case], [self.truth_row], [self.word_row]
+        self.answer_pos = [self.answer_row]
+
+    _phrase = Annotator._phrase
+    _word_bounds = Annotator._word_bounds
+
+
+def _stretches(t: Sequence[bool], m: Sequence[bool], ap: Sequence[bool]) -> list[tuple[int, int, bool]]:
+    """(first wrong, last wrong, needed value) per maximal equal-truth run holding a wrong token."""
+    out, j, n = [], 0, len(t)
+    while j < n:
+        k = j
+        while k + 1 < n and ap[k + 1] and t[k + 1] == t[j]:
+            k += 1
+        wrong = [p for p in range(j, k + 1) if ap[p] and m[p] != t[p]]
+        if wrong:
+            out.append((wrong[0], wrong[-1], t[j]))
+        j = k + 1
+    return out
+
+
+def global_f1(cases: Sequence[Case]) -> Callable[[list[list[bool]]], float]:
+    """The reporter's scorer: token-level F1 of masks against every case's truth (for the
+    F1-against-operations curve; the honest annotator's policy never calls it)."""
+    truth = [c.truth for c in cases]
+    answer_pos = [[is_answer_token(o) for o in c.offsets] for c in cases]
+
+    def score(masks: list[list[bool]]) -> float:
+        tp = fp = fn = 0
+        for m, t, ap in zip(masks, truth, answer_pos):
+            for v, y, a in zip(m, t, ap):
+                if a:
+                    tp += v and y
+                    fp += v and not y
+                    fn += y and not v
+        return f1_of(tp, fp, fn)
+
+    return score
+
+
+def simulate_honest(cases: Sequence[Case], base_masks: Sequence[Sequence], voters: Mapping[str, Sequence[Sequence]],
+                    use_rules: bool = True, min_support: int = 2, report_f1: bool = True) -> HonestOutcome:
+    """Run the honest annotator (`HonestAnnotator`) over every sample; with `report_f1`, the
+    global F1 is computed after each sample for the report (curve, start_f1, f1)."""
+    return HonestAnnotator(cases, base_masks, voters, use_rules, min_support,
+                           global_f1(cases) if report_f1 else None).run()

@@ -56,7 +56,8 @@ def retain_model_for(model_spec: str, data_spec: str, store=None) -> str | None:
 def load_data(spec: str, progress=None, protocol: str | None = None) -> Benchmark:
     """A Benchmark from a short name, a TOFU directory, or `DIR/<forget stem>`.
 
-    protocol: 'tofu' or 'all' (engine.data.Benchmark); None: 'tofu' on TOFU's own layout, else 'all'."""
+    protocol: 'tofu', 'open-unlearning' or 'all' (engine.data.Benchmark); None: 'open-unlearning' on
+    TOFU's own layout, else 'all'."""
     if spec == "demo" or spec.startswith("demo/"):
         split = spec.split("/", 1)[1] if "/" in spec else "forget10"
         if spec not in DATA_NAMES:

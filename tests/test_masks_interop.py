@@ -102,3 +102,30 @@ def test_bad_word_files_and_unknown_samples():
     twice = to_jsonl([{"question": SAMPLES[0].question, "answer": SAMPLES[0].answer, "spans": []}] * 2)
     with pytest.raises(MaskFileError, match="t.jsonl:2: .*second record"):
         truth_from_records(SAMPLES, read_span_file(twice, source="t.jsonl"), "t.jsonl")
+
+
+def test_common_words_are_the_general_words_and_targets_their_complement(builtin_tokenizer):
+    from engine.masks import export_common_words, read_common_words_file
+    from engine.masks.interop import complement_spans
+
+    answer = SAMPLES[0].answer  # "Elvin Mammadov was born in Baku, Azerbaijan."
+    # general words: "was born in" (16..27) -> targets: Elvin, Mammadov, Baku, Azerbaijan (not the punctuation)
+    assert complement_spans(answer, [CharSpan(15, 18), CharSpan(19, 23), CharSpan(24, 26)]) == \
+        [CharSpan(0, 5), CharSpan(6, 14), CharSpan(27, 31), CharSpan(33, 43)]
+    offsets = label_offsets(builtin_tokenizer, SAMPLES)
+    # the authors' rows store each general word as a JSON string (Unlearning-TPO, TOFU/data/*_with_common_words_*)
+    authors = ['{"word": "was", "start": 15, "end": 18}', '{"word": "born", "start": 19, "end": 23}', [24, 26]]
+    text = to_jsonl([{"question": SAMPLES[0].question, "answer": answer, "common_words": authors},
+                     {"question": SAMPLES[1].question, "answer": SAMPLES[1].answer,
+                      "common_words": [{"start": 0, "end": 3}, {"start": 4, "end": 10}]}])
+    masks = masks_from_records(SAMPLES, offsets, read_common_words_file(text, source="tpo.jsonl"))
+    exported = export_common_words(SAMPLES, offsets, masks)
+    assert [json.loads(w) for w in exported[0]["common_words"]] == [
+        {"word": "was", "start": 15, "end": 18}, {"word": "born", "start": 19, "end": 23}, {"word": "in", "start": 24, "end": 26}]
+    assert [(w["start"], w["end"]) for w in map(json.loads, exported[1]["common_words"])] == [(0, 3), (4, 10)]
+    assert [w["word"] for w in json.loads(exported[0]["target_words"])] == ["Elvin", "Mammadov", "Baku", "Azerbaijan"]
+    again = masks_from_records(SAMPLES, offsets, read_common_words_file(to_jsonl(exported), source="again.jsonl"))
+    assert again == masks
+    bad = to_jsonl([{"question": "q", "answer": "abc", "common_words": [[0, 9]]}])
+    with pytest.raises(MaskFileError, match=r"common_words\[0\]"):
+        read_common_words_file(bad, source="bad.jsonl")

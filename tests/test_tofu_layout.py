@@ -40,8 +40,8 @@ def test_writer_uses_tofus_names_and_fields(tofu_dir):
 @pytest.mark.parametrize("n", [1, 5, 10])
 def test_every_role_on_tofus_layout(tofu_dir, n):
     splits = generate(0)
-    bench = load_benchmark(tofu_dir, f"forget{n:02d}")
-    assert bench.protocol == "tofu"
+    bench = load_benchmark(tofu_dir, f"forget{n:02d}", protocol="tofu")
+    assert load_benchmark(tofu_dir, f"forget{n:02d}").protocol == "open-unlearning"  # the default (issue 20)
     # forget: the perturbed file (it has what the truth ratio needs)
     assert _questions(bench.forget) == _questions(splits[f"forget{n:02d}"])
     assert all(s.paraphrased_answer and s.perturbed_answers for s in bench.forget)
@@ -95,4 +95,5 @@ def test_tofu_sample_copied_into_tofus_layout(tmp_path):
     assert bench.protocol == "all"  # no retain_perturbed.json: not TOFU's full layout
     shutil.copy(tmp_path / "retain90.json", tmp_path / "retain_perturbed.json")  # stand-in, to see the switch
     bench = load_benchmark(tmp_path)
-    assert bench.protocol == "tofu" and len(bench.eval_split("retain")) == 300
+    assert bench.protocol == "open-unlearning" and len(bench.eval_split("retain")) == 300  # all of the 300 copied
+    assert len(load_benchmark(tmp_path, protocol="tofu").eval_split("forget")) == 300

@@ -46,7 +46,7 @@ class CompareHandlers:
         return self.ctx.explore.cached_reference_points(model, data, int(retain_eval_size), int(max_new_tokens),
                                                         self.ctx.store.retain_model_of(model, data)) or []
 
-    def refresh(self, model: str, data: str, retain_eval_size=200, max_new_tokens=64, only_here: bool = True,
+    def refresh(self, model: str, data: str, retain_eval_size=200, max_new_tokens=0, only_here: bool = True,
                 y_metric: str = DEFAULT_Y, x_metric: str = DEFAULT_X):
         """(figure, table, checkpoint choices, status) from the store (and cached reference points).
 
@@ -122,9 +122,10 @@ def build(ctx: AppContext, top: dict) -> dict:
     with gr.Row():
         refresh = gr.Button("refresh", elem_id="compare-refresh")
         refs = gr.Button("compute reference points (target / retain model)", elem_id="compare-refs")
-        ref_size = gr.Number(value=200, precision=0, minimum=1, label="retain questions (reference)",
+        ref_size = gr.Number(value=200, precision=0, minimum=1, label="retain questions (reference; protocol 'all' only, TOFU files fix theirs)",
                              elem_id="compare-ref-size")
-        ref_tokens = gr.Number(value=64, precision=0, minimum=1, label="max new tokens (reference)",
+        ref_tokens = gr.Number(value=0, precision=0, minimum=0, label="max new tokens (reference; 0: the data's, 64 "
+                               "built-in, 200 TOFU)",
                                elem_id="compare-ref-tokens")
         only_here = gr.Checkbox(value=True, label="only runs on the model / data above")
     with gr.Row():

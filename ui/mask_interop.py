@@ -1,5 +1,6 @@
-"""Edit tab, interop: export the open mask set as character spans or as TIF/TPO word lists (JSON
-lines), import either as a new mask set and/or as the ground truth of live accuracy
+"""Edit tab, interop: export the open mask set as character spans, as our `target_words` word lists or
+as the TPO authors' `common_words` (general-word spans; JSON lines), import either as a new mask set
+and/or as the ground truth of live accuracy
 (engine.masks.interop). A bad file is refused with its line and field before anything is written."""
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from pathlib import Path
 import gradio as gr
 
 from engine.masks import (
+    export_common_words,
     export_spans,
     export_words,
     masks_from_records,
+    read_common_words_file,
     read_span_file,
     read_word_file,
     to_jsonl,
@@ -23,7 +26,8 @@ from engine.resolve import canonical_data
 from .context import AppContext, fail, message_of, ok
 from .mask_set_data import SPLIT, MaskSetData
 
-FORMATS = {"character spans": "spans", "word lists (target_words)": "words"}
+FORMATS = {"character spans": "spans", "word lists (target_words)": "words",
+           "general-word spans (common_words, the TPO authors' form)": "common_words"}
 
 
 def _path_of(file) -> Path:
@@ -39,7 +43,8 @@ class InteropHandlers:
         try:
             sd = self.data.read(name)
             kind = FORMATS[fmt]
-            rows = (export_spans if kind == "spans" else export_words)(sd.samples, sd.offsets, sd.masks)
+            export = {"spans": export_spans, "words": export_words, "common_words": export_common_words}[kind]
+            rows = export(sd.samples, sd.offsets, sd.masks)
         except Exception as err:
             return None, fail(f"not exported: {message_of(err)}")
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
@@ -52,7 +57,7 @@ class InteropHandlers:
         if file is None:
             raise ValueError("choose a JSON-lines file to import")
         path = _path_of(file)
-        reader = read_span_file if FORMATS[fmt] == "spans" else read_word_file
+        reader = {"spans": read_span_file, "words": read_word_file, "common_words": read_common_words_file}[FORMATS[fmt]]
         records = reader(path.read_text(encoding="utf-8"), path.name)
         if not records:
             raise ValueError(f"{path.name}: no records (one JSON object per line)")
@@ -89,7 +94,9 @@ def build(ctx: AppContext, data: MaskSetData, edit: dict, top: dict) -> dict:
     h = InteropHandlers(ctx, data, edit["choices"])
     with gr.Accordion("import / export spans and word lists (JSON lines)", open=False):
         gr.Markdown('Spans: `{"question", "answer", "spans": [{"start", "end"}]}`; word lists: '
-                    '`{"question", "answer", "target_words": [...]}`, one sample per line (the model / data above).')
+                    '`{"question", "answer", "target_words": [...]}`; general-word spans (the TPO authors\' form, '
+                    'targets are the other words): `{"question", "answer", "common_words": ["{\\"word\\", \\"start\\", \\"end\\"}", ...]}`; '
+                    'one sample per line (the model / data above).')
         fmt = gr.Radio(list(FORMATS), value="character spans", label="format", elem_id="edit-io-format")
         with gr.Row():
             export = gr.Button("export the mask set", elem_id="edit-io-export")

@@ -28,7 +28,9 @@ def _form_value(name: str, value):
         return float(value)
     if kind == "bool":
         return bool(value)
-    if kind == "int | None":  # a number box where 0 means "no limit"
+    if kind == "float | None":  # empty: the model's default (RunConfig.__post_init__)
+        return None if value is None or value == "" else float(value)
+    if kind == "int | None":  # a number box where 0 means "no limit" / "the default"
         return int(value) if value and int(value) > 0 else None
     if kind == "dict":  # KEY=VALUE text
         return parse_params(value or "", name.replace("_params", " parameters").replace("_", " "))
@@ -126,7 +128,7 @@ def build(ctx: AppContext, top: dict) -> dict:
         mask_set = gr.Dropdown([], label="mask set", elem_id="run-mask-set", allow_custom_value=True)
     with gr.Row():
         epochs = gr.Number(value=d.epochs, precision=0, minimum=1, label="epochs", elem_id="run-epochs")
-        lr = gr.Number(value=d.lr, label="learning rate")
+        lr = gr.Number(value=None, label="learning rate (empty: the model's default, 3e-4 built-in, else 1e-5)")
         batch_size = gr.Number(value=d.batch_size, precision=0, minimum=1, label="batch size")
         max_steps = gr.Number(value=0, precision=0, minimum=0, label="max steps (0 = no limit)",
                               elem_id="run-max-steps")
@@ -142,10 +144,10 @@ def build(ctx: AppContext, top: dict) -> dict:
                                         label="orthogonalise the forget gradient (losses with a preservation term)")
     with gr.Accordion("evaluation and checkpoints", open=False):
         with gr.Row():
-            retain_eval_size = gr.Number(value=d.retain_eval_size, precision=0, minimum=1,
-                                         label="retain questions for utility", elem_id="run-retain-eval")
-            eval_tokens = gr.Number(value=d.eval_max_new_tokens, precision=0, minimum=1,
-                                    label="max new tokens in evaluation", elem_id="run-eval-tokens")
+            retain_eval_size = gr.Number(value=0, precision=0, minimum=0, elem_id="run-retain-eval",
+                                         label="retain questions for utility (0: the protocol's; 200 on built-in data)")
+            eval_tokens = gr.Number(value=0, precision=0, minimum=0, elem_id="run-eval-tokens",
+                                    label="max new tokens in evaluation (0: the data's, 64 built-in, 200 TOFU)")
             eval_every = gr.Checkbox(value=d.eval_every_epoch, label="evaluate every epoch")
             save_ckpt = gr.Checkbox(value=d.save_checkpoints, label="keep best and final checkpoints")
             seed = gr.Number(value=d.seed, precision=0, label="seed")

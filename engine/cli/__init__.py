@@ -25,8 +25,9 @@ NAMES_HELP = f"""built-in names:
           or a TOFU-layout directory (optionally DIR/<forget file stem>)
   TOFU's file names, and the role each plays (N = 01, 05, 10):
 {roles_help()}
-  On that layout evaluation follows TOFU's published protocol (first 300 forget questions,
-  first 300 retain_perturbed rows); any other layout scores every forget question."""
+  On that layout evaluation follows open-unlearning's protocol by default (all 400 forget10 and
+  retain_perturbed rows, batch 32, 200 new tokens; `--protocol tofu`: TOFU's published first 300
+  of each, batch 30); any other layout scores every forget question ('all')."""
 
 
 class UserError(Exception):

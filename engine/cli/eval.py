@@ -18,13 +18,16 @@ def add_arguments(p) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="greedy generation length (default: 64 on built-in data, TOFU's 200 otherwise)")
+    p.add_argument("--protocol", default=None, choices=["tofu", "open-unlearning", "all"],
+                   help="evaluation protocol (default: open-unlearning on TOFU's files, else all; see unlearn --help)")
     p.add_argument("--json", default=None, help="also write the report to this JSON file")
 
 
-def format_report(report) -> str:
-    """FQ and MU, then every other metric of the report (registered ones by label, in the
-    registry's order; unregistered ones last, by name), then the notes."""
+def format_report(report, protocol: str | None = None, n: int | None = None) -> str:
+    """FQ (with the protocol and n it was computed on) and MU, then every other metric of the report
+    (registered ones by label, in the registry's order; unregistered ones last, by name), then the notes."""
     fq = "unavailable" if report.forget_quality is None else f"{report.forget_quality:.4g}"
+    fq += f" ({protocol}, n = {n})" if protocol else ""
     mu = "unavailable" if report.model_utility is None else f"{report.model_utility:.4f}"
     lines = [f"forget quality  {fq}", f"model utility   {mu}"]
     values = {k: v for k, v in report.values().items() if k not in ("forget_quality", "model_utility")}
@@ -60,7 +63,11 @@ def run(args) -> int:
     check_positive_int(args.max_new_tokens, "--max-new-tokens")
     check_device(args.device)
     check_output(args.json, "--json")
-    bench = load_data(args.data)
+    from ..data.tofu_layout import PROTOCOL_SETTINGS
+
+    bench = load_data(args.data, protocol=getattr(args, "protocol", None))
+    batch = PROTOCOL_SETTINGS.get(bench.protocol, {}).get("eval_batch_size", 64)
+    n = len(bench.eval_split("forget"))
     model, tok = load_model(model_path(args.model), args.device)
     from ..context import check_fits
 
@@ -69,8 +76,9 @@ def run(args) -> int:
     retain = args.retain_model or retain_model_for(args.model, args.data, paired_store())
     ref = reference_truth_ratios(model_path(retain), bench, args.device) if retain else None
     ref_mia = reference_mia(model_path(retain), bench, args.device) if retain else None
-    report = evaluate(model, tok, bench, ref, max_new_tokens=args.max_new_tokens, retain_mia=ref_mia)
+    report = evaluate(model, tok, bench, ref, max_new_tokens=args.max_new_tokens, batch_size=batch, retain_mia=ref_mia)
     print(f"model {args.model} on {bench.name}" + (f" (retain model {retain})" if retain else ""))
-    print(format_report(report))
-    write_json(args.json, {"model": args.model, "data": bench.name, "retain_model": retain, **report.to_dict()})
+    print(format_report(report, bench.protocol, n))
+    write_json(args.json, {"model": args.model, "data": bench.name, "retain_model": retain, "protocol": bench.protocol,
+                           "forget_rows": n, **report.to_dict()})
     return 0

@@ -56,6 +56,7 @@ def _settings(args, tiny: bool):
     return TrainSettings(epochs=args.epochs or (20 if tiny else 5), lr=args.lr or (3e-3 if tiny else 1e-5),
                          weight_decay=args.weight_decay if args.weight_decay is not None else (0.0 if tiny else 0.01),
                          batch_size=args.batch_size, grad_accum=accum, warmup_steps=0 if not tiny else 30,
+                         warmup_epochs=0.0 if tiny else 1.0, schedule="cosine" if tiny else "linear",  # TOFU's
                          betas=(0.9, 0.98) if tiny else (0.9, 0.999), batching="length")
 
 

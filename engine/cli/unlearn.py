@@ -39,7 +39,12 @@ def add_arguments(p) -> None:
     p.add_argument("--weighting", default=d.weighting, choices=["auto", "mask", "scores"],
                    help="hard selector mask, soft scores, or auto (scores for atwu; default)")
     p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr", type=float, default=None, help="default: 3e-4 on the built-in model, else 1e-5")
+    p.add_argument("--weight-decay", type=float, default=None, help="default: 0 on the built-in model, else 0.01")
+    p.add_argument("--warmup-epochs", type=float, default=None,
+                   help="linear warm-up length in epochs (default: 0 on the built-in model, else 1)")
+    p.add_argument("--lr-schedule", default=None, choices=["constant", "linear"],
+                   help="after warm-up (default: constant on the built-in model, else linear decay to 0)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--grad-accum", type=int, default=d.grad_accum)
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
@@ -52,8 +57,13 @@ def add_arguments(p) -> None:
     p.add_argument("--lora-alpha", type=int, default=d.lora_alpha)
     p.add_argument("--lora-targets", default=d.lora_targets, help="all-linear or comma-separated module names")
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
-    p.add_argument("--retain-eval-size", type=int, default=d.retain_eval_size,
-                   help="retain questions used for model utility (default: 200)")
+    p.add_argument("--protocol", default=None, choices=["tofu", "open-unlearning", "all"],
+                   help="evaluation protocol: tofu (first 300 forget10_perturbed / retain_perturbed rows, batch "
+                        "30, 200 tokens), open-unlearning (all 400, batch 32, 200 tokens; the default on TOFU's "
+                        "files) or all (every forget row, --retain-eval-size retain rows; the default elsewhere)")
+    p.add_argument("--retain-eval-size", type=int, default=None,
+                   help="retain questions used for model utility under --protocol all (default: 200); "
+                        "refused under tofu / open-unlearning, which fix the rows")
     p.add_argument("--eval-max-new-tokens", type=int, default=None,
                    help="greedy answer length for ROUGE in the evaluation (default: 64 on built-in data, "
                         "TOFU's 200 otherwise)")
@@ -74,7 +84,6 @@ def add_arguments(p) -> None:
 def config_from_args(args, store=None):
     """The RunConfig of the parsed arguments; the retain model: --retain-model, else `store`'s
     remembered pairing for (model, data), else the built-in default (`resolve.retain_model_for`)."""
-    from ..prompts import generation_length
     from ..masks import load_rules, rules_to_json
     from ..resolve import retain_model_for
     from ..train import RunConfig
@@ -85,11 +94,12 @@ def config_from_args(args, store=None):
                      selector_params=parse_params(args.param, "--param"),
                      loss_params=parse_params(args.loss_param, "--loss-param"), weighting=args.weighting,
                      epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
-                     warmup_steps=args.warmup_steps, seed=args.seed, beta=args.beta, orthogonalize=args.orthogonalize,
+                     weight_decay=getattr(args, "weight_decay", None), warmup_epochs=getattr(args, "warmup_epochs", None),
+                     lr_schedule=getattr(args, "lr_schedule", None), warmup_steps=args.warmup_steps, seed=args.seed, beta=args.beta, orthogonalize=args.orthogonalize,
                      lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_targets=args.lora_targets,
                      device=args.device, retain_eval_size=args.retain_eval_size,
-                     eval_max_new_tokens=generation_length(args.data) if args.eval_max_new_tokens is None
-                     else args.eval_max_new_tokens, max_steps=args.max_steps,
+                     protocol=getattr(args, "protocol", None),
+                     eval_max_new_tokens=args.eval_max_new_tokens, max_steps=args.max_steps,
                      eval_every_epoch=not args.no_eval, eval_every=args.eval_every, save_checkpoints=not args.no_checkpoints,
                      retain_model=args.retain_model or retain_model_for(args.model, args.data, store), rules=rules,
                      best_metric=getattr(args, "best_metric", None) or RunConfig.best_metric)
@@ -104,12 +114,14 @@ def _fmt(x) -> str:
 NO_RETAIN = "unavailable: no retain model given (--retain-model)"
 
 
-def format_epoch(m: dict) -> str:
+def format_epoch(m: dict, protocol: str | None = None) -> str:
     """`epoch N` then `name value` for every registered headline metric the epoch has (train loss
-    aside: the bar shows it; names as in records and CSV, `_probability` shortened to `_prob`)."""
+    aside: the bar shows it; names as in records and CSV, `_probability` shortened to `_prob`);
+    FQ with the protocol and the n its KS test used."""
+    beside = {"forget_quality": f" ({protocol}, n = {m.get('forget_rows')})"} if protocol else {}
     return f"epoch {m['epoch']:>2}  " + "  ".join(
-        f"{metric.name.replace('_probability', '_prob')} {_fmt(m.get(metric.name))}" for metric in shown("headline")
-        if metric.name in m and metric.name != "train_loss")
+        f"{metric.name.replace('_probability', '_prob')} {_fmt(m.get(metric.name))}{beside.get(metric.name, '')}"
+        for metric in shown("headline") if metric.name in m and metric.name != "train_loss")
 
 
 CANCEL_NOTICE = "cancelling: the run stops before its next step (press Ctrl-C again to stop at once)"
@@ -142,6 +154,9 @@ def run(args) -> int:
     check_run(config, store)  # a config that cannot run fails here, before the progress bar
     if config.retain_model is None:
         print(f"forget quality: {NO_RETAIN}")
+    print(f"evaluation protocol: {config.protocol} (batch {config.eval_batch_size or 'planned'}, "
+          f"{config.eval_max_new_tokens} new tokens"
+          + (f", {config.retain_eval_size} retain rows)" if config.protocol == "all" else ")"))
     cancel = threading.Event()
     bar = None
 
@@ -164,7 +179,7 @@ def run(args) -> int:
             bar.set_postfix(epoch=info["epoch"], loss=f"{info['loss']:.3f}", refresh=False)
         bar.refresh()
         if info.get("metrics") is not None:
-            tqdm.write(format_epoch(info["metrics"]))
+            tqdm.write(format_epoch(info["metrics"], config.protocol))
 
     previous = signal.signal(signal.SIGINT, ctrl_c_handler(cancel))
     try:

@@ -125,7 +125,8 @@ def load_benchmark(directory: str | Path, forget: str | None = None, protocol: s
     When `retain_perturbed.json` sits beside a `retain{100-N}` file (TOFU's own layout), model
     utility is evaluated on `retain_perturbed` instead (`Benchmark.retain_eval`).
     `real_authors*` and `world_facts*` are the utility sets.
-    protocol: 'tofu' or 'all' (see `Benchmark`); default 'tofu' on TOFU's layout, else 'all'.
+    protocol: 'tofu', 'open-unlearning' or 'all' (see `Benchmark`); default 'open-unlearning' on
+    TOFU's layout, else 'all'.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -161,7 +162,7 @@ def load_benchmark(directory: str | Path, forget: str | None = None, protocol: s
         real_authors=load_file(real) if real else [],
         world_facts=load_file(world) if world else [],
         retain_eval=load_file(retain_eval_file) if retain_eval_file else None,
-        protocol=protocol or ("tofu" if tofu_layout else "all"),
+        protocol=protocol or ("open-unlearning" if tofu_layout else "all"),
         holdout=_holdout(files, m, len(forget_samples)),
     )
 

@@ -43,7 +43,7 @@ class Sample:
         return row
 
 
-PROTOCOLS = ("all", "tofu")
+PROTOCOLS = ("all", "tofu", "open-unlearning")  # settings of each: engine.data.tofu_layout.PROTOCOL_SETTINGS
 TOFU_EVAL_SIZE = 300  # TOFU's published figures: `ds_size: 300` for forget10 and retain_perturbed
 
 
@@ -58,8 +58,9 @@ class Benchmark:
     holdout: the non-members of the membership-inference metrics, authors no model was trained on
     (TOFU's `holdoutN.json` beside `forgetN.json`); empty when the data has none.
     protocol: which evaluation sizes `eval_split` applies. 'all': every forget question, the
-    whole retain evaluation split (the evaluator may subsample it). 'tofu': TOFU's published
-    protocol, the first 300 forget questions and the first 300 retain-evaluation rows.
+    whole retain evaluation split (the evaluator subsamples it to `retain_eval_size`). 'tofu':
+    TOFU's published protocol, the first 300 forget questions and the first 300 retain-evaluation
+    rows. 'open-unlearning': every forget and retain-evaluation row (400 and 400 on forget10).
     """
 
     name: str

@@ -31,6 +31,35 @@ TOFU_ROLES = {
 }
 RETAIN_PERTURBED_ROWS = 400  # TOFU's retain_perturbed.json has 400 rows
 
+# The two named evaluation protocols on TOFU's files (issue 20 item 5). rows: forget and retain-evaluation
+# rows scored (None: all). TOFU: config/eval_everything.yaml `ds_size: 300`, `batch_size: 30`,
+# `generation.max_new_tokens: 200` (locuslab/tofu). open-unlearning: configs/eval/tofu.yaml scores the
+# whole forget10_perturbed / retain_perturbed splits, `batch_size: 32`, `generation_args.max_new_tokens: 200`.
+PROTOCOL_SETTINGS = {
+    "tofu": {"rows": 300, "eval_batch_size": 30, "max_new_tokens": 200},
+    "open-unlearning": {"rows": None, "eval_batch_size": 32, "max_new_tokens": 200},
+}
+
+
+def is_tofu_layout(data_spec: str | Path) -> bool:
+    """Whether `data_spec` (a directory, or DIR/forgetN) is TOFU's own layout: its directory holds
+    `retain_perturbed.json` (the file that makes `load_benchmark` evaluate utility apart)."""
+    path = Path(str(data_spec))
+    for d in (path, path.parent):
+        if d.is_dir() and ((d / "retain_perturbed.json").is_file() or (d / "retain_perturbed.jsonl").is_file()):
+            return True
+    return False
+
+
+def default_protocol(data_spec: str | Path) -> str:
+    """'open-unlearning' on TOFU's layout, else 'all' (every forget row, retain subset by size)."""
+    return "open-unlearning" if is_tofu_layout(data_spec) else "all"
+
+
+def protocol_note(protocol: str, n: int | None) -> str:
+    """What to print beside a forget quality: the protocol and the number of forget rows its KS test used."""
+    return f"{protocol}, n = {n}" if n is not None else protocol
+
 
 def roles_help() -> str:
     """One line per TOFU file: its name and its role (for --help and the README)."""

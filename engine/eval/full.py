@@ -39,6 +39,7 @@ class EvalReport:
     forget_truth_ratios: list[float] | None = None
     notes: list[str] = field(default_factory=list)
     extra: dict[str, float | None] = field(default_factory=dict)  # memorisation, MIA, registered hooks
+    forget_generations: dict[str, str] | None = None  # question → greedy answer (engine.eval.token_level)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,7 +125,8 @@ def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndar
     extra.update(mia_values)
     notes += mia_notes
     report = EvalReport(fq, metrics.model_utility(comps), comps, None if forget is None else forget.truth_ratios, notes,
-                        extra)
+                        extra=extra, forget_generations={s.question: outputs.generations[s.question]
+                                                         for s in forget_samples if s.question in outputs.generations})
     if hooks:
         report.extra.update(compute_hooks(MetricInput(model, tokenizer, bench, report.values())))
     return report, [outputs.nll[(s.question, s.answer)] for s in also_score]
@@ -143,15 +145,21 @@ def prompt_format(model_dir: Path) -> str:
     return format_of(tok).key(tok)
 
 
-def reference_truth_ratios(retain_model_dir: str | Path, bench: Benchmark, device: str = "auto") -> np.ndarray | None:
-    """The retain model's per-question forget TR values, computed once and cached on disk."""
+def reference_truth_ratios(retain_model_dir: str | Path, bench: Benchmark, device: str = "auto",
+                           dtype: torch.dtype | None = None) -> np.ndarray | None:
+    """The retain model's per-question forget TR values, computed once and cached on disk.
+
+    dtype: the weights' dtype to compute them in, the same as the evaluated model's (a run evaluates
+    its fp32 master weights; bf16 TRs against fp32 ones would shift FQ by precision alone); None:
+    `load_model`'s default for the device. The cache key records it."""
     retain_model_dir = Path(retain_model_dir)
     forget = bench.eval_split("forget")
-    cache = paths.cache_dir() / f"reference_tr_{_fingerprint(retain_model_dir, forget, prompt_format(retain_model_dir))}.json"
+    key = _fingerprint(retain_model_dir, forget, prompt_format(retain_model_dir) + (f"|{dtype}" if dtype else ""))
+    cache = paths.cache_dir() / f"reference_tr_{key}.json"
     cached = read_json_or_none(cache)  # a truncated or garbage file is ignored and rebuilt
     if isinstance(cached, list):
         return np.array(cached)
-    model, tok = load_model(retain_model_dir, device)
+    model, tok = load_model(retain_model_dir, device, dtype=dtype)
     tr = metrics.truth_ratios(model, tok, forget)
     if tr is None:
         return None

@@ -33,6 +33,12 @@ def _disk_file(specs, bench: Benchmark, key: tuple):
     return paths.cache_dir() / f"reference_points_{_ref_digest(specs, bench, key)}.json"
 
 
+def generation_length(data_spec: str) -> int:
+    from ..prompts import generation_length as length
+
+    return length(data_spec)
+
+
 def reference_points(session, model_spec: str, data_spec: str, retain_eval_size: int = 200,
                      max_new_tokens: int = 64, memo: dict | None = None, retain_spec: str | None = None) -> list[dict]:
     """Target and retain models evaluated as {label, model, metrics, notes} dicts.
@@ -42,6 +48,7 @@ def reference_points(session, model_spec: str, data_spec: str, retain_eval_size:
     demo-retain).
     """
     memo = {} if memo is None else memo
+    max_new_tokens = max_new_tokens or generation_length(data_spec)  # 0 / None: the data's, as the CLI
     key = (model_spec, data_spec, retain_eval_size, max_new_tokens) + ((retain_spec,) if retain_spec else ())
     with session.lock:
         if key in memo:
@@ -72,6 +79,7 @@ def cached_reference_points(session, model_spec: str, data_spec: str, retain_eva
                             retain_spec: str | None = None) -> list[dict] | None:
     """The reference points when already computed (memo or disk), else None; never evaluates."""
     memo = {} if memo is None else memo
+    max_new_tokens = max_new_tokens or generation_length(data_spec)  # 0 / None: the data's, as the CLI
     key = (model_spec, data_spec, retain_eval_size, max_new_tokens) + ((retain_spec,) if retain_spec else ())
     if key in memo:
         return memo[key]

@@ -178,3 +178,12 @@ for _name, _label, _what in (("mia_loss", "MIA LOSS", "mean answer NLL"),
 register(Metric("privleak", "privleak", None, ("holdout", "retain_model"), group="privacy", show="headline",
                 ideal=0.0, description="relative gap (%) of the Min-K % AUC to the retain model's: "
                 "((1 − AUC) − (1 − AUC_retain)) / (1 − AUC_retain) · 100; 0 is the retain model"))
+register(Metric("forget_rows", "forget rows n", None, description="forget questions evaluated: FQ's KS-test n"))
+# Where token-level methods differ (issue 20; engine/eval/token_level.py).
+register(Metric("fact_leak_rate", "fact leak rate", False, ("generation",), group="token", show="headline", description="leaked facts / facts in the greedy forget answers (leak check, normalised; facts: spans, else the mask)"))
+register(Metric("answered_rate", "answered rate", True, ("generation",), group="token", show="headline", description="greedy forget answers neither empty nor degenerate (no alphanumeric, or one word > 50 % of ≥ 4)"))
+register(Metric("kept_words_recall", "kept-words recall", True, ("generation",), group="token", show="headline", description="ROUGE-L recall of the greedy answer against the answer with its fact spans removed"))
+register(Metric("nontarget_retention", "non-target retention", True, ("mask",), group="token", show="headline", description="mean p of non-target answer tokens now / at step 0"))
+register(Metric("target_removal", "target removal", True, ("mask",), group="token", description="1 − mean p of target tokens now / at step 0"))
+register(Metric("nonfact_retention", "non-fact retention", True, ("spans",), group="token", description="mean p of non-fact answer tokens now / at step 0 (ground-truth spans)"))
+register(Metric("fact_removal", "fact removal", True, ("spans",), group="token", description="1 − mean p of fact tokens now / at step 0 (ground-truth spans)"))

@@ -14,6 +14,7 @@ import torch
 from .. import paths
 from ..atomic import read_json_or_none, write_text_atomic
 from ..fingerprint import content_hash, weights_fingerprint
+from ..masks.spans import label_offsets
 from ..models.loading import model_context
 from ..resolve import model_path, retain_model_for
 from ..tokens import PLAIN_TEMPLATE, encode_samples, fact_mask, iter_batches, label_rows
@@ -21,6 +22,7 @@ from . import passes
 from .full import EvalReport, evaluate_and_score, reference_mia, reference_truth_ratios
 from .privacy import RetainMIA
 from .registry import MetricInput, compute_hooks
+from .token_level import token_level_metrics
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,8 @@ def eval_context(state: State) -> EvalContext:
     """The run's step-0 comparison points; the target model's evaluation and p0 come from the
     cache (`step0_cache_key`) when an earlier run of the same model, data and settings made them."""
     retain = state.config.retain_model or retain_model_for(state.config.model, state.config.data)
-    ref_tr = reference_truth_ratios(model_path(retain), state.bench, state.device) if retain else None
+    dtype = next(state.base_model().parameters()).dtype  # the TRs in the evaluated weights' precision
+    ref_tr = reference_truth_ratios(model_path(retain), state.bench, state.device, dtype) if retain else None
     ref_mia = reference_mia(model_path(retain), state.bench, state.device) if retain else None
     key = step0_cache_key(state, ref_tr, ref_mia)
     cached = _load_step0(key)
@@ -166,6 +169,10 @@ def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress
     if ctx.spans is not None:
         m["fact_prob_drop"] = _mean_drop(ctx.p0, p, ctx.spans)
         m["nonfact_prob_drop"] = _mean_drop(ctx.p0, p, [a & ~s for a, s in zip(ctx.answer_rows, ctx.spans)])
+    m["forget_rows"] = len(state.bench.eval_split("forget"))  # FQ's n (its KS p-value depends on it)
+    offsets = None if ctx.spans is not None else label_offsets(state.tokenizer, state.forget)
+    m.update(token_level_metrics(state.forget, report.forget_generations, ctx.p0, p, ctx.answer_rows, targets,
+                                 ctx.spans, offsets))  # issue 20: leak, answered, kept words, retention
     m.update(compute_hooks(MetricInput(model, state.tokenizer, state.bench, m, state)))  # with the run's State
     if report.notes:
         m["notes"] = list(report.notes)

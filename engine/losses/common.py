@@ -12,6 +12,14 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (weights * values).sum() / weights.sum().clamp(min=1e-8)
 
 
+def token_mean_of(values: torch.Tensor, weights: torch.Tensor, answer_mask: torch.Tensor | None) -> torch.Tensor:
+    """Σ w·x / N, N = the batch's answer tokens: the token mean of w·x (WGA's and SatImp's normaliser,
+    open-unlearning `compute_wga_loss`)."""
+    if answer_mask is None:
+        raise ValueError("token_mean needs the batch's answer_mask")
+    return (weights * values).sum() / answer_mask.sum().clamp(min=1)
+
+
 def retain_nll(retain_nll_tokens: torch.Tensor | None, retain_mask: torch.Tensor | None) -> torch.Tensor:
     """Mean NLL over the retain batch's label positions (Σ ℓ / number of label tokens).
 

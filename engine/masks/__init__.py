@@ -8,11 +8,14 @@ character offsets that map spans and phrases onto them.
 """
 from .accuracy import Counts, MaskAccuracy, mask_accuracy
 from .interop import (
+                      CommonWordsRecord,
                       SpanRecord,
                       WordRecord,
+                      export_common_words,
                       export_spans,
                       export_words,
                       masks_from_records,
+                      read_common_words_file,
                       read_span_file,
                       read_word_file,
                       truth_from_records,
@@ -49,7 +52,7 @@ from .rules import (
 from .spans import CharSpan, label_mask_to_spans, label_offsets, spans_to_label_mask
 
 __all__ = ["CharSpan", "Counts", "LeakReport", "LeakRow", "MaskAccuracy", "MaskFileError", "ReviewItem", "Rule",
-           "RuleEffect", "SpanRecord", "WordRecord", "apply_rules", "dump_rules", "export_spans", "export_words",
+           "RuleEffect", "SpanRecord", "WordRecord", "apply_rules", "dump_rules", "export_spans", "export_words", "CommonWordsRecord", "export_common_words", "read_common_words_file",
            "hand_edits_between", "label_mask_to_spans", "label_offsets", "leak_check", "leak_rows", "load_rules",
            "mask_accuracy", "masks_from_records", "next_to_review", "parse_rules", "read_span_file",
            "read_word_file", "review_queue", "rewrite_with_rules", "rule_effects", "rules_from_json", "rules_to_json",

@@ -39,6 +39,8 @@ class TrainSettings:
     batch_size: int = 4
     grad_accum: int = 8
     warmup_steps: int = 0
+    warmup_epochs: float = 0.0  # used when warmup_steps is 0: round(warmup_epochs × steps per epoch)
+    schedule: str = "cosine"  # after warm-up: "cosine" or "linear" decay to 0 (TOFU: 1 warm-up epoch, linear)
     betas: tuple[float, float] = (0.9, 0.999)
     max_grad_norm: float = 1.0
     batching: str = "length"
@@ -51,6 +53,14 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
     return 0.5 * peak * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def linear_lr(step: int, total: int, peak: float, warmup: int) -> float:
+    """Linear warm-up to `peak`, then linear decay to 0 at `total` (HF's get_linear_schedule_with_warmup,
+    TOFU's finetune.py: warm-up of one epoch)."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * max(0.0, (total - step) / max(1, total - warmup))
 
 
 def context_length(tokenizer, samples) -> int:
@@ -148,6 +158,8 @@ def train_causal_lm(model, tokenizer, samples, settings: TrainSettings, progress
     micro = settings.batch_size
     steps_per_epoch = math.ceil(math.ceil(len(samples) / micro) / settings.grad_accum)
     total = steps_per_epoch * epochs
+    warmup = settings.warmup_steps or round(settings.warmup_epochs * steps_per_epoch)
+    schedule = linear_lr if settings.schedule == "linear" else cosine_lr
     rng = random.Random(settings.seed)
     order = list(range(len(samples)))
     first_epoch, step = _load_state(state_dir, model, opt) if state_dir else (0, 0)
@@ -159,7 +171,7 @@ def train_causal_lm(model, tokenizer, samples, settings: TrainSettings, progress
         for b0 in range(0, len(batches), settings.grad_accum):
             group = batches[b0:b0 + settings.grad_accum]
             for g in opt.param_groups:
-                g["lr"] = cosine_lr(step, total, settings.lr, settings.warmup_steps)
+                g["lr"] = schedule(step, total, settings.lr, warmup)
             opt.zero_grad(set_to_none=True)
             for idx in group:
                 batch = encode_samples(tokenizer, [samples[j] for j in idx], max_length=10**9).to(device)

@@ -24,7 +24,7 @@ def check_run(config: RunConfig, store=None) -> Benchmark:
         raise ValueError(str(err.args[0]) if err.args else str(err)) from None
     check_model_dir(model_path(config.model))  # ModelLoadError (a ValueError) names the problem
     try:
-        bench = load_data(config.data)
+        bench = load_data(config.data, protocol=config.protocol)
     except DataError as err:
         raise ValueError(str(err)) from None
     if not bench.forget:

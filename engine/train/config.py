@@ -1,6 +1,7 @@
 """What decides a run (`RunConfig`) and what a run returns (`RunResult`)."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
@@ -11,6 +12,25 @@ from ..selectors import SELECTORS, check_selector_params, get_selector
 from ..weights import LEARNED_WEIGHTS
 
 Progress = Callable[[dict], None]
+
+# Per-model defaults (issue 20): the built-in tiny model keeps what its results table chose; any other
+# model gets open-unlearning's (configs/trainer/finetune.yaml + GradDiff etc.: lr 1e-5, weight decay 0.01,
+# warm-up 1 epoch, linear decay to 0; TOFU's own unlearning recipe uses the same).
+TINY_DEFAULTS = {"lr": 3e-4, "weight_decay": 0.0, "warmup_epochs": 0.0, "lr_schedule": "constant"}
+REAL_DEFAULTS = {"lr": 1e-5, "weight_decay": 0.01, "warmup_epochs": 1.0, "lr_schedule": "linear"}
+SCHEDULES = ("constant", "linear")
+
+
+def is_builtin_model(spec: str) -> bool:
+    """The built-in tiny models (`demo`, `demo-retain`), by name."""
+    from ..resolve import MODEL_NAMES
+
+    return str(spec) in MODEL_NAMES
+
+
+def model_defaults(spec: str) -> dict:
+    """TINY_DEFAULTS for a built-in model, REAL_DEFAULTS for any other."""
+    return dict(TINY_DEFAULTS if is_builtin_model(spec) else REAL_DEFAULTS)
 
 
 @dataclass
@@ -24,13 +44,22 @@ class RunConfig:
     the saved one with selector_params init='saved') steps every `atwu_every` model steps and
     is saved at the end for the `atwu` selector; every other selector runs once, on the
     initial model, before the first step.
-    lr default 3e-4: the best of {3e-5, 1e-4, 3e-4, 1e-3} for most methods on the built-in model
-    (benchmarks/results/results_table.md, 5 epochs); real models want ~1e-5 (SPEC §3).
+    lr, weight_decay, warmup_epochs, lr_schedule: None means the model's default, resolved when the
+    config is made and recorded with the run: on the built-in model lr 3e-4 (the best of {3e-5, 1e-4,
+    3e-4, 1e-3} for most methods, benchmarks/results/results_table.md), no weight decay, no warm-up,
+    constant; on any other model open-unlearning's lr 1e-5, weight decay 0.01, one warm-up epoch,
+    linear decay to 0 (`model_defaults`).
     loss_params: the loss's keyword hyper-parameters (see `LOSSES[name].defaults`); `beta`,
     when set, overrides the loss's β. atwu_every: model steps per ATWU scorer step (n = 5).
-    lr schedule: linear warm-up over `warmup_steps`, then constant.
+    lr schedule (`lr_at`): linear warm-up over `warmup_steps` (when > 0) or `warmup_epochs` epochs of
+    steps, then constant or linear decay to 0 at the last step (`lr_schedule`).
     max_steps: a cap on optimiser steps; the epoch it cuts short is still evaluated and counted.
-    retain_eval_size / eval_max_new_tokens: the evaluation's retain subset and generation length.
+    protocol: the evaluation protocol, None: the data's default (`tofu_layout.default_protocol`:
+    'open-unlearning' on TOFU's files, else 'all'); recorded with the run. Under 'tofu' /
+    'open-unlearning' the protocol fixes the rows, the evaluation batch (30 / 32, unless
+    eval_batch_size is given) and the generation length (200, unless given); retain_eval_size
+    then must stay None (refused, never ignored). Under 'all': retain_eval_size (None: 200) retain
+    rows, generation length None: the data's (`prompts.generation_length`: 64 built-in, else 200).
     eval_every: evaluate after every N-th epoch (the final epoch always; step 0 comes from the
     target model's cached evaluation). Default 1, so every epoch is a point on the trade-off
     curve; larger N trades curve points for time (benchmarks/eval_share.py). eval_batch_size: rows per
@@ -50,11 +79,13 @@ class RunConfig:
     loss_params: dict = field(default_factory=dict)
     weighting: str = "auto"
     epochs: int = 10
-    lr: float = 3e-4
+    lr: float | None = None
     batch_size: int = 8
     grad_accum: int = 1
     warmup_steps: int = 0
-    weight_decay: float = 0.0
+    weight_decay: float | None = None
+    warmup_epochs: float | None = None
+    lr_schedule: str | None = None
     max_grad_norm: float = 1.0
     seed: int = 0
     lora: bool = False
@@ -66,8 +97,9 @@ class RunConfig:
     eval_every: int = 1
     eval_batch_size: int | None = None
     gradient_checkpointing: str = "auto"
-    retain_eval_size: int = 200
-    eval_max_new_tokens: int = 64
+    retain_eval_size: int | None = None
+    eval_max_new_tokens: int | None = None
+    protocol: str | None = None
     orthogonalize: bool = False
     beta: float | None = None
     atwu_every: int = 5
@@ -77,18 +109,72 @@ class RunConfig:
     rules: list = field(default_factory=list)
     best_metric: str = DEFAULT_BEST  # the 'best' checkpoint's metric (engine.eval.registry; its direction)
 
+    def __post_init__(self) -> None:
+        for k, v in model_defaults(self.model).items():
+            if getattr(self, k) is None:
+                setattr(self, k, v)
+        from ..data.tofu_layout import PROTOCOL_SETTINGS, default_protocol
+
+        if self.protocol is None:
+            self.protocol = default_protocol(self.data)
+        fixed = PROTOCOL_SETTINGS.get(self.protocol)
+        if fixed is not None:
+            if self.eval_batch_size is None:
+                self.eval_batch_size = fixed["eval_batch_size"]
+            if self.eval_max_new_tokens is None:
+                self.eval_max_new_tokens = fixed["max_new_tokens"]
+        else:
+            from ..prompts import generation_length
+
+            if self.retain_eval_size is None:
+                self.retain_eval_size = 200
+            if self.eval_max_new_tokens is None:
+                self.eval_max_new_tokens = generation_length(self.data)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
+        """A config from a record; a record older than per-model defaults (it has an lr but no
+        lr_schedule) ran with no warm-up epoch and a constant rate, and keeps them."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        d = {k: v for k, v in d.items() if k in names}
+        if "lr" in d and "lr_schedule" not in d:
+            d = {"warmup_epochs": 0.0, "lr_schedule": "constant", "weight_decay": 0.0, **d}
+        if "protocol" not in d and "data" in d:  # before named protocols: TOFU's on its layout, sizes ignored
+            from ..data.tofu_layout import is_tofu_layout
+
+            if is_tofu_layout(d["data"]):
+                d = {**d, "protocol": "tofu", "retain_eval_size": None}
+        return cls(**d)
+
+    def steps_per_epoch(self, n_forget: int, world: int = 1) -> int:
+        return math.ceil(math.ceil(n_forget / self.batch_size) / (self.grad_accum * world))
+
+    def lr_at(self, step: int, n_forget: int, world: int = 1) -> float:
+        """The learning rate of 0-based optimiser step `step`: linear warm-up to `lr` over W steps
+        (W = warmup_steps when > 0, else round(warmup_epochs × steps per epoch)), then `lr`
+        ('constant') or linear decay to 0 at the last step ('linear', as transformers'
+        get_linear_schedule_with_warmup: lr · (total − step) / (total − W))."""
+        per_epoch = self.steps_per_epoch(n_forget, world)
+        total = per_epoch * self.epochs
+        if self.max_steps:
+            total = min(total, self.max_steps)
+        warm = self.warmup_steps if self.warmup_steps > 0 else round((self.warmup_epochs or 0.0) * per_epoch)
+        if step < warm:
+            return self.lr * (step + 1) / warm
+        if self.lr_schedule == "linear":
+            return self.lr * max(0.0, (total - step) / max(1, total - warm))
+        return self.lr
 
     def loss_kwargs(self) -> dict:
         """The loss's hyper-parameters: its defaults, then loss_params, then `beta`."""
         spec = get_loss(self.loss)
         over = dict(self.loss_params)
+        learned = LEARNED_WEIGHTS.get(self.selector) if self.mask_set is None else None
+        if getattr(learned, "token_mean", False) and "token_mean" in spec.defaults and "token_mean" not in over:
+            over["token_mean"] = True  # WGA / SatImp: the papers' token mean (engine.weights.dynamic)
         if self.beta is not None:
             if "beta" not in spec.defaults:
                 raise ValueError(f"loss {self.loss!r} has no beta")
@@ -122,12 +208,31 @@ class RunConfig:
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
         check_finite_positive(self.lr, "lr")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"weight_decay must be a finite number ≥ 0, got {self.weight_decay}")
+        if not (self.warmup_epochs >= 0 and math.isfinite(self.warmup_epochs)):
+            raise ValueError(f"warmup_epochs must be a finite number ≥ 0, got {self.warmup_epochs}")
+        learned = LEARNED_WEIGHTS.get(self.selector) if self.mask_set is None else None
+        if learned is not None and hasattr(learned, "check_config"):
+            learned.check_config(self)
         check_finite_positive(self.beta, "beta")
-        check_positive_int(self.retain_eval_size, "retain_eval_size")
+        from ..data.sample import PROTOCOLS
+
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.protocol != "all" and self.retain_eval_size is not None:
+            raise ValueError(f"retain_eval_size ({self.retain_eval_size}) applies to protocol 'all' only; protocol "
+                             f"{self.protocol!r} fixes the retain rows (tofu: the first 300 of retain_perturbed, "
+                             f"open-unlearning: all of them); use --protocol all to subsample")
+        if self.retain_eval_size is not None:
+            check_positive_int(self.retain_eval_size, "retain_eval_size")
         check_positive_int(self.eval_max_new_tokens, "eval_max_new_tokens")
         check_positive_int(self.warmup_steps, "warmup_steps", minimum=0)
         check_device(self.device, "device")
-        if self.mask_set is None and self.selector in SELECTORS:  # a learned-weight method checks its own
+        if self.mask_set is None and self.selector in SELECTORS and not hasattr(learned, "check_config"):
+            # a learned-weight method checks its own
             check_selector_params(self.selector, dict(self.selector_params), in_run=True)
         self.loss_kwargs()  # unknown loss parameters and bad values fail here
         rankable(self.best_metric)  # a registered metric with a better direction

@@ -146,8 +146,9 @@ def prepare(config: RunConfig, store=None) -> State:
         check_fits(tok, preferred, "preferred (I don't know) samples")
     reference, ref_rows = None, None
     if can_cache(spec.inputs):
-        ref_rows = reference_rows(model, tok, bench.forget, reference_inputs(spec.inputs), config.batch_size * 4,
-                                  preferred)
+        with precision.context():  # under the policy's autocast, so ref − policy compares like with like
+            ref_rows = reference_rows(model, tok, bench.forget, reference_inputs(spec.inputs), config.batch_size * 4,
+                                      preferred)
     elif spec.needs_reference and not config.lora:  # with LoRA the adapter switched off is the reference
         reference = copy.deepcopy(model).eval()
         reference.requires_grad_(False)

@@ -87,6 +87,8 @@ def loss_inputs(state: State, indices: list[int], batch: Batch, retain: Batch | 
     nll = per_token_nll(logits, batch)  # (B, T)
     state.weights.observe(batch, out, nll)
     inputs = {"nll": nll, "answer_mask": batch.answer_mask, "weights": state.weights.for_batch(indices, batch)}
+    if "label_mask" in need:  # e.g. TPO's preservation term with the closing EOS
+        inputs["label_mask"] = batch.label_mask
     if "logit" in need:
         inputs["logit"] = label_logit(logits, batch)
     if "logits" in need:
@@ -210,7 +212,7 @@ def step(state: State, micro_batches: list[Micro]) -> dict:
     cfg = state.config
     state.model.train()
     for group in state.optimizer.param_groups:
-        group["lr"] = lr_at(state.step, cfg.lr, cfg.warmup_steps)
+        group["lr"] = cfg.lr_at(state.step, len(state.forget), state.world)  # warm-up, then the schedule
     totals: dict = {}
     scale = 1.0 / len(micro_batches)
     for indices, batch, retain in micro_batches:
