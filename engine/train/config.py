@@ -73,6 +73,7 @@ class RunConfig:
     save_checkpoints: bool = True
     retain_model: str | None = None  # FQ's gold standard; None: resolve.retain_model_for (demo → demo-retain)
     rules: list = field(default_factory=list)
+    sharding: str = "ddp"  # under a multi-process launch: 'ddp' (whole model per rank) or 'fsdp' (sharded)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,6 +110,8 @@ class RunConfig:
                                  f"{self.selector}'s learned weights")
         if self.weighting not in ("auto", "mask", "scores"):
             raise ValueError(f"weighting must be auto, mask or scores, got {self.weighting!r}")
+        if self.sharding not in ("ddp", "fsdp"):
+            raise ValueError(f"sharding must be ddp or fsdp, got {self.sharding!r}")
         if self.gradient_checkpointing not in ("auto", "on", "off"):
             raise ValueError(f"gradient_checkpointing must be auto, on or off, got {self.gradient_checkpointing!r}")
         if self.eval_batch_size is not None and self.eval_batch_size < 1:

@@ -3,6 +3,7 @@ final checkpoints, record everything in the store; plus `short_run` (steps only,
 from __future__ import annotations
 
 import math
+import signal
 import threading
 import time
 import traceback
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from .. import paths
 from ..store import Store
+from . import distributed
 from .checkpoint import claim_run_folder, save_checkpoint, save_run_scorer
 from ..prompts import format_of
 from .config import Progress, RunConfig, RunResult
@@ -58,7 +60,8 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
     store = store if store is not None else default_store()
     state = prepare(config, store)
     main = state.is_main
-    record = {**config.to_dict(), "prompt_format": format_of(state.tokenizer).to_dict()}  # engine.prompts
+    record = {**config.to_dict(), "prompt_format": format_of(state.tokenizer).to_dict(),  # engine.prompts
+              "world_size": state.world}
     run_id = store.create_run(record, store.mask_set_hash(config.mask_set) if config.mask_set else None) \
         if main else None
     owner = store.run_folder(run_id) if main else None
@@ -107,6 +110,7 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
     def out_of_steps() -> bool:
         return config.max_steps is not None and state.step >= config.max_steps
 
+    previous_sigterm = distributed.on_sigterm() if state.accelerator is not None else None
     try:
         if config.eval_every_epoch and main:
             enter("evaluating", 0)
@@ -123,7 +127,7 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
                     break
                 if out_of_steps():
                     break
-                stats = step(state, micro)
+                stats = distributed.reduce_stats(state, step(state, micro))  # the global batch's mean
                 if not math.isfinite(stats["loss"]):
                     raise FloatingPointError(f"the loss became {stats['loss']} at step {state.step}; lower the lr")
                 losses.append(stats["loss"])
@@ -133,6 +137,7 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
             epochs_done = epoch
             if state.accelerator is not None:
                 state.accelerator.wait_for_everyone()
+                distributed.refresh_full_weights(state)  # FSDP: every rank gathers, rank 0 keeps them
             if main:  # every eval_every-th epoch, and always the last one (also when max_steps ends it)
                 last = epoch == config.epochs or out_of_steps()
                 record(epoch, sum(losses) / max(1, len(losses)), epoch % config.eval_every == 0 or last)
@@ -156,6 +161,8 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
         raise
     except Exception as err:  # recorded, then returned: the app and the CLI show the message
         message = f"{type(err).__name__}: {err}"
+        if state.accelerator is not None:
+            message += distributed.death_note(state.peers)
         clock.stop()
         if main:
             message += _record_end(store, run_id, "failed", message, phase_seconds=clock.seconds())
@@ -165,6 +172,9 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
                 pass
         return RunResult(run_id, "failed", epochs_done, history, best[1] if best else None, checkpoints,
                          message, time.perf_counter() - started)
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 def _record_end(store, run_id: int, status: str, message: str, phase_seconds: dict | None = None) -> str:

@@ -17,6 +17,7 @@ from ..masks.rules import rules_from_json
 from ..models import load_model
 from ..models.device import Precision, adamw, precision_for
 from ..resolve import model_path
+from . import distributed
 from .check import check_run
 from .config import RunConfig
 from .reference import can_cache, reference_inputs, reference_rows
@@ -48,6 +49,8 @@ class State:
     memory: dict = field(default_factory=dict)  # the training plan's settings (gradient_checkpointing,
     # separate_retain_backward) and its breakdown (`memory_plan.Plan.explain`)
     precision: Precision | None = None  # fp32 master weights, bf16 autocast on a bf16 GPU (`precision_for`)
+    full_model: torch.nn.Module | None = None  # FSDP: rank 0's unsharded copy for evaluation and checkpoints
+    peers: list | None = None  # (hostname, pid) per rank of a multi-process launch (`distributed.peers`)
 
     @property
     def trainable(self) -> list[torch.nn.Parameter]:
@@ -63,18 +66,17 @@ class State:
         return self.accelerator.num_processes if self.accelerator else 1
 
     def base_model(self):
-        """The model without its DDP wrapper (a peft model stays a peft model), for eval and saving."""
+        """The model without its DDP wrapper (a peft model stays a peft model), for eval and saving;
+        under FSDP, rank 0's unsharded copy (`distributed.refresh_full_weights` keeps it current)."""
+        if self.full_model is not None:
+            return self.full_model
         return self.accelerator.unwrap_model(self.model) if self.accelerator else self.model
 
 
 def _accelerator(device: str):
     """An accelerate Accelerator when launched with several processes (accelerate launch,
-    torchrun), else None. On a machine without CUDA (or device='cpu') the processes share the CPU."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    from accelerate import Accelerator
-
-    return Accelerator(cpu=device == "cpu" or not torch.cuda.is_available())
+    torchrun), else None (`distributed.make_accelerator`)."""
+    return distributed.make_accelerator(device)
 
 
 def _apply_lora(model, config: RunConfig):
@@ -160,6 +162,9 @@ def prepare(config: RunConfig, store=None) -> State:
     if config.lora:
         model = _apply_lora(model, config)
     model.train()
+    if accelerator is not None and config.sharding == "fsdp":
+        return _prepare_sharded(config, spec, kwargs, model, tok, device, bench, weights, reference, ref_rows,
+                                learned, accelerator, precision, plan)
     opt = adamw([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
     if learned is not None:  # built on the model as trained (LoRA included), before accelerate wraps it
         weights = learned.create(config, model, tok, list(bench.forget), device, accelerator)
@@ -168,5 +173,25 @@ def prepare(config: RunConfig, store=None) -> State:
                   memory={**plan.settings, "plan": plan.explain()})
     if accelerator is not None:
         state.model, state.optimizer = accelerator.prepare(state.model, state.optimizer)
+        state.peers = distributed.peers(accelerator)
+    return state
+
+
+def _prepare_sharded(config, spec, kwargs, model, tok, device, bench, weights, reference, ref_rows, learned,
+                     accelerator, precision, plan) -> State:
+    """The FSDP end of `prepare`: rank 0 keeps an unsharded copy for evaluation and checkpoints,
+    learned token weights are built on the unsharded model (rank 0's read the copy), then the
+    model is sharded (`distributed.shard_model`) and the optimiser built over the shards."""
+    full = distributed.eval_copy(model) if accelerator.is_main_process else None
+    if learned is not None:
+        weights = learned.create(config, model, tok, list(bench.forget), device, accelerator)
+        if full is not None and hasattr(weights, "model"):
+            weights.model = full  # its targets() runs on rank 0 alone: the unsharded copy
+    model = distributed.shard_model(model, accelerator)
+    opt = adamw([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
+    state = State(config, spec, kwargs, model, tok, device, bench, list(bench.forget), list(bench.retain),
+                  weights, opt, reference, ref_rows, accelerator=accelerator, precision=precision,
+                  memory={**plan.settings, "plan": plan.explain(), "sharding": "fsdp"}, full_model=full)
+    state.peers = distributed.peers(accelerator)
     return state
 
