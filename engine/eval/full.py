@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +18,18 @@ from ..prompts import format_of
 from . import metrics, passes
 
 EVAL_RETAIN_SIZE = 200
+
+
+def rouge_subsample(samples: list[Sample], size: int | None, seed: int = 0) -> list[Sample]:
+    """The rows whose greedy answers a subsampled evaluation generates: `size` rows drawn without
+    replacement by random.Random(seed), in their split order; the same rows every call (every
+    epoch) for the same samples, size and seed. size None, or at least len(samples): every row."""
+    if size is None or size >= len(samples):
+        return samples
+    import random
+
+    keep = sorted(random.Random(seed).sample(range(len(samples)), size))
+    return [samples[i] for i in keep]
 
 
 def eval_subset(samples: list[Sample], size: int) -> list[Sample]:
@@ -37,6 +49,7 @@ class EvalReport:
     components: dict[str, float | None]
     forget_truth_ratios: list[float] | None = None
     notes: list[str] = field(default_factory=list)
+    rouge_rows: int | None = None  # ROUGE on this many seeded rows per split (`rouge_subsample`); None: all
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,13 +78,19 @@ def evaluate(model, tokenizer, bench: Benchmark, reference_tr: np.ndarray | None
 def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndarray | None = None,
                        retain_size: int = EVAL_RETAIN_SIZE, max_new_tokens: int = 64, batch_size: int = 64,
                        progress: Callable[[int, int], None] | None = None,
-                       also_score: list[Sample] = ()) -> tuple[EvalReport, list[torch.Tensor]]:
+                       also_score: list[Sample] = (), rouge_rows: int | None = None,
+                       rouge_seed: int = 0) -> tuple[EvalReport, list[torch.Tensor]]:
     """`evaluate`, plus the per-token NLL (1-D, over label positions) of each of `also_score`'s
     answers. All model work is one `passes.run`: every question's prompt runs once, for its
     greedy answer and for every text scored behind it (answers, paraphrases, perturbed answers,
-    `also_score`'s answers)."""
+    `also_score`'s answers).
+
+    rouge_rows: generate greedy answers (the ROUGE-L components) for only `rouge_subsample(split,
+    rouge_rows, rouge_seed)` of each split; probabilities and truth ratios (forward passes only,
+    so FQ is exact) stay on every row. None: every row (the full protocol)."""
     splits = eval_splits(bench, retain_size)
-    questions = [s.question for _, _, samples in splits for s in samples]
+    generated = {key: rouge_subsample(samples, rouge_rows, rouge_seed) for key, _, samples in splits}
+    questions = [s.question for key, _, _ in splits for s in generated[key]]
     pairs = [p for _, kind, samples in splits for p in metrics.split_pairs(samples, kind)]
     pairs += [(s.question, s.answer) for s in also_score]
     outputs = passes.run(model, tokenizer, questions, pairs, max_new_tokens, batch_size, progress)
@@ -82,13 +101,13 @@ def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndar
             notes.append(f"no {key} split: model utility is unavailable")
             comps.update({f"{key}_probability": None, f"{key}_rouge_l": None, f"{key}_truth_ratio": None})
             continue
-        s = metrics.score_split(outputs, samples, kind)
+        s = _score_split(outputs, samples, kind, generated[key])
         if s.truth_ratio_summary is None:
             notes.append(f"{key} has no perturbed answers: its truth ratio is unavailable")
         comps.update({f"{key}_probability": s.probability, f"{key}_rouge_l": s.rouge_l,
                       f"{key}_truth_ratio": s.truth_ratio_summary})
     forget_samples = splits[0][2]
-    forget = metrics.score_split(outputs, forget_samples, "forget") if forget_samples else None
+    forget = _score_split(outputs, forget_samples, "forget", generated["forget"]) if forget_samples else None
     numbers = (None, None, None) if forget is None else (forget.probability, forget.rouge_l, forget.truth_ratio_summary)
     comps.update(zip(("forget_probability", "forget_rouge_l", "forget_truth_ratio"), numbers))
     fq = None
@@ -98,8 +117,22 @@ def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndar
         notes.append("no retain model given: forget quality is unavailable")
     else:
         fq = metrics.forget_quality(np.array(forget.truth_ratios), reference_tr)
-    report = EvalReport(fq, metrics.model_utility(comps), comps, None if forget is None else forget.truth_ratios, notes)
+    sub = rouge_rows if rouge_rows is not None and any(len(generated[k]) < len(v) for k, _, v in splits) else None
+    report = EvalReport(fq, metrics.model_utility(comps), comps, None if forget is None else forget.truth_ratios, notes,
+                        sub)
     return report, [outputs.nll[(s.question, s.answer)] for s in also_score]
+
+
+def _score_split(outputs: passes.Outputs, samples: list[Sample], kind: str, generated: list[Sample]):
+    """`metrics.score_split`, with ROUGE-L over the `generated` rows only when they are a subsample
+    (the other rows' answers were not generated)."""
+    if len(generated) == len(samples):
+        return metrics.score_split(outputs, samples, kind)
+    answers = {s.question: outputs.generations.get(s.question, "") for s in samples}
+    scores = metrics.score_split(passes.Outputs(answers, outputs.nll), samples, kind)
+    rouge = float(metrics.rouge_l_recall([answers[s.question] for s in generated],
+                                         [s.answer for s in generated]).mean()) if generated else float("nan")
+    return replace(scores, rouge_l=rouge, generations=[answers[s.question] for s in generated])
 
 
 def _fingerprint(model_dir: Path, samples: list[Sample], prompt_format: str = "") -> str:

@@ -33,6 +33,10 @@ class RunConfig:
     target model's cached evaluation). Default 1, so every epoch is a point on the trade-off
     curve; larger N trades curve points for time (benchmarks/eval_share.py). eval_batch_size: rows per
     evaluation forward / generation batch; None lets `memory_plan.plan_evaluation` choose.
+    eval_rouge_rows: between step 0 and the last epoch, the greedy generations (ROUGE-L) run on a
+    fixed, seeded subsample of this many rows per split (`eval.full.rouge_subsample`; FQ and
+    every forward-only number stay on every row); step 0, the best epoch (re-evaluated at the
+    end) and the last epoch get the full protocol. None: the full protocol every epoch.
     gradient_checkpointing: 'auto' (`memory_plan.plan_training` decides against free memory),
     'on' or 'off'. The plan also decides whether the retain batch is backpropagated on its own.
     rules: phrase rules (`engine.masks.rules_to_json` objects) applied on top of the selector's
@@ -73,6 +77,7 @@ class RunConfig:
     save_checkpoints: bool = True
     retain_model: str | None = None  # FQ's gold standard; None: resolve.retain_model_for (demo → demo-retain)
     rules: list = field(default_factory=list)
+    eval_rouge_rows: int | None = 20  # per-epoch ROUGE on this many seeded rows per split; None: every row
     sharding: str = "ddp"  # under a multi-process launch: 'ddp' (whole model per rank) or 'fsdp' (sharded)
 
     def to_dict(self) -> dict:
@@ -127,6 +132,8 @@ class RunConfig:
         check_finite_positive(self.beta, "beta")
         check_positive_int(self.retain_eval_size, "retain_eval_size")
         check_positive_int(self.eval_max_new_tokens, "eval_max_new_tokens")
+        if self.eval_rouge_rows is not None:
+            check_positive_int(self.eval_rouge_rows, "eval_rouge_rows")
         check_positive_int(self.warmup_steps, "warmup_steps", minimum=0)
         check_device(self.device, "device")
         if self.mask_set is None and self.selector in SELECTORS:  # a learned-weight method checks its own

@@ -9,6 +9,8 @@ import time
 import traceback
 from pathlib import Path
 
+import torch
+
 from .. import paths
 from ..store import Store
 from . import distributed
@@ -86,8 +88,12 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
         notify({"run_id": run_id, "phase": phase, "step": state.step, "total_steps": total, "epoch": epoch,
                 **extra})
 
-    def record(epoch: int, train_loss: float | None, evaluate: bool = True) -> None:
-        """Evaluate (when asked), store the epoch's metrics, keep the best-FQ checkpoint (main process only)."""
+    top: list = []  # [forget quality, epoch, weights or None]: the best evaluated epoch ≥ 1, with its
+    # weights (CPU) while its metrics are subsampled, for the full evaluation at the end
+
+    def record(epoch: int, train_loss: float | None, evaluate: bool = True, full: bool = False) -> None:
+        """Evaluate (when asked; ROUGE on the seeded subsample unless `full` or step 0), store the
+        epoch's metrics, keep the best-FQ checkpoint (main process only)."""
         nonlocal best
         if evaluate:
             enter("evaluating", epoch)
@@ -96,10 +102,14 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
             notify({"run_id": run_id, "phase": "evaluating", "step": state.step, "total_steps": total,
                     "epoch": epoch, "eval_done": done, "eval_total": n})
         m = {"epoch": epoch, "step": state.step, "train_loss": train_loss,
-             **(evaluate_state(state, ctx, step0=epoch == 0, progress=questions) if ctx is not None and evaluate else {})}
+             **(evaluate_state(state, ctx, step0=epoch == 0, progress=questions,
+                               rouge_rows=None if full else config.eval_rouge_rows)
+                if ctx is not None and evaluate else {})}
         history.append(m)
         store.add_epoch_metrics(run_id, epoch, state.step, m)
         fq = m.get("forget_quality")
+        if epoch >= 1 and fq is not None and (not top or fq > top[0]):
+            top[:] = [fq, epoch, _weights(state) if m.get("subsampled") else None]
         if epoch >= 1 and config.save_checkpoints and fq is not None and (best is None or fq > best[0]):
             best = (fq, epoch)
             enter("saving", epoch)
@@ -140,7 +150,7 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
                 distributed.refresh_full_weights(state)  # FSDP: every rank gathers, rank 0 keeps them
             if main:  # every eval_every-th epoch, and always the last one (also when max_steps ends it)
                 last = epoch == config.epochs or out_of_steps()
-                record(epoch, sum(losses) / max(1, len(losses)), epoch % config.eval_every == 0 or last)
+                record(epoch, sum(losses) / max(1, len(losses)), epoch % config.eval_every == 0 or last, full=last)
             if out_of_steps():
                 break
         scorer_path = None
@@ -150,6 +160,9 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
                 checkpoints["final"] = str(save_checkpoint(state, own_dir() / "final", owner))
                 store.set_checkpoint(run_id, "final", checkpoints["final"], epochs_done)
             scorer_path = save_run_scorer(state, run_id)
+        if main and status == "finished" and top and top[2] is not None:  # the best epoch, on every row
+            enter("evaluating", top[1])
+            _full_best(state, ctx, store, run_id, history, top[1], top[2])
         clock.stop()
         if main:
             store.finish_run(run_id, status, None, phase_seconds=clock.seconds())
@@ -175,6 +188,35 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
     finally:
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _weights(state: State) -> dict:
+    """A CPU copy of the weights an evaluation reads (the trainable ones; all of rank 0's unsharded
+    copy under FSDP), to evaluate this epoch again later."""
+    model = state.base_model()
+    every = state.full_model is not None
+    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if every or p.requires_grad}
+
+
+def _full_best(state: State, ctx, store, run_id: int, history: list[dict], epoch: int, weights: dict) -> None:
+    """Evaluate the best epoch's `weights` with the full protocol (every row's ROUGE) and replace
+    its subsampled metrics in the store and in `history`; the final weights are put back after.
+    Learned token weights (ATWU) are read as they are at the end of the run."""
+    model = state.base_model()
+    params = dict(model.named_parameters())
+    final = {n: params[n].detach().to("cpu", copy=True) for n in weights}
+    with torch.no_grad():
+        try:
+            for n, w in weights.items():
+                params[n].copy_(w)
+            full = evaluate_state(state, ctx)
+        finally:
+            for n, w in final.items():
+                params[n].copy_(w)
+    i = next(i for i, m in enumerate(history) if m["epoch"] == epoch)
+    history[i] = {**history[i], **full, "subsampled": False}
+    history[i].pop("rouge_rows", None)
+    store.replace_epoch_metrics(run_id, epoch, history[i])
 
 
 def _record_end(store, run_id: int, status: str, message: str, phase_seconds: dict | None = None) -> str:
