@@ -27,6 +27,7 @@ PyTorch FSDP, never a home-made engine.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import os
@@ -89,10 +90,11 @@ def shard_model(model: torch.nn.Module, accelerator) -> torch.nn.Module:
 
 
 def eval_copy(model: torch.nn.Module) -> torch.nn.Module:
-    """Rank 0's unsharded copy of the (not yet sharded) model, on its device, that evaluation and
-    checkpoints read; `refresh_full_weights` loads the gathered weights into it. It costs rank 0
-    one more copy of the weights (fp32: 4 bytes a parameter; `memory_plan.plan_sharded`)."""
-    twin = copy.deepcopy(model)
+    """Rank 0's unsharded copy of the (not yet sharded) model, kept on CPU, that evaluation and
+    checkpoints read; `refresh_full_weights` loads the gathered weights into it and `on_device`
+    moves it to the GPU only while rank 0 evaluates (4 bytes a parameter there then, beside the
+    shards; `memory_plan.plan_sharded`)."""
+    twin = copy.deepcopy(model).to("cpu")
     twin.requires_grad_(False)
     return twin
 
@@ -115,6 +117,23 @@ def refresh_full_weights(state) -> None:
         missing, unexpected = state.full_model.load_state_dict(full, strict=False)
         if unexpected:
             raise RuntimeError(f"the gathered weights do not fit rank 0's copy: {unexpected[:3]}")
+
+
+@contextlib.contextmanager
+def on_device(state):
+    """Under FSDP on rank 0: the unsharded copy on the run's device for the block (evaluation,
+    checkpoints), back on CPU after (moving fp32 weights is exact). Otherwise nothing."""
+    twin = getattr(state, "full_model", None)
+    if twin is None or state.device == "cpu":
+        yield
+        return
+    twin.to(state.device)
+    try:
+        yield
+    finally:
+        twin.to("cpu")
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def is_sharded(state) -> bool:

@@ -124,9 +124,11 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
     try:
         if config.eval_every_epoch and main:
             enter("evaluating", 0)
-        ctx = eval_context(state) if config.eval_every_epoch and main else None
+        with distributed.on_device(state):
+            ctx = eval_context(state) if config.eval_every_epoch and main else None
         if ctx is not None and not (cancel is not None and cancel.is_set()):  # Ctrl-C during its setup: skip it
-            record(0, None)
+            with distributed.on_device(state):
+                record(0, None)
         status = "finished"
         for epoch in range(1, config.epochs + 1):
             clock.enter("training")
@@ -150,7 +152,9 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
                 distributed.refresh_full_weights(state)  # FSDP: every rank gathers, rank 0 keeps them
             if main:  # every eval_every-th epoch, and always the last one (also when max_steps ends it)
                 last = epoch == config.epochs or out_of_steps()
-                record(epoch, sum(losses) / max(1, len(losses)), epoch % config.eval_every == 0 or last, full=last)
+                with distributed.on_device(state):  # FSDP: rank 0's unsharded copy, on the GPU meanwhile
+                    record(epoch, sum(losses) / max(1, len(losses)), epoch % config.eval_every == 0 or last,
+                           full=last)
             if out_of_steps():
                 break
         scorer_path = None
@@ -162,7 +166,8 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
             scorer_path = save_run_scorer(state, run_id)
         if main and status == "finished" and top and top[2] is not None:  # the best epoch, on every row
             enter("evaluating", top[1])
-            _full_best(state, ctx, store, run_id, history, top[1], top[2])
+            with distributed.on_device(state):
+                _full_best(state, ctx, store, run_id, history, top[1], top[2])
         clock.stop()
         if main:
             store.finish_run(run_id, status, None, phase_seconds=clock.seconds())

@@ -12,7 +12,7 @@ import torch
 
 from ..context import check_fits
 from ..losses import LossSpec, get_loss
-from ..memory_plan import ModelShape, Plan, budget_of, plan_training, weights_bytes
+from ..memory_plan import ModelShape, Plan, budget_of, plan_sharded, plan_training, weights_bytes
 from ..masks.rules import rules_from_json
 from ..models import load_model
 from ..models.device import Precision, adamw, precision_for
@@ -91,8 +91,8 @@ def _apply_lora(model, config: RunConfig):
 
 
 def training_plan(config: RunConfig, model, tokenizer, spec: LossSpec, kwargs: dict, forget, device: str,
-                  autocast: bool = False) -> Plan:
-    """`memory_plan.plan_training` for this run against the device's free memory (the weights are
+                  autocast: bool = False, shards: int = 1) -> Plan:
+    """`memory_plan.plan_training` (`plan_sharded` under FSDP over `shards` ranks) for this run against the device's free memory (the weights are
     already loaded, so they are added back; autocast: the forward runs in bf16 over fp32 weights).
     gradient_checkpointing 'on'/'off' is kept, 'auto' lets the plan decide; the plan also decides
     whether the retain batch is backpropagated on its own.
@@ -102,6 +102,14 @@ def training_plan(config: RunConfig, model, tokenizer, spec: LossSpec, kwargs: d
     b = next(model.parameters()).element_size()
     seq = encode_samples(tokenizer, list(forget)[:256]).input_ids.shape[1]  # the longest forget row
     ckpt = {"on": True, "off": False}.get(config.gradient_checkpointing)
+    if shards > 1:  # FSDP: weights, gradients and AdamW states divided over the ranks
+        plan = plan_sharded(shape, shards, config.batch_size, seq, budget_of(device) + weights_bytes(shape, b),
+                            config.loss, lora=config.lora, lora_r=config.lora_r, retain=spec.needs_retain(kwargs),
+                            autocast=autocast, checkpointing=ckpt)
+        log.info("%s", plan.explain())
+        if not plan.fits:
+            raise MemoryError(plan.explain())
+        return plan
     plan = plan_training(shape, config.batch_size, seq, budget_of(device) + weights_bytes(shape, b), b, config.loss,
                          lora=config.lora, lora_r=config.lora_r, retain=spec.needs_retain(kwargs),
                          reference_copy=spec.needs_reference and not can_cache(spec.inputs) and not config.lora,
@@ -153,7 +161,8 @@ def prepare(config: RunConfig, store=None) -> State:
         weights = weights_from_selector(model, tok, bench.forget, config.selector, dict(config.selector_params),
                                         config.weighting, config.batch_size * 4, rules)
     model.zero_grad(set_to_none=True)
-    plan = training_plan(config, model, tok, spec, kwargs, bench.forget, device, precision.autocast)
+    shards = accelerator.num_processes if accelerator is not None and config.sharding == "fsdp" else 1
+    plan = training_plan(config, model, tok, spec, kwargs, bench.forget, device, precision.autocast, shards)
     if plan.settings["gradient_checkpointing"]:  # recomputes each block in backward; active in train mode only
         if hasattr(model, "activation_checkpointing_enable"):  # transformers ≥ 5.2x's name
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
