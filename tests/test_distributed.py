@@ -29,7 +29,7 @@ WORKER = ROOT / "tests" / "dist_worker.py"
 # tpo needs cached reference rows per sample; oracle gives per-sample hard masks (not all-ones);
 # graddiff would add the retain batch: tpo has a retain term (alpha) too
 BASE = {"loss": "tpo", "selector": "oracle", "epochs": 1, "max_steps": 3, "batch_size": 4, "device": "cpu",
-        "eval_every_epoch": False, "seed": 3, "lr": 1e-3}
+        "eval_every_epoch": False, "seed": 3}
 
 
 def _run(tmp: Path, name: str, config: dict, nproc: int, kill=None) -> tuple[dict, subprocess.CompletedProcess]:
@@ -68,7 +68,7 @@ def _compare(one: dict, two: dict) -> None:
     worst = max(float((w1[k] - w2[k]).abs().max()) for k in w1)
     assert worst <= 1e-4, worst
     moved = max(float((w1[k] - w0).abs().max()) for k, w0 in _initial().items() if k in w1)
-    assert moved > 2e-3  # the runs trained (equal weights of untrained models would prove nothing)
+    assert moved > 5e-4  # the runs trained (equal weights of untrained models would prove nothing)
 
 
 def _initial() -> dict:
@@ -128,3 +128,21 @@ def test_launch_command_for_the_app():
 def test_sharding_is_checked():
     with pytest.raises(ValueError, match="sharding"):
         RunConfig(sharding="zero9").check()
+
+
+def test_cli_args_rebuild_the_config():
+    """The app's launch: the command line the processes parse gives back the same RunConfig."""
+    import argparse
+
+    from engine.cli import unlearn as cli
+    from engine.train.distributed import cli_args
+
+    cfg = RunConfig(loss="npo", selector="tif", selector_params={"ratio": 0.3}, loss_params={"alpha": 0.5},
+                    epochs=3, lr=1e-5, batch_size=2, grad_accum=4, beta=0.2, lora=True, max_steps=7,
+                    sharding="fsdp", retain_model="demo-retain", eval_max_new_tokens=64)
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    args = cli_args(cfg)
+    assert args[0] == "unlearn"
+    back = cli.config_from_args(p.parse_args(args[1:]))
+    assert back.to_dict() == cfg.to_dict()

@@ -226,6 +226,48 @@ def launch_command(engine_args: list[str], num_processes: int, cpu: bool = False
     return cmd + ["-m", "engine", *engine_args]
 
 
+def cli_args(config) -> list[str]:
+    """`python -m engine unlearn` arguments that rebuild `config` (a RunConfig) in the launched
+    processes; ValueError for what the command line cannot carry (phrase rules: save them to a
+    file and use --rules)."""
+    if config.rules:
+        raise ValueError("a multi-GPU launch takes phrase rules from a file (--rules FILE), not from the form")
+    args = ["unlearn", "--model", config.model, "--data", config.data, "--loss", config.loss,
+            "--weighting", config.weighting, "--epochs", str(config.epochs), "--lr", repr(config.lr),
+            "--batch-size", str(config.batch_size), "--grad-accum", str(config.grad_accum),
+            "--warmup-steps", str(config.warmup_steps), "--seed", str(config.seed),
+            "--retain-eval-size", str(config.retain_eval_size), "--eval-max-new-tokens", str(config.eval_max_new_tokens),
+            "--eval-every", str(config.eval_every), "--sharding", config.sharding, "--device", config.device]
+    args += ["--mask-set", config.mask_set] if config.mask_set else ["--selector", config.selector or "all"]
+    for flag, params in (("--param", config.selector_params), ("--loss-param", config.loss_params)):
+        for k, v in params.items():
+            args += [flag, f"{k}={v}"]
+    optional = {"--beta": config.beta, "--max-steps": config.max_steps, "--retain-model": config.retain_model}
+    for flag, value in optional.items():
+        if value is not None:
+            args += [flag, str(value)]
+    if config.lora:
+        args += ["--lora", "--lora-r", str(config.lora_r), "--lora-alpha", str(config.lora_alpha),
+                 "--lora-targets", config.lora_targets]
+    args += [flag for flag, on in (("--orthogonalize", config.orthogonalize), ("--no-eval", not config.eval_every_epoch),
+                                   ("--no-checkpoints", not config.save_checkpoints)) if on]
+    return args
+
+
+def start_launch(config, num_processes: int):
+    """Start `config` as an `accelerate launch` subprocess over `num_processes` GPUs (the app's
+    Run tab, when more than one GPU is visible); returns the Popen. Its output goes to
+    `<workbench>/runs/launch-<pid>.log`; the run appears in the store like any other."""
+    import subprocess
+
+    from .. import paths
+
+    log = paths.runs_dir() / f"launch-{os.getpid()}-{config.seed}.log"
+    out = open(log, "ab")
+    return subprocess.Popen(launch_command(cli_args(config), num_processes), stdout=out, stderr=subprocess.STDOUT,
+                            cwd=str(paths.REPO_ROOT), start_new_session=True)
+
+
 def visible_gpus() -> int:
     """torch.cuda.device_count() (0 without CUDA): the app offers a multi-GPU launch when > 1."""
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
