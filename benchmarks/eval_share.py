@@ -2,6 +2,7 @@
 evaluation's metrics against the values stored from the evaluation path before issue 15.
 
     python benchmarks/eval_share.py [--epochs 10] [--eval-every N] [--threads 2] [--skip-check]
+                                    [--skip-subsample-check]
 
 1. Check: the target model's step-0 metrics and those of a deterministically perturbed copy
    (every weight + 0.02·N(0,1), seed 1), computed by today's `evaluate_state`, against
@@ -9,7 +10,11 @@ evaluation's metrics against the values stored from the evaluation path before i
 2. Share: one default `unlearn` run (RunConfig defaults except the flags above, no checkpoints)
    with the step-0 cache warm (a first run fills it); evaluation seconds (every `evaluate_state`
    call, timed) over the run's seconds. Target: ≤ 0.30. Without --eval-every: the default
-   `RunConfig.eval_every`, and also eval_every=1 when the default is another N.
+   `RunConfig.eval_every`, and also eval_every=1 when the default is another N. The default run
+   evaluates ROUGE on `RunConfig.eval_rouge_rows` seeded rows per split between step 0 and the
+   last epoch (issue 23); also printed: one per-epoch (subsampled) evaluation's seconds over the run's.
+3. Subsample check: three default runs (GA, NPO, TPO + tif); at every subsampled epoch the
+   same weights are also evaluated on every row: max |MU(subsample) − MU(full)|. Target ≤ 0.02.
 """
 from __future__ import annotations
 
@@ -59,13 +64,15 @@ def share(epochs: int, eval_every: int) -> dict:
     from engine.store import Store
     from engine.train import RunConfig, loop, unlearn
 
-    spent = []
+    spent, sub = [], []
     real = eval_run.evaluate_state
 
     def timed(*a, **k):
         t = time.perf_counter()
         out = real(*a, **k)
         spent.append(time.perf_counter() - t)
+        if out.get("subsampled"):
+            sub.append(spent[-1])
         return out
 
     loop.evaluate_state = timed
@@ -78,7 +85,40 @@ def share(epochs: int, eval_every: int) -> dict:
     loop.evaluate_state = real
     assert result.status == "finished", result.error
     return {"run_s": result.seconds, "eval_s": sum(spent), "evaluations": len(spent),
-            "eval_every": cfg.eval_every, "epochs": epochs, "share": sum(spent) / result.seconds}
+            "eval_every": cfg.eval_every, "epochs": epochs, "share": sum(spent) / result.seconds,
+            "subsampled": len(sub), "one_subsampled_s": sum(sub) / max(1, len(sub)),
+            "train_s": result.seconds - sum(spent)}
+
+
+def subsample_check(epochs: int) -> list[dict]:
+    """Per run (GA, NPO, TPO + tif; RunConfig defaults otherwise): per subsampled epoch, MU on the
+    subsample and MU of the same weights on every row."""
+    from engine.eval import run as eval_run
+    from engine.store import Store
+    from engine.train import RunConfig, loop, unlearn
+
+    real = eval_run.evaluate_state
+    out = []
+    for loss, selector in (("ga", "all"), ("npo", "all"), ("tpo", "tif")):
+        pairs = []
+
+        def both(state, ctx, *a, rouge_rows=None, **k):
+            m = real(state, ctx, *a, rouge_rows=rouge_rows, **k)
+            if m.get("subsampled"):
+                pairs.append((m["model_utility"], real(state, ctx)["model_utility"]))
+            return m
+        loop.evaluate_state = both
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                result = unlearn(RunConfig(loss=loss, selector=selector, epochs=epochs, device="cpu",
+                                           save_checkpoints=False), Store(Path(tmp) / "store.sqlite"))
+        finally:
+            loop.evaluate_state = real
+        assert result.status == "finished", result.error
+        worst = max(abs(a - b) for a, b in pairs)
+        out.append({"run": f"{loss}+{selector}", "epochs": len(pairs), "max_abs_mu_diff": worst,
+                    "pairs": pairs})
+    return out
 
 
 def main() -> None:
@@ -87,6 +127,7 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=None, help="default: RunConfig's")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-check", action="store_true")
+    ap.add_argument("--skip-subsample-check", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if not args.skip_check:
@@ -99,6 +140,13 @@ def main() -> None:
         label = "default run" if n == default else "default run with"
         print(f"{label}, {s['epochs']} epochs, eval_every={n}: {s['evaluations']} evaluations (step 0 from the "
               f"cache), {s['eval_s']:.1f} s of {s['run_s']:.1f} s -> evaluation share {s['share']:.2f} (target ≤ 0.30)")
+        print(f"  ROUGE subsample {RunConfig().eval_rouge_rows} rows/split: {s['subsampled']} subsampled evaluations, "
+              f"{s['one_subsampled_s']:.1f} s each = {s['one_subsampled_s'] / s['run_s']:.2f} of the run; "
+              f"training + loading + saving {s['train_s']:.1f} s")
+    if not args.skip_subsample_check:
+        for r in subsample_check(args.epochs):
+            print(f"subsample check {r['run']}: {r['epochs']} subsampled epochs, max |MU(sub) - MU(full)| = "
+                  f"{r['max_abs_mu_diff']:.4f} (target ≤ 0.02)")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from engine.params import parse_params
 from engine.selectors import SELECTORS
 from engine.resolve import retain_model_for
 from engine.train import RunConfig
+from engine.train.distributed import start_launch, visible_gpus
 
 from . import render
 from .context import AppContext, fail, message_of, ok
@@ -73,6 +74,12 @@ class RunHandlers:
         try:
             cfg = config_from_form(**dict(zip(self.form_names, values)))
             cfg.retain_model = cfg.retain_model or retain_model_for(cfg.model, cfg.data, self.ctx.store)  # model bar
+            gpus = visible_gpus()
+            if gpus > 1:  # several GPUs: the run goes to `accelerate launch` as a subprocess (docs/multi-gpu.md)
+                proc = start_launch(cfg, gpus)
+                return (ok(f"started on {gpus} GPUs as process {proc.pid} (accelerate launch); "
+                           f"it appears in Compare when its first epoch is recorded"),
+                        render.progress_html(self.ctx.jobs.snapshot()))
             snap = self.ctx.jobs.start(cfg)
         except RunBusy as err:
             return fail(str(err)), render.progress_html(self.ctx.jobs.snapshot())

@@ -1,8 +1,9 @@
 """`unlearn`: run one unlearning job (loss + selector or mask set), evaluate every epoch, record it.
 
 Ctrl-C once cancels before the next step and says so (the run is recorded as cancelled with the
-epochs it finished); a second Ctrl-C stops at once (also recorded as cancelled, exit 130). Several GPUs:
-    accelerate launch --multi_gpu --num_processes 4 -m engine unlearn --model M --data D --loss npo
+epochs it finished); a second Ctrl-C stops at once (also recorded as cancelled, exit 130). Several GPUs
+(docs/multi-gpu.md; engine.train.distributed):
+    accelerate launch --multi_gpu --num_processes 4 -m engine unlearn --model M --data D --loss npo --sharding fsdp
 (or `torchrun --nproc_per_node N -m engine unlearn …`); the main process evaluates and records.
 """
 from __future__ import annotations
@@ -78,6 +79,9 @@ def add_arguments(p) -> None:
     p.add_argument("--eval-every", type=int, default=1, metavar="N",
                    help="evaluate after every N-th epoch (the final one always; default 1)")
     p.add_argument("--no-checkpoints", action="store_true", help="keep no best/final checkpoints")
+    p.add_argument("--sharding", default=d.sharding, choices=["ddp", "fsdp"],
+                   help="under accelerate launch / torchrun: ddp (whole model per process) or fsdp (parameters, "
+                        "gradients and AdamW states sharded over the processes); ignored in one process")
     p.add_argument("--json", default=None, help="also write the run's result (per-epoch metrics) to this JSON file")
 
 
@@ -102,7 +106,8 @@ def config_from_args(args, store=None):
                      eval_max_new_tokens=args.eval_max_new_tokens, max_steps=args.max_steps,
                      eval_every_epoch=not args.no_eval, eval_every=args.eval_every, save_checkpoints=not args.no_checkpoints,
                      retain_model=args.retain_model or retain_model_for(args.model, args.data, store), rules=rules,
-                     best_metric=getattr(args, "best_metric", None) or RunConfig.best_metric)
+                     best_metric=getattr(args, "best_metric", None) or RunConfig.best_metric,
+                     sharding=getattr(args, "sharding", "ddp"))
 
 
 def _fmt(x) -> str:

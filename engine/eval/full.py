@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +19,18 @@ from . import metrics, passes, privacy
 from .registry import MetricInput, compute_hooks
 
 EVAL_RETAIN_SIZE = 200
+
+
+def rouge_subsample(samples: list[Sample], size: int | None, seed: int = 0) -> list[Sample]:
+    """The rows whose greedy answers a subsampled evaluation generates: `size` rows drawn without
+    replacement by random.Random(seed), in their split order; the same rows every call (every
+    epoch) for the same samples, size and seed. size None, or at least len(samples): every row."""
+    if size is None or size >= len(samples):
+        return samples
+    import random
+
+    keep = sorted(random.Random(seed).sample(range(len(samples)), size))
+    return [samples[i] for i in keep]
 
 
 def eval_subset(samples: list[Sample], size: int) -> list[Sample]:
@@ -40,6 +52,7 @@ class EvalReport:
     notes: list[str] = field(default_factory=list)
     extra: dict[str, float | None] = field(default_factory=dict)  # memorisation, MIA, registered hooks
     forget_generations: dict[str, str] | None = None  # question → greedy answer (engine.eval.token_level)
+    rouge_rows: int | None = None  # ROUGE on this many seeded rows per split (`rouge_subsample`); None: all
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,7 +89,8 @@ def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndar
                        retain_size: int = EVAL_RETAIN_SIZE, max_new_tokens: int = 64, batch_size: int = 64,
                        progress: Callable[[int, int], None] | None = None,
                        also_score: list[Sample] = (), retain_mia: privacy.RetainMIA | None = None,
-                       gradnorm: bool = True, hooks: bool = True) -> tuple[EvalReport, list[torch.Tensor]]:
+                       gradnorm: bool = True, hooks: bool = True, rouge_rows: int | None = None,
+                       rouge_seed: int = 0) -> tuple[EvalReport, list[torch.Tensor]]:
     """`evaluate`, plus the per-token NLL (1-D, over label positions) of each of `also_score`'s
     answers. All model work is one `passes.run`: every question's prompt runs once, for its
     greedy answer and for every text scored behind it (answers, paraphrases, perturbed answers,
@@ -84,10 +98,15 @@ def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndar
     token statistics there (`engine.eval.privacy`: extraction strength, exact memorisation, the
     MIA AUCs, privleak against `retain_mia`). gradnorm: also the gradient-norm AUC (one backward
     pass per forget and holdout answer). hooks: then every registered metric hook
-    (`registry.compute_hooks`; a run's evaluation calls them itself, with its State)."""
+    (`registry.compute_hooks`; a run's evaluation calls them itself, with its State).
+
+    rouge_rows: generate greedy answers (the ROUGE-L components) for only `rouge_subsample(split,
+    rouge_rows, rouge_seed)` of each split; probabilities and truth ratios (forward passes only,
+    so FQ is exact) stay on every row. None: every row (the full protocol)."""
     splits = eval_splits(bench, retain_size)
     holdout = bench.eval_split("holdout")
-    questions = [s.question for _, _, samples in splits for s in samples]
+    generated = {key: rouge_subsample(samples, rouge_rows, rouge_seed) for key, _, samples in splits}
+    questions = [s.question for key, _, _ in splits for s in generated[key]]
     pairs = [p for _, kind, samples in splits for p in metrics.split_pairs(samples, kind)]
     pairs += [(s.question, s.answer) for s in also_score]
     stats = privacy.pairs(splits[0][2]) + privacy.pairs(holdout)
@@ -99,13 +118,13 @@ def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndar
             notes.append(f"no {key} split: model utility is unavailable")
             comps.update({f"{key}_probability": None, f"{key}_rouge_l": None, f"{key}_truth_ratio": None})
             continue
-        s = metrics.score_split(outputs, samples, kind)
+        s = _score_split(outputs, samples, kind, generated[key])
         if s.truth_ratio_summary is None:
             notes.append(f"{key} has no perturbed answers: its truth ratio is unavailable")
         comps.update({f"{key}_probability": s.probability, f"{key}_rouge_l": s.rouge_l,
                       f"{key}_truth_ratio": s.truth_ratio_summary})
     forget_samples = splits[0][2]
-    forget = metrics.score_split(outputs, forget_samples, "forget") if forget_samples else None
+    forget = _score_split(outputs, forget_samples, "forget", generated["forget"]) if forget_samples else None
     numbers = (None, None, None) if forget is None else (forget.probability, forget.rouge_l, forget.truth_ratio_summary)
     comps.update(zip(("forget_probability", "forget_rouge_l", "forget_truth_ratio"), numbers))
     fq = None
@@ -124,12 +143,25 @@ def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndar
     mia_values, mia_notes = privacy.privacy_metrics(outputs, forget_samples, holdout, retain_mia, norms)
     extra.update(mia_values)
     notes += mia_notes
+    sub = rouge_rows if rouge_rows is not None and any(len(generated[k]) < len(v) for k, _, v in splits) else None
     report = EvalReport(fq, metrics.model_utility(comps), comps, None if forget is None else forget.truth_ratios, notes,
-                        extra=extra, forget_generations={s.question: outputs.generations[s.question]
+                        rouge_rows=sub, extra=extra, forget_generations={s.question: outputs.generations[s.question]
                                                          for s in forget_samples if s.question in outputs.generations})
     if hooks:
         report.extra.update(compute_hooks(MetricInput(model, tokenizer, bench, report.values())))
     return report, [outputs.nll[(s.question, s.answer)] for s in also_score]
+
+
+def _score_split(outputs: passes.Outputs, samples: list[Sample], kind: str, generated: list[Sample]):
+    """`metrics.score_split`, with ROUGE-L over the `generated` rows only when they are a subsample
+    (the other rows' answers were not generated)."""
+    if len(generated) == len(samples):
+        return metrics.score_split(outputs, samples, kind)
+    answers = {s.question: outputs.generations.get(s.question, "") for s in samples}
+    scores = metrics.score_split(passes.Outputs(answers, outputs.nll), samples, kind)
+    rouge = float(metrics.rouge_l_recall([answers[s.question] for s in generated],
+                                         [s.answer for s in generated]).mean()) if generated else float("nan")
+    return replace(scores, rouge_l=rouge, generations=[answers[s.question] for s in generated])
 
 
 def _fingerprint(model_dir: Path, samples: list[Sample], prompt_format: str = "") -> str:

@@ -134,7 +134,8 @@ def eval_context(state: State) -> EvalContext:
     return EvalContext(ref_tr, p0, answer_rows, spans if has_spans else None, report, key, ref_mia)
 
 
-def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress=None, final: bool = False) -> dict:
+def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress=None, final: bool = False,
+                   rouge_rows: int | None = None) -> dict:
     """FQ, MU + components (forget_probability among them), memorisation and MIA metrics
     (`EvalReport.extra`), token probability drops vs step 0, the fraction of answer tokens that are
     targets, every registered metric hook; a flat dict (plus `notes` when some number is
@@ -144,7 +145,9 @@ def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress
     step 0 and when `final` (the run's last evaluation) only; other epochs record None.
 
     step0: the model is still the target model: its report comes from `ctx.step0_report` when
-    cached, else it is computed and written to the cache (the drops are 0 by definition)."""
+    cached, else it is computed and written to the cache (the drops are 0 by definition).
+    rouge_rows: ROUGE on a seeded subsample of each split (`full.rouge_subsample`, seed = the
+    run's); the dict then says `subsampled: True` and `rouge_rows`. Step 0 is always full."""
     model = state.base_model()
     batch_size = eval_batch_size(state)
     if step0 and ctx.step0_report is not None:
@@ -154,7 +157,8 @@ def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress
                                          retain_size=state.config.retain_eval_size,
                                          max_new_tokens=state.config.eval_max_new_tokens, batch_size=batch_size,
                                          progress=progress, also_score=[] if step0 else state.forget,
-                                         retain_mia=ctx.reference_mia, gradnorm=step0 or final, hooks=False)
+                                         retain_mia=ctx.reference_mia, gradnorm=step0 or final, hooks=False,
+                                         rouge_rows=None if step0 else rouge_rows, rouge_seed=state.config.seed)
         p = ctx.p0 if step0 else [torch.exp(-row) for row in nll]  # the forget answers scored in the same pass
         if step0 and ctx.step0_key is not None:
             write_text_atomic(_cache_file(ctx.step0_key),
@@ -176,4 +180,7 @@ def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress
     m.update(compute_hooks(MetricInput(model, state.tokenizer, state.bench, m, state)))  # with the run's State
     if report.notes:
         m["notes"] = list(report.notes)
+    m["subsampled"] = getattr(report, "rouge_rows", None) is not None
+    if m["subsampled"]:
+        m["rouge_rows"] = report.rouge_rows
     return m

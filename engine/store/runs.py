@@ -109,6 +109,16 @@ class Runs(Database):
             except sqlite3.IntegrityError as err:
                 raise ValueError(f"run {run_id} already has metrics for epoch {epoch}") from err
 
+    def replace_epoch_metrics(self, run_id: int, epoch: int, metrics: dict) -> None:
+        """Replace a recorded epoch's metrics (a run's best epoch, first evaluated on a subsample,
+        then on every row); ValueError when the epoch was never recorded."""
+        with self._write() as conn:
+            self._require_run(conn, run_id)
+            cur = conn.execute("UPDATE epoch_metrics SET metrics = ? WHERE run_id = ? AND epoch = ?",
+                               (dumps(metrics), int(run_id), int(epoch)))
+            if cur.rowcount == 0:
+                raise ValueError(f"run {run_id} has no metrics for epoch {epoch}")
+
     def set_checkpoint(self, run_id: int, kind: str, path: str, epoch: int) -> None:
         """Record (or replace) the run's 'best' or 'final' checkpoint path."""
         if kind not in CHECKPOINT_KINDS:

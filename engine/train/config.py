@@ -64,6 +64,10 @@ class RunConfig:
     target model's cached evaluation). Default 1, so every epoch is a point on the trade-off
     curve; larger N trades curve points for time (benchmarks/eval_share.py). eval_batch_size: rows per
     evaluation forward / generation batch; None lets `memory_plan.plan_evaluation` choose.
+    eval_rouge_rows: between step 0 and the last epoch, the greedy generations (ROUGE-L) run on a
+    fixed, seeded subsample of this many rows per split (`eval.full.rouge_subsample`; FQ and
+    every forward-only number stay on every row); step 0, the best epoch (re-evaluated at the
+    end) and the last epoch get the full protocol. None: the full protocol every epoch.
     gradient_checkpointing: 'auto' (`memory_plan.plan_training` decides against free memory),
     'on' or 'off'. The plan also decides whether the retain batch is backpropagated on its own.
     rules: phrase rules (`engine.masks.rules_to_json` objects) applied on top of the selector's
@@ -130,6 +134,8 @@ class RunConfig:
                 self.retain_eval_size = 200
             if self.eval_max_new_tokens is None:
                 self.eval_max_new_tokens = generation_length(self.data)
+    eval_rouge_rows: int | None = 20  # per-epoch ROUGE on this many seeded rows per split; None: every row
+    sharding: str = "ddp"  # under a multi-process launch: 'ddp' (whole model per rank) or 'fsdp' (sharded)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -198,6 +204,8 @@ class RunConfig:
                                  f"{self.selector}'s learned weights")
         if self.weighting not in ("auto", "mask", "scores"):
             raise ValueError(f"weighting must be auto, mask or scores, got {self.weighting!r}")
+        if self.sharding not in ("ddp", "fsdp"):
+            raise ValueError(f"sharding must be ddp or fsdp, got {self.sharding!r}")
         if self.gradient_checkpointing not in ("auto", "on", "off"):
             raise ValueError(f"gradient_checkpointing must be auto, on or off, got {self.gradient_checkpointing!r}")
         if self.eval_batch_size is not None and self.eval_batch_size < 1:
@@ -229,6 +237,8 @@ class RunConfig:
         if self.retain_eval_size is not None:
             check_positive_int(self.retain_eval_size, "retain_eval_size")
         check_positive_int(self.eval_max_new_tokens, "eval_max_new_tokens")
+        if self.eval_rouge_rows is not None:
+            check_positive_int(self.eval_rouge_rows, "eval_rouge_rows")
         check_positive_int(self.warmup_steps, "warmup_steps", minimum=0)
         check_device(self.device, "device")
         if self.mask_set is None and self.selector in SELECTORS and not hasattr(learned, "check_config"):

@@ -4,13 +4,17 @@ direction), record everything in the store; plus `short_run` (steps only, no rec
 from __future__ import annotations
 
 import math
+import signal
 import threading
 import time
 import traceback
 from pathlib import Path
 
+import torch
+
 from .. import paths
 from ..store import Store
+from . import distributed
 from .checkpoint import claim_run_folder, save_checkpoint, save_run_scorer
 from ..prompts import format_of
 from .config import Progress, RunConfig, RunResult
@@ -60,7 +64,8 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
     store = store if store is not None else default_store()
     state = prepare(config, store)
     main = state.is_main
-    record = {**config.to_dict(), "prompt_format": format_of(state.tokenizer).to_dict()}  # engine.prompts
+    record = {**config.to_dict(), "prompt_format": format_of(state.tokenizer).to_dict(),  # engine.prompts
+              "world_size": state.world}
     run_id = store.create_run(record, store.mask_set_hash(config.mask_set) if config.mask_set else None) \
         if main else None
     owner = store.run_folder(run_id) if main else None
@@ -86,9 +91,13 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
         notify({"run_id": run_id, "phase": phase, "step": state.step, "total_steps": total, "epoch": epoch,
                 **extra})
 
+    top: list = []  # [best-metric value, epoch, weights or None]: the best evaluated epoch ≥ 1, with its
+    # weights (CPU) while its metrics are subsampled, for the full evaluation at the end
+
     def record(epoch: int, train_loss: float | None, evaluate: bool = True, final: bool = False) -> None:
-        """Evaluate (when asked; `final`: the run's last evaluation), store the epoch's metrics, keep
-        the best checkpoint by `best_metric` (main process only)."""
+        """Evaluate (when asked; ROUGE on the seeded subsample unless `final`, the run's last
+        evaluation, or step 0), store the epoch's metrics, keep the best checkpoint by `best_metric`
+        (main process only)."""
         nonlocal best
         if evaluate:
             enter("evaluating", epoch)
@@ -97,11 +106,14 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
             notify({"run_id": run_id, "phase": "evaluating", "step": state.step, "total_steps": total,
                     "epoch": epoch, "eval_done": done, "eval_total": n})
         m = {"epoch": epoch, "step": state.step, "train_loss": train_loss,
-             **(evaluate_state(state, ctx, step0=epoch == 0, progress=questions, final=final)
+             **(evaluate_state(state, ctx, step0=epoch == 0, progress=questions, final=final,
+                               rouge_rows=None if final else config.eval_rouge_rows)
                 if ctx is not None and evaluate else {})}
         history.append(m)
         store.add_epoch_metrics(run_id, epoch, state.step, m)
         value = m.get(best_metric.name)
+        if epoch >= 1 and value is not None and (not top or best_metric.better(value, top[0])):
+            top[:] = [value, epoch, _weights(state) if m.get("subsampled") else None]
         if epoch >= 1 and config.save_checkpoints and value is not None and \
                 (best is None or best_metric.better(value, best[0])):
             best = (value, epoch)
@@ -113,12 +125,15 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
     def out_of_steps() -> bool:
         return config.max_steps is not None and state.step >= config.max_steps
 
+    previous_sigterm = distributed.on_sigterm() if state.accelerator is not None else None
     try:
         if config.eval_every_epoch and main:
             enter("evaluating", 0)
-        ctx = eval_context(state) if config.eval_every_epoch and main else None
+        with distributed.on_device(state):
+            ctx = eval_context(state) if config.eval_every_epoch and main else None
         if ctx is not None and not (cancel is not None and cancel.is_set()):  # Ctrl-C during its setup: skip it
-            record(0, None)
+            with distributed.on_device(state):
+                record(0, None)
         status = "finished"
         for epoch in range(1, config.epochs + 1):
             clock.enter("training")
@@ -129,7 +144,7 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
                     break
                 if out_of_steps():
                     break
-                stats = step(state, micro)
+                stats = distributed.reduce_stats(state, step(state, micro))  # the global batch's mean
                 if not math.isfinite(stats["loss"]):
                     raise FloatingPointError(f"the loss became {stats['loss']} at step {state.step}; lower the lr")
                 losses.append(stats["loss"])
@@ -139,9 +154,12 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
             epochs_done = epoch
             if state.accelerator is not None:
                 state.accelerator.wait_for_everyone()
+                distributed.refresh_full_weights(state)  # FSDP: every rank gathers, rank 0 keeps them
             if main:  # every eval_every-th epoch, and always the last one (also when max_steps ends it)
                 last = epoch == config.epochs or out_of_steps()
-                record(epoch, sum(losses) / max(1, len(losses)), epoch % config.eval_every == 0 or last, final=last)
+                with distributed.on_device(state):  # FSDP: rank 0's unsharded copy, on the GPU meanwhile
+                    record(epoch, sum(losses) / max(1, len(losses)), epoch % config.eval_every == 0 or last,
+                           final=last)
             if out_of_steps():
                 break
         scorer_path = None
@@ -151,6 +169,10 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
                 checkpoints["final"] = str(save_checkpoint(state, own_dir() / "final", owner))
                 store.set_checkpoint(run_id, "final", checkpoints["final"], epochs_done)
             scorer_path = save_run_scorer(state, run_id)
+        if main and status == "finished" and top and top[2] is not None:  # the best epoch, on every row
+            enter("evaluating", top[1])
+            with distributed.on_device(state):
+                _full_best(state, ctx, store, run_id, history, top[1], top[2])
         clock.stop()
         if main:
             store.finish_run(run_id, status, None, phase_seconds=clock.seconds())
@@ -162,6 +184,8 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
         raise
     except Exception as err:  # recorded, then returned: the app and the CLI show the message
         message = f"{type(err).__name__}: {err}"
+        if state.accelerator is not None:
+            message += distributed.death_note(state.peers)
         clock.stop()
         if main:
             message += _record_end(store, run_id, "failed", message, phase_seconds=clock.seconds())
@@ -171,6 +195,38 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
                 pass
         return RunResult(run_id, "failed", epochs_done, history, best[1] if best else None, checkpoints,
                          message, time.perf_counter() - started)
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _weights(state: State) -> dict:
+    """A CPU copy of the weights an evaluation reads (the trainable ones; all of rank 0's unsharded
+    copy under FSDP), to evaluate this epoch again later."""
+    model = state.base_model()
+    every = state.full_model is not None
+    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if every or p.requires_grad}
+
+
+def _full_best(state: State, ctx, store, run_id: int, history: list[dict], epoch: int, weights: dict) -> None:
+    """Evaluate the best epoch's `weights` with the full protocol (every row's ROUGE) and replace
+    its subsampled metrics in the store and in `history`; the final weights are put back after.
+    Learned token weights (ATWU) are read as they are at the end of the run."""
+    model = state.base_model()
+    params = dict(model.named_parameters())
+    final = {n: params[n].detach().to("cpu", copy=True) for n in weights}
+    with torch.no_grad():
+        try:
+            for n, w in weights.items():
+                params[n].copy_(w)
+            full = evaluate_state(state, ctx)
+        finally:
+            for n, w in final.items():
+                params[n].copy_(w)
+    i = next(i for i, m in enumerate(history) if m["epoch"] == epoch)
+    history[i] = {**history[i], **full, "subsampled": False}
+    history[i].pop("rouge_rows", None)
+    store.replace_epoch_metrics(run_id, epoch, history[i])
 
 
 def _record_end(store, run_id: int, status: str, message: str, phase_seconds: dict | None = None) -> str:

@@ -12,11 +12,12 @@ import torch
 
 from ..context import check_fits
 from ..losses import PREFERRED_INPUTS, LossSpec, get_loss
-from ..memory_plan import ModelShape, Plan, budget_of, plan_training, weights_bytes
+from ..memory_plan import ModelShape, Plan, budget_of, plan_sharded, plan_training, weights_bytes
 from ..masks.rules import rules_from_json
 from ..models import load_model
 from ..models.device import Precision, adamw, precision_for
 from ..resolve import model_path
+from . import distributed
 from .check import check_run
 from .config import RunConfig
 from .preferred import draw_preferred
@@ -51,6 +52,8 @@ class State:
     # separate_retain_backward) and its breakdown (`memory_plan.Plan.explain`)
     precision: Precision | None = None  # fp32 master weights, bf16 autocast on a bf16 GPU (`precision_for`)
     preferred: list | None = None  # DPO's preferred samples, one per forget sample (`preferred.draw_preferred`)
+    full_model: torch.nn.Module | None = None  # FSDP: rank 0's unsharded copy for evaluation and checkpoints
+    peers: list | None = None  # (hostname, pid) per rank of a multi-process launch (`distributed.peers`)
 
     @property
     def trainable(self) -> list[torch.nn.Parameter]:
@@ -66,18 +69,17 @@ class State:
         return self.accelerator.num_processes if self.accelerator else 1
 
     def base_model(self):
-        """The model without its DDP wrapper (a peft model stays a peft model), for eval and saving."""
+        """The model without its DDP wrapper (a peft model stays a peft model), for eval and saving;
+        under FSDP, rank 0's unsharded copy (`distributed.refresh_full_weights` keeps it current)."""
+        if self.full_model is not None:
+            return self.full_model
         return self.accelerator.unwrap_model(self.model) if self.accelerator else self.model
 
 
 def _accelerator(device: str):
     """An accelerate Accelerator when launched with several processes (accelerate launch,
-    torchrun), else None. On a machine without CUDA (or device='cpu') the processes share the CPU."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    from accelerate import Accelerator
-
-    return Accelerator(cpu=device == "cpu" or not torch.cuda.is_available())
+    torchrun), else None (`distributed.make_accelerator`)."""
+    return distributed.make_accelerator(device)
 
 
 def _apply_lora(model, config: RunConfig):
@@ -92,8 +94,8 @@ def _apply_lora(model, config: RunConfig):
 
 
 def training_plan(config: RunConfig, model, tokenizer, spec: LossSpec, kwargs: dict, forget, device: str,
-                  autocast: bool = False) -> Plan:
-    """`memory_plan.plan_training` for this run against the device's free memory (the weights are
+                  autocast: bool = False, shards: int = 1) -> Plan:
+    """`memory_plan.plan_training` (`plan_sharded` under FSDP over `shards` ranks) for this run against the device's free memory (the weights are
     already loaded, so they are added back; autocast: the forward runs in bf16 over fp32 weights).
     gradient_checkpointing 'on'/'off' is kept, 'auto' lets the plan decide; the plan also decides
     whether the retain batch is backpropagated on its own.
@@ -103,6 +105,14 @@ def training_plan(config: RunConfig, model, tokenizer, spec: LossSpec, kwargs: d
     b = next(model.parameters()).element_size()
     seq = encode_samples(tokenizer, list(forget)[:256]).input_ids.shape[1]  # the longest forget row
     ckpt = {"on": True, "off": False}.get(config.gradient_checkpointing)
+    if shards > 1:  # FSDP: weights, gradients and AdamW states divided over the ranks
+        plan = plan_sharded(shape, shards, config.batch_size, seq, budget_of(device) + weights_bytes(shape, b),
+                            config.loss, lora=config.lora, lora_r=config.lora_r, retain=spec.needs_retain(kwargs),
+                            autocast=autocast, checkpointing=ckpt)
+        log.info("%s", plan.explain())
+        if not plan.fits:
+            raise MemoryError(plan.explain())
+        return plan
     plan = plan_training(shape, config.batch_size, seq, budget_of(device) + weights_bytes(shape, b), b, config.loss,
                          lora=config.lora, lora_r=config.lora_r, retain=spec.needs_retain(kwargs),
                          reference_copy=spec.needs_reference and not can_cache(spec.inputs) and not config.lora,
@@ -162,7 +172,8 @@ def prepare(config: RunConfig, store=None) -> State:
         weights = weights_from_selector(model, tok, bench.forget, config.selector, dict(config.selector_params),
                                         config.weighting, config.batch_size * 4, rules)
     model.zero_grad(set_to_none=True)
-    plan = training_plan(config, model, tok, spec, kwargs, bench.forget, device, precision.autocast)
+    shards = accelerator.num_processes if accelerator is not None and config.sharding == "fsdp" else 1
+    plan = training_plan(config, model, tok, spec, kwargs, bench.forget, device, precision.autocast, shards)
     if plan.settings["gradient_checkpointing"]:  # recomputes each block in backward; active in train mode only
         if hasattr(model, "activation_checkpointing_enable"):  # transformers ≥ 5.2x's name
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -171,6 +182,9 @@ def prepare(config: RunConfig, store=None) -> State:
     if config.lora:
         model = _apply_lora(model, config)
     model.train()
+    if accelerator is not None and config.sharding == "fsdp":
+        return _prepare_sharded(config, spec, kwargs, model, tok, device, bench, weights, reference, ref_rows,
+                                learned, accelerator, precision, plan)
     opt = adamw([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
     if learned is not None:  # built on the model as trained (LoRA included), before accelerate wraps it
         weights = learned.create(config, model, tok, list(bench.forget), device, accelerator)
@@ -179,5 +193,25 @@ def prepare(config: RunConfig, store=None) -> State:
                   memory={**plan.settings, "plan": plan.explain()}, preferred=preferred)
     if accelerator is not None:
         state.model, state.optimizer = accelerator.prepare(state.model, state.optimizer)
+        state.peers = distributed.peers(accelerator)
+    return state
+
+
+def _prepare_sharded(config, spec, kwargs, model, tok, device, bench, weights, reference, ref_rows, learned,
+                     accelerator, precision, plan) -> State:
+    """The FSDP end of `prepare`: rank 0 keeps an unsharded copy for evaluation and checkpoints,
+    learned token weights are built on the unsharded model (rank 0's read the copy), then the
+    model is sharded (`distributed.shard_model`) and the optimiser built over the shards."""
+    full = distributed.eval_copy(model) if accelerator.is_main_process else None
+    if learned is not None:
+        weights = learned.create(config, model, tok, list(bench.forget), device, accelerator)
+        if full is not None and hasattr(weights, "model"):
+            weights.model = full  # its targets() runs on rank 0 alone: the unsharded copy
+    model = distributed.shard_model(model, accelerator)
+    opt = adamw([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
+    state = State(config, spec, kwargs, model, tok, device, bench, list(bench.forget), list(bench.retain),
+                  weights, opt, reference, ref_rows, accelerator=accelerator, precision=precision,
+                  memory={**plan.settings, "plan": plan.explain(), "sharding": "fsdp"}, full_model=full)
+    state.peers = distributed.peers(accelerator)
     return state
 
