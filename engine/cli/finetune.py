@@ -94,8 +94,11 @@ def _fresh_model(args, tok, n_ctx):
     if args.lora:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.0,
-                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
+        from ..models import model_loading
+
+        with model_loading():  # LoRA's init uses torch.nn.init, which a concurrent load patches
+            model = get_peft_model(model, LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.0,
+                                                     target_modules="all-linear", task_type="CAUSAL_LM"))
     return model
 
 
