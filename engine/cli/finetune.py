@@ -171,6 +171,10 @@ def run(args) -> int:
         raise UserError(f"--models {args.models!r}: use target, retain or target,retain")
     if args.base != TINY and not Path(args.base).is_dir():
         raise UserError(f"--base {args.base}: not a model directory (or '{TINY}')")
+    from .checks import check_lora, check_out_folder
+
+    check_lora(args.lora_r, args.lora_alpha)
+    check_out_folder(args.out)
     bench = load_data(args.data)
     if not bench.retain:
         raise UserError(f"{args.data}: no retain split (retain{{100-N}}.json) to train the retain model on")
