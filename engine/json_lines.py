@@ -20,9 +20,37 @@ def json_lines(text: str) -> list[tuple[int, object]]:
         if not raw.strip():
             continue
         try:
-            rows.append((number, json.loads(raw)))
+            value = json.loads(raw)
         except json.JSONDecodeError as err:
             raise JsonLineError(number, f"malformed JSON: {err.msg} (column {err.colno})") from None
         except RecursionError:
             raise JsonLineError(number, "JSON nested too deeply to read") from None
+        bad = lone_surrogate(value)
+        if bad is not None:
+            raise JsonLineError(number, bad)
+        rows.append((number, value))
     return rows
+
+
+def lone_surrogate(value: object, depth: int = 0) -> str | None:
+    """What is wrong when a decoded JSON value holds a lone UTF-16 surrogate (e.g. the escape
+    \\ud800 on its own): not Unicode text, a tokenizer cannot read it. None when clean."""
+    if isinstance(value, str):
+        for i, ch in enumerate(value):
+            if "\ud800" <= ch <= "\udfff":
+                return (f"a lone surrogate \\u{ord(ch):04x} at character {i + 1} of {value[:i][-20:]!r}…: not valid "
+                        f"Unicode text; fix or remove that escape")
+        return None
+    if depth > 100:
+        return None
+    if isinstance(value, dict):
+        items = list(value.keys()) + list(value.values())
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    for item in items:
+        found = lone_surrogate(item, depth + 1)
+        if found:
+            return found
+    return None

@@ -139,6 +139,10 @@ class AppContext:
         store = Store(store_path or store_location())
         remember_prompt_formats(store)  # the prompt formats chosen per model in the model bar
         store.mark_stale_runs()  # runs of a server that died are 'interrupted', not 'running' forever
+        if not store.read_only:
+            from engine.train.leftovers import clean_leftovers
+
+            clean_leftovers(store)  # a killed run's <kind>.tmp folders (issue 25)
         explore = ExploreService(device=device)
         return cls(store, explore, JobManager(store, runner, before_run=explore.release_models), Bootstrap())
 

@@ -36,11 +36,14 @@ class UserError(Exception):
 
 def check_output(path: str | None, flag: str) -> None:
     """Refuse now, before any work, an output path that cannot be written: its folder is missing
-    or not writable, or the path is a folder. None (no output asked for) passes."""
+    or not writable, the path is a folder or a symbolic link. None (no output asked for) passes."""
     if not path:
         return
     target = Path(path).expanduser()
     folder = target.parent
+    from .checks import check_not_symlink
+
+    check_not_symlink(path, flag)  # an atomic write would replace the link itself: left alone, refused
     if target.is_dir():
         raise UserError(f"{flag} {path}: is a directory; give a file path")
     if not folder.is_dir():

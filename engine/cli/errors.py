@@ -42,17 +42,23 @@ def describe_store_error(err: sqlite3.Error, store: str | Path | None) -> str:
 
         store = paths.store_path()
     text = str(err)
-    low = text.lower()
-    if "not a database" in low or "malformed" in low or "corrupt" in low:
-        todo = "it is damaged or not a workbench store; move it aside and rerun, or pass --store another file"
-    elif "readonly" in low or "read-only" in low:
-        todo = "it is read-only; make it writable or pass --store a writable copy"
-    elif "disk is full" in low or "disk i/o" in low:
-        todo = "the disk is full or failing; free some space and rerun"
-    elif "unable to open" in low:
-        todo = "it cannot be opened (a folder, a missing directory or no permission); check the path"
-    elif "locked" in low or "busy" in low:
+    from ..store.db import classify_sqlite_error
+
+    kind = classify_sqlite_error(err)
+    if kind == "corrupt":
+        todo = ("it may be damaged: run `python -m engine runs --store` on it (a quick_check at open says whether "
+                "it is, and what to restore) before moving anything")
+    elif kind == "full":
+        todo = "the disk is full (not damage): free some space and rerun"
+    elif kind == "readonly":
+        todo = "it is read-only (not damage): make it writable or pass --store a writable path"
+    elif kind == "permission":
+        todo = "permission denied (not damage): check the permissions of the file and its folder"
+    elif kind == "busy":
         todo = "another process holds it; wait for it to finish and rerun"
+    elif kind == "io":
+        todo = ("an I/O error (not damage): check free space and that its folder is writable, or pass --store a "
+                "writable path")
     else:
         todo = "the store cannot be used; check the file"
     return f"store {store}: {text}: {todo}"

@@ -95,8 +95,11 @@ def _fresh_model(args, tok, n_ctx):
     if args.lora:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.0,
-                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
+        from ..models import model_loading
+
+        with model_loading():  # LoRA's init uses torch.nn.init, which a concurrent load patches
+            model = get_peft_model(model, LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.0,
+                                                     target_modules="all-linear", task_type="CAUSAL_LM"))
     return model
 
 
@@ -169,6 +172,10 @@ def run(args) -> int:
         raise UserError(f"--models {args.models!r}: use target, retain or target,retain")
     if args.base != TINY and not Path(args.base).is_dir():
         raise UserError(f"--base {args.base}: not a model directory (or '{TINY}')")
+    from .checks import check_lora, check_out_folder
+
+    check_lora(args.lora_r, args.lora_alpha)
+    check_out_folder(args.out)
     bench = load_data(args.data)
     if not bench.retain:
         raise UserError(f"{args.data}: no retain split (retain{{100-N}}.json) to train the retain model on")

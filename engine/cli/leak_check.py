@@ -128,6 +128,10 @@ def run(args) -> int:
     from ..resolve import load_data, model_path
     from ..store import Store
 
+    from . import check_output
+
+    check_output(args.json, "--json")
+    check_output(args.csv, "--csv")
     store = Store(Path(args.store) if args.store else paths.store_path())
     model_spec, data_spec, mask_set = _run_defaults(args, store)
     args.mask_set = mask_set

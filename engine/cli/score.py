@@ -52,6 +52,9 @@ def run(args) -> int:
     check_device(args.device)
     check_output(args.json, "--json")
     params = parse_selector_params(args.param, args.selector)
+    from .checks import check_scorer_params
+
+    check_scorer_params(params)
     bench = load_data(args.data)
     model, tok = load_model(model_path(args.model), args.device)
     from ..context import check_fits

@@ -103,8 +103,11 @@ def run(args) -> int:
         if sel not in names:
             raise ValueError(f"--param {sel}.…: selector {sel!r} is not in --selectors")
     variants = variants_from_params(names, values)
+    from .checks import check_scorer_params
+
     for v in variants:
         check_selector_params(v.selector, dict(v.params))
+        check_scorer_params(dict(v.params), f"--param {v.selector}.")
     ratios = parse_ratios(args.ratios)
     check_device(args.device)
     for path, flag in ((args.json, "--json"), (args.csv, "--csv"), (args.per_sample, "--per-sample")):

@@ -85,6 +85,16 @@ def add_arguments(p) -> None:
     p.add_argument("--json", default=None, help="also write the run's result (per-epoch metrics) to this JSON file")
 
 
+def check_arguments(args) -> None:
+    """The checks that need no model or data, before anything is recorded (engine.cli.checks)."""
+    from .checks import check_lora, check_model_arg, check_scorer_params, check_seed
+
+    check_seed(args.seed)
+    check_lora(args.lora_r, args.lora_alpha)
+    check_scorer_params(parse_params(args.param, "--param"))
+    check_model_arg(args.retain_model, "--retain-model")
+
+
 def config_from_args(args, store=None):
     """The RunConfig of the parsed arguments; the retain model: --retain-model, else `store`'s
     remembered pairing for (model, data), else the built-in default (`resolve.retain_model_for`)."""
@@ -154,9 +164,14 @@ def run(args) -> int:
 
     hf_logging.disable_progress_bar()  # no per-file loading / saving bars between ours
     check_output(args.json, "--json")
+    check_arguments(args)
     store = default_store()
     config = config_from_args(args, store)
     check_run(config, store)  # a config that cannot run fails here, before the progress bar
+    from ..train.leftovers import clean_leftovers
+
+    for path in clean_leftovers(store):  # a killed run's best.tmp / final.tmp, at the next start
+        print(f"cleaned up {path} (left by a run that was killed)")
     if config.retain_model is None:
         print(f"forget quality: {NO_RETAIN}")
     print(f"evaluation protocol: {config.protocol} (batch {config.eval_batch_size or 'planned'}, "

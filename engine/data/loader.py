@@ -80,6 +80,11 @@ def load_file(path: str | Path) -> list[Sample]:
             raise _fail(path, err.lineno, None, f"malformed JSON: {err.msg}") from None
         except RecursionError:
             raise _fail(path, None, None, "JSON nested too deeply to read") from None
+        from ..json_lines import lone_surrogate
+
+        for i, row in enumerate(rows if isinstance(rows, list) else []):
+            if lone_surrogate(row):
+                raise _fail(path, None, None, f"row {i + 1}: {lone_surrogate(row)}")
         samples = [parse_row(row, path, i + 1) for i, row in enumerate(rows)]
     else:
         try:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .jsonl import MaskFileError, fail, parse_jsonl, read_jsonl, text_field
+from .jsonl import MAX_FILE_BYTES, MaskFileError, fail, parse_jsonl, read_jsonl, text_field
 from .phrases import find_phrase
 from .spans import (
     CharSpan,
@@ -78,8 +78,12 @@ class CommonWordsRecord:
 
 
 def _rows(path_or_text: str | Path, source: str | None) -> tuple[list[tuple[int, dict]], str]:
+    """A Path (or a str without `source`) is a file: read with the 20 MB cap, bad bytes named by
+    line (`read_jsonl`), named `source` when given; a str with `source` is the text itself."""
     if isinstance(path_or_text, Path) or source is None:
-        return read_jsonl(path_or_text), str(path_or_text)
+        return read_jsonl(path_or_text, name=source), source or str(path_or_text)
+    if len(path_or_text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise fail(source, None, None, f"over the limit of {MAX_FILE_BYTES // 2**20} MB for a span or word-list file")
     return parse_jsonl(path_or_text, source), source
 
 

@@ -19,16 +19,30 @@ def fail(source: str, line: int | None, field: str | None, what: str) -> MaskFil
     return MaskFileError(f"{where}: " + (f"field '{field}': " if field else "") + what)
 
 
-def read_jsonl(path: str | Path) -> list[tuple[int, dict]]:
-    """(line number, object) for every non-blank line of a JSON-lines file."""
+MAX_FILE_BYTES = 20 * 1024 * 1024  # the mask-set import's cap (engine.store.transfer.MAX_IMPORT_BYTES)
+
+
+def read_jsonl(path: str | Path, max_bytes: int = MAX_FILE_BYTES, name: str | None = None) -> list[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a JSON-lines file of at most `max_bytes`
+    (20 MB); bytes that are not UTF-8 are named by line and byte. name: the file's name in errors
+    (an upload's own name rather than its temporary path)."""
     path = Path(path)
+    shown = name or str(path)
     if not path.is_file():
         raise MaskFileError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise fail(shown, None, None, f"{size / 2**20:.1f} MB is over the limit of {max_bytes / 2**20:.0f} MB "
+                                          f"for a rules, span or word-list file; split it")
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise fail(str(path), None, None, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
-    return parse_jsonl(text, str(path))
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise fail(shown, line, None, f"not UTF-8 text ({err.reason} at byte {err.start}, column {column}); "
+                                          f"save the file as UTF-8") from None
+    return parse_jsonl(text, shown)
 
 
 def parse_jsonl(text: str, source: str = "<text>") -> list[tuple[int, dict]]:

@@ -31,13 +31,14 @@ def load_adapter_model(path: str | Path, device: str = "auto", dtype=None):
     applied (safetensors only), in eval mode; the tokenizer saved beside the adapter."""
     from peft import PeftModel
 
-    from .loading import ModelLoadError, load_model, load_tokenizer, model_context
+    from .loading import ModelLoadError, load_model, load_tokenizer, model_context, model_loading
 
     path = Path(path)
     if not (path / "adapter_model.safetensors").is_file():
         raise ModelLoadError(f"{path}: no adapter_model.safetensors (pickled adapters are refused)")
     base, _ = load_model(adapter_base(path), device, dtype)
-    model = PeftModel.from_pretrained(base, str(path), is_trainable=False, use_safetensors=True)
+    with model_loading():  # peft's load patches the same globals (engine.models.loading)
+        model = PeftModel.from_pretrained(base, str(path), is_trainable=False, use_safetensors=True)
     tok = load_tokenizer(path)
     context = model_context(base)
     if context is not None:

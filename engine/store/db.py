@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
 import tempfile
 from datetime import datetime, timezone
@@ -125,6 +126,51 @@ class NoStore(StoreError):
     exit_code = 2
 
 
+class BadStorePath(StoreError):
+    """--store names something that is not a store file (a folder, a file of another kind): bad input."""
+
+    exit_code = 2
+
+
+LOW_SPACE = 1 << 20  # below 1 MiB free, an I/O error is called a full disk
+
+
+def classify_sqlite_error(err: sqlite3.Error) -> str:
+    """'corrupt', 'full', 'readonly', 'permission', 'busy', 'io' or 'other' for an SQLite error,
+    by its result code (`sqlite_errorname`, Python 3.11) or else its message."""
+    name = getattr(err, "sqlite_errorname", None) or ""
+    text = str(err).lower()
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or any(
+            w in text for w in ("malformed", "not a database", "corrupt")):
+        return "corrupt"
+    if name.startswith("SQLITE_FULL") or "disk is full" in text or "no space" in text:
+        return "full"
+    if name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
+        return "readonly"
+    if name.startswith(("SQLITE_PERM", "SQLITE_AUTH")) or "permission" in text or "access" in text:
+        return "permission"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text or "busy" in text:
+        return "busy"
+    if name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN")) or "i/o" in text or "unable to open" in text:
+        return "io"
+    return "other"
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
 class NotFound(KeyError, ValueError):
     """An unknown mask-set name or run id (str() is the plain message, not KeyError's repr)."""
 
@@ -184,18 +230,30 @@ class Database:
         self.path = Path(path)
         self.timeout = timeout
         self.read_only = False
+        self.read_only_reason = "the file or its folder is not writable"
         self._uri: str | None = None  # the read-only URI, when the store opens read-only
         if self.path.is_dir():
-            raise StoreError(f"store {self.path}: is a folder, not a store file; pass --store a file "
-                             f"(e.g. {self.path / 'store.sqlite'})")
+            raise BadStorePath(f"store {self.path}: is a folder, not a store file; pass --store a file "
+                               f"(e.g. {self.path / 'store.sqlite'})")
         if not self.path.exists():
             if not create:
                 raise NoStore(f"no store at {self.path}: check the path (a store is created by the first "
                               f"command that records something)")
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.path.parent, os.W_OK):
+                raise StoreError(f"store {self.path}: cannot be created, the folder {self.path.parent} is not "
+                                 f"writable (permission or a read-only file system); pass --store a path in a "
+                                 f"writable folder")
         elif self.path.stat().st_size > 0:
             self._check_file()
-        self._init_schema()
+        try:
+            self._init_schema()
+        except StoreError:
+            raise
+        except sqlite3.DatabaseError as err:
+            if classify_sqlite_error(err) == "corrupt":
+                raise
+            raise StoreError(self._io_message(err)) from None
 
     # -- opening
 
@@ -212,32 +270,75 @@ class Database:
 
     def _check_file(self) -> None:
         """Refuse a file that is not an SQLite store or fails `PRAGMA quick_check`; open
-        read-only when the file or its folder is not writable. Writes nothing."""
+        read-only when the file or its folder is not writable, or when an I/O error (a full
+        disk, a read-only folder) keeps SQLite from opening it for writing. Writes nothing.
+
+        Diagnosis before advice: an I/O error (no space, read-only, permission) is said to be one
+        and never called damage; moving the file aside is advised only when quick_check fails on
+        a file that is readable and writable."""
         with open(self.path, "rb") as fh:
             head = fh.read(len(SQLITE_HEADER))
         if head != SQLITE_HEADER:
-            raise StoreError(f"store {self.path}: not a workbench store (not an SQLite file); pass --store "
-                             f"another file, or move it aside to start a new store")
+            raise BadStorePath(f"store {self.path}: not a workbench store (not an SQLite file); pass --store "
+                               f"another file")
         writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
         if not writable:
             self.read_only = True
             self._uri = f"{self.path.resolve().as_uri()}?mode=ro"
         try:
-            conn = self._connect()
-        except sqlite3.OperationalError:
-            if not self.read_only:
-                raise
-            # a WAL store in a folder we cannot write has no -shm to share: read it as a snapshot
-            self._uri = f"{self.path.resolve().as_uri()}?immutable=1"
-            conn = self._connect()
-        try:
-            problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
+            problems = self._quick_check()
         except sqlite3.DatabaseError as err:
-            problems = [str(err)]
+            if classify_sqlite_error(err) == "corrupt":
+                problems = [str(err)]
+            else:
+                # an I/O error, not damage: read a snapshot (a WAL store in a folder we cannot write
+                # has no -shm to share); the read commands work, writes say why they cannot
+                first = err
+                if not self.read_only:
+                    self.read_only = True
+                    self.read_only_reason = self._io_reason(first)
+                self._uri = f"{self.path.resolve().as_uri()}?immutable=1"
+                try:
+                    problems = self._quick_check()
+                except sqlite3.DatabaseError as err2:
+                    if classify_sqlite_error(err2) != "corrupt":
+                        raise StoreError(self._io_message(first)) from None
+                    problems = [str(err2)]
+        if problems != ["ok"]:
+            problems = [" ".join(str(p).split()) for p in problems]  # quick_check's lines, on one line
+            if self.read_only:
+                raise StoreError(f"store {self.path}: quick_check reports a problem ({problems[0]}), but the file "
+                                 f"could only be opened read-only ({self.read_only_reason}), so nothing is "
+                                 f"concluded or changed; copy it to a writable folder and rerun with --store "
+                                 f"the copy to check it")
+            raise StoreError(f"store {self.path} is damaged (quick_check: {problems[0]}); {self._backup_hint()}")
+
+    def _quick_check(self) -> list[str]:
+        conn = self._connect()
+        try:
+            return [r[0] for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
         finally:
             conn.close()
-        if problems != ["ok"]:
-            raise StoreError(f"store {self.path} is damaged (quick_check: {problems[0]}); {self._backup_hint()}")
+
+    def _io_reason(self, err: sqlite3.Error) -> str:
+        """What kind of I/O problem `err` is, with the free space of the store's folder."""
+        kind = classify_sqlite_error(err)
+        free = _free_bytes(self.path.parent)
+        space = f"{_human(free)} free on its disk" if free is not None else "free space unknown"
+        if kind == "full" or (free is not None and free < LOW_SPACE):
+            return f"the disk is full ({space}): free some space"
+        if kind == "readonly":
+            return f"the file, its folder or the file system is read-only ({space}): make it writable"
+        if kind == "permission":
+            return f"permission denied ({space}): check the permissions of the file and its folder"
+        if kind == "busy":
+            return f"another process holds it ({space}): wait for it to finish"
+        return (f"an I/O error ({err}; {space}): check free space and that the folder {self.path.parent} "
+                f"is writable")
+
+    def _io_message(self, err: sqlite3.Error) -> str:
+        return (f"store {self.path}: cannot be opened: {self._io_reason(err)}, or pass --store a writable "
+                f"path; this is not damage: the file was not changed and needs no repair")
 
     def _connect(self) -> sqlite3.Connection:
         if self._uri is not None:
@@ -251,8 +352,8 @@ class Database:
 
     def _require_writable(self) -> None:
         if self.read_only:
-            raise StoreError(f"store {self.path} is read-only (the file or its folder is not writable): it can be "
-                             f"listed and shown, not changed; make it writable or pass --store a writable copy")
+            raise StoreError(f"store {self.path} is read-only ({self.read_only_reason}): it can be listed and "
+                             f"shown, not changed; fix that or pass --store a writable path")
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

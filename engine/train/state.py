@@ -90,7 +90,10 @@ def _apply_lora(model, config: RunConfig):
     conv1d = any(type(m).__name__ == "Conv1D" for m in model.modules())  # GPT-2 stores weights transposed
     lcfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0, target_modules=targets,
                       task_type="CAUSAL_LM", fan_in_fan_out=conv1d)
-    return get_peft_model(model, lcfg)
+    from ..models import model_loading
+
+    with model_loading():  # LoRA's init uses torch.nn.init, which a concurrent load patches (engine.models.loading)
+        return get_peft_model(model, lcfg)
 
 
 def training_plan(config: RunConfig, model, tokenizer, spec: LossSpec, kwargs: dict, forget, device: str,

@@ -69,3 +69,46 @@ def assert_one_line_error(code: int, err: str, expected_code: int, *needles: str
     assert "error: " in err, err
     for needle in needles:
         assert needle in err, (needle, err)
+
+
+def store_with_a_run(path: Path):
+    """(Store, run id): a store holding one finished run with one epoch of metrics."""
+    from engine.store import Store
+
+    s = Store(path)
+    run = s.create_run({"model": "demo", "data": "demo", "loss": "ga", "epochs": 1}, None)
+    s.add_epoch_metrics(run, 1, 3, {"forget_quality": 0.5})
+    s.finish_run(run, "finished")
+    return s, run
+
+
+def checkpoint_wal(path: Path) -> None:
+    """Fold every WAL page into the main file so the bytes on disk are the whole store."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def inject_sqlite_error(monkeypatch, message: str, when=lambda uri, sql: True) -> None:
+    """Make every SQLite statement the store runs raise OperationalError(message) where
+    `when(uri, sql)` (as SQLite itself raises on a full disk or a folder it cannot write)."""
+    import sqlite3
+
+    from engine.store import db
+
+    real = sqlite3.connect
+
+    def connect(target, *a, **k):
+        uri = str(target)
+
+        class Failing(sqlite3.Connection):
+            def execute(self, sql, *args):
+                if when(uri, sql):
+                    raise sqlite3.OperationalError(message)
+                return super().execute(sql, *args)
+
+        return real(target, *a, factory=Failing, **k)
+
+    monkeypatch.setattr(db.sqlite3, "connect", connect)

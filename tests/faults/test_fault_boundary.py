@@ -21,8 +21,8 @@ def test_garbage_store_is_one_line_in_a_real_process(tmp_path):
     before = snapshot(tmp_path)
     r = subprocess.run([sys.executable, "-m", "engine", "runs", "--store", str(store)], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    assert r.stderr.startswith(f"error: store {store}: ") and "move it aside" in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr  # --store names the wrong file: bad input
+    assert r.stderr.startswith(f"error: store {store}: ") and "not a workbench store" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert snapshot(tmp_path) == before  # the damaged file is left as it was
 
@@ -39,7 +39,7 @@ def test_truncated_store_names_the_file(tmp_path, home, capsys):
 
 def test_store_pointing_at_a_folder(tmp_path, home, capsys):
     code, _, err = cli(["runs", "--store", tmp_path], capsys)
-    assert_one_line_error(code, err, 1, str(tmp_path))
+    assert_one_line_error(code, err, 2, str(tmp_path), "is a folder")
 
 
 def test_full_disk_while_exporting_is_one_line_and_keeps_the_run(tmp_path, home, capsys, monkeypatch):

@@ -198,7 +198,7 @@ def test_store_that_is_not_a_store(tmp_path, home, capsys, content):
         assert code == 0 and "no runs recorded yet" in out
         return
     code, _, err = cli(["runs", "--store", path], capsys)
-    assert_one_line_error(code, err, 1, f"store {path}")
+    assert_one_line_error(code, err, 2 if content[:16] != b"SQLite format 3\x00" else 1, f"store {path}")
     assert path.read_bytes() == content
 
 
