@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
+from pathlib import Path
+
+sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repository, not benchmarks/ (its selectors.py)
 
 
 def main() -> None:

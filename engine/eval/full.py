@@ -92,9 +92,10 @@ def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndar
                        gradnorm: bool = True, hooks: bool = True, rouge_rows: int | None = None,
                        rouge_seed: int = 0) -> tuple[EvalReport, list[torch.Tensor]]:
     """`evaluate`, plus the per-token NLL (1-D, over label positions) of each of `also_score`'s
-    answers. All model work is one `passes.run`: every question's prompt runs once, for its
+    answers. The model work is one `passes.run`: every question's prompt runs once, for its
     greedy answer and for every text scored behind it (answers, paraphrases, perturbed answers,
-    `also_score`'s answers, the holdout answers); the forget and holdout answers also get their
+    `also_score`'s answers); the holdout answers get a pass of their own (so that the other
+    numbers keep every digit they had before them). The forget and holdout answers also get their
     token statistics there (`engine.eval.privacy`: extraction strength, exact memorisation, the
     MIA AUCs, privleak against `retain_mia`). gradnorm: also the gradient-norm AUC (one backward
     pass per forget and holdout answer). hooks: then every registered metric hook
@@ -109,8 +110,12 @@ def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndar
     questions = [s.question for key, _, _ in splits for s in generated[key]]
     pairs = [p for _, kind, samples in splits for p in metrics.split_pairs(samples, kind)]
     pairs += [(s.question, s.answer) for s in also_score]
-    stats = privacy.pairs(splits[0][2]) + privacy.pairs(holdout)
-    outputs = passes.run(model, tokenizer, questions, pairs, max_new_tokens, batch_size, progress, stats=stats)
+    outputs = passes.run(model, tokenizer, questions, pairs, max_new_tokens, batch_size, progress,
+                         stats=privacy.pairs(splits[0][2]))
+    if holdout:  # a pass of its own: the batches above, and so every digit of their numbers, stay as they were
+        held = passes.run(model, tokenizer, [], [], batch_size=batch_size, stats=privacy.pairs(holdout))
+        outputs.nll.update(held.nll)
+        outputs.stats.update(held.stats)
     comps: dict[str, float | None] = {}
     notes: list[str] = []
     for key, kind, samples in splits[1:]:

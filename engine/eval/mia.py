@@ -45,7 +45,11 @@ def loss_score(nll: torch.Tensor) -> float:
 
 def zlib_score(nll: torch.Tensor, text: str) -> float:
     """ZLib attack (Carlini et al. 2021; open-unlearning `mia/zlib.py`): avg_loss / zlib entropy,
-    the entropy being len(zlib.compress(text.encode('utf-8'))) bytes of the answer text."""
+    the entropy being len(zlib.compress(text.encode('utf-8'))) bytes of the answer text.
+
+    [choice] `text` is the answer as the data stores it; open-unlearning decodes the label tokens
+    (special tokens skipped), which can differ by the whitespace the prompt format puts before
+    the answer."""
     return loss_score(nll) / len(zlib.compress(text.encode("utf-8")))
 
 
