@@ -73,9 +73,10 @@ def test_rmu_hand_example():
     assert torch.equal(c, steering_vector(2, 3.0, seed=0)) and not torch.equal(c, steering_vector(2, 3.0, seed=1))
     emb = torch.zeros(1, 3, 2)
     block0 = torch.stack([c, c + torch.tensor([1.0, 0.0]), c + torch.tensor([2.0, 2.0])]).unsqueeze(0)  # (1, 3, 2)
-    block1 = torch.full((1, 3, 2), 100.0)
+    block1 = torch.full((1, 3, 2), 100.0)  # HF's last entry: the last block after the final norm
     hidden = (emb, block0, block1)
-    assert pick_layer(hidden, 0) is block0 and pick_layer(hidden, 7) is block1  # clamped to the last block
+    assert pick_layer(hidden, 0) is block0 and pick_layer(hidden, 7) is block0  # clamped to block L − 2
+    assert pick_layer((emb, emb, block0, block1), 1) is block0 and pick_layer((emb, block1), 7) is block1
     w = torch.tensor([[1.0, 1.0, 0.0]])  # the third position is not steered
     loss, stats = rmu_loss(hidden, w, layer_id=0, steering_coeff=3.0, alpha=0.0)
     assert loss.item() == pytest.approx((0.0 + 0.5) / 2)  # mean_h (h − c)² = 0 and (1² + 0²)/2
