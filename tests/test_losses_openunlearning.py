@@ -302,3 +302,18 @@ def test_rmu_hard_mask_gives_no_gradient_to_masked_out_positions():
     loss, _ = rmu_loss((torch.zeros(2, 5, 8), h), mask, layer_id=0, alpha=0.0)
     loss.backward()
     assert torch.equal(h.grad.abs().sum(-1) > 0, mask.bool())  # steered exactly where the mask says
+
+
+def test_run_tab_offers_the_new_losses_and_its_form_accepts_them(tmp_path):
+    import app
+
+    demo = app.build_demo(tmp_path / "store.sqlite")
+    loss_box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "run-loss")
+    offered = {c[0] if isinstance(c, (tuple, list)) else c for c in loss_box.choices}
+    assert set(NEW) <= offered
+    from ui.run_tab import config_from_form
+
+    for loss in NEW:
+        cfg = config_from_form(source="selector", model="demo", data="demo/forget01", loss=loss, selector="tif",
+                               epochs=1, loss_params="")
+        cfg.check()  # the form's config is one a run accepts
