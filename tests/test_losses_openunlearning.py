@@ -73,9 +73,10 @@ def test_rmu_hand_example():
     assert torch.equal(c, steering_vector(2, 3.0, seed=0)) and not torch.equal(c, steering_vector(2, 3.0, seed=1))
     emb = torch.zeros(1, 3, 2)
     block0 = torch.stack([c, c + torch.tensor([1.0, 0.0]), c + torch.tensor([2.0, 2.0])]).unsqueeze(0)  # (1, 3, 2)
-    block1 = torch.full((1, 3, 2), 100.0)
+    block1 = torch.full((1, 3, 2), 100.0)  # HF's last entry: the last block after the final norm
     hidden = (emb, block0, block1)
-    assert pick_layer(hidden, 0) is block0 and pick_layer(hidden, 7) is block1  # clamped to the last block
+    assert pick_layer(hidden, 0) is block0 and pick_layer(hidden, 7) is block0  # clamped to block L − 2
+    assert pick_layer((emb, emb, block0, block1), 1) is block0 and pick_layer((emb, block1), 7) is block1
     w = torch.tensor([[1.0, 1.0, 0.0]])  # the third position is not steered
     loss, stats = rmu_loss(hidden, w, layer_id=0, steering_coeff=3.0, alpha=0.0)
     assert loss.item() == pytest.approx((0.0 + 0.5) / 2)  # mean_h (h − c)² = 0 and (1² + 0²)/2
@@ -301,3 +302,18 @@ def test_rmu_hard_mask_gives_no_gradient_to_masked_out_positions():
     loss, _ = rmu_loss((torch.zeros(2, 5, 8), h), mask, layer_id=0, alpha=0.0)
     loss.backward()
     assert torch.equal(h.grad.abs().sum(-1) > 0, mask.bool())  # steered exactly where the mask says
+
+
+def test_run_tab_offers_the_new_losses_and_its_form_accepts_them(tmp_path):
+    import app
+
+    demo = app.build_demo(tmp_path / "store.sqlite")
+    loss_box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "run-loss")
+    offered = {c[0] if isinstance(c, (tuple, list)) else c for c in loss_box.choices}
+    assert set(NEW) <= offered
+    from ui.run_tab import config_from_form
+
+    for loss in NEW:
+        cfg = config_from_form(source="selector", model="demo", data="demo/forget01", loss=loss, selector="tif",
+                               epochs=1, loss_params="")
+        cfg.check()  # the form's config is one a run accepts

@@ -14,11 +14,13 @@ def steering_vector(hidden_size: int, steering_coeff: float, seed: int) -> torch
 
 
 def pick_layer(hidden_states: tuple[torch.Tensor, ...], layer_id: int) -> torch.Tensor:
-    """The output of block min(layer_id, L − 1), (B, T, H), from HF's hidden_states (embeddings,
+    """The output of block min(layer_id, L − 2), (B, T, H), from HF's hidden_states (embeddings,
     then one entry per block: block l's output is entry l + 1). [choice] layer_id is clamped to the
-    model's depth; HF applies the final norm to the last entry, so the last block is post-norm."""
+    model's depth, to L − 2: HF applies the final norm to the last entry, so the last block's raw
+    output (what open-unlearning's forward hook on model.layers.N sees) is not among them, and a
+    normalised state cannot be steered to an arbitrary vector (1 block: its normalised output)."""
     n_blocks = len(hidden_states) - 1
-    return hidden_states[min(layer_id, n_blocks - 1) + 1]
+    return hidden_states[max(0, min(layer_id, n_blocks - 2)) + 1]
 
 
 def _per_token_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -42,7 +44,7 @@ def rmu_loss(hidden_states: tuple[torch.Tensor, ...], weights: torch.Tensor,
     the frozen reference model's. Here the token weights w choose (and weigh) the steered forget
     positions: new with this workbench; open-unlearning steers every label position.
     open-unlearning's defaults (configs/trainer/RMU.yaml): block 7 (model.layers.7; clamped here to
-    the model's depth), steering_coeff 2, γ = 1, α = 1, every parameter trained.
+    the second-to-last block, `pick_layer`), steering_coeff 2, γ = 1, α = 1, every parameter trained.
 
     hidden_states: HF's tuple (embeddings + one (B, T, H) per block) of the forget batch;
     weights: (B, T) mask or soft weights on label positions; retain_hidden_states /
