@@ -137,26 +137,6 @@ def check_params(fn, params: dict, owner: str, owner_name: str, keyword_only: bo
     return out
 
 
-def check_selector_params(name: str, params: dict, in_run: bool = False) -> dict:
-    """A selector's parameters checked against its signature. In a run, `atwu` also takes its
-    scorer's training settings (init, SCORER_DEFAULTS, OPTIMIZER_DEFAULTS)."""
-    from .selectors import get_selector
-
-    extra = None
-    if in_run and name == "atwu":
-        from .weights.atwu import OPTIMIZER_DEFAULTS, SCORER_DEFAULTS
-
-        extra = {"init": str, **{k: float for k in [*SCORER_DEFAULTS, *OPTIMIZER_DEFAULTS]}}
-    return check_params(get_selector(name), params, f"selector {name!r}", name, skip_first=True, extra=extra)
-
-
-def check_loss_params(name: str, params: dict) -> dict:
-    """A loss's keyword hyper-parameters checked against its signature."""
-    from .losses import get_loss
-
-    return check_params(get_loss(name).fn, params, f"loss {name!r}", name, keyword_only=True)
-
-
 def check_positive_int(value: int | None, flag: str, minimum: int = 1) -> None:
     """ValueError naming `flag` unless value ≥ minimum (None passes: the option was not given)."""
     if value is not None and value < minimum:

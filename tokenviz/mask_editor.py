@@ -35,12 +35,6 @@ def eos_rule(mask: Sequence, answer_mask: Sequence[bool]) -> list[int]:
     return [int(bool(v) and a) for v, a in zip(mask, answer_mask)]
 
 
-def bulk_plan(defaults: dict, edited: set[str], keep_edited: bool) -> dict:
-    """The part of `defaults` ({uid: anything}) a bulk apply writes: all of it, or without the
-    hand-edited uids when `keep_edited`."""
-    return {uid: v for uid, v in defaults.items() if not (keep_edited and uid in edited)}
-
-
 @dataclass
 class MaskEditor:
     """Undo/redo of one sample's mask and the last clicked token (the shift-click anchor)."""

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from engine import paths
 from engine.cli.setup import PROGRESS_PREFIX
 from engine.explore import ExploreService
+from engine.masks.service import MaskSets
 from engine.jobs import JobManager
 from engine.models.builtin import builtin_is_current, ensure_builtin
 from engine.store import Store
@@ -119,10 +120,19 @@ class AppContext:
     histories: dict = field(default_factory=dict)  # (mask set, uid) -> tokenviz MaskEditor (Edit tab)
     edit_lock: threading.RLock = field(default_factory=threading.RLock)
 
+    _masks: MaskSets | None = None
+
     @property
     def explore(self) -> ExploreService:
         self.bootstrap.wait()
         return self.explore_service
+
+    @property
+    def masks(self) -> MaskSets:
+        """The mask-set service (engine.masks.service) over this store and explore service."""
+        if self._masks is None:
+            self._masks = MaskSets(self.store, self.explore)
+        return self._masks
 
     @classmethod
     def create(cls, store_path: str | Path | None = None, device: str = "auto", runner=None) -> "AppContext":

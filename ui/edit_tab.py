@@ -10,9 +10,8 @@ import gradio as gr
 import pandas as pd
 
 from engine.selectors import SELECTORS
-from engine.store.transfer import read_import_file, validate_payload
 from tokenviz import count_targets
-from tokenviz.mask_editor import MaskEditor, Refused, bulk_plan, check_action
+from tokenviz.mask_editor import MaskEditor, Refused, check_action
 
 from . import edit_tools, render
 from .chips_js import CHIPS_JS
@@ -30,18 +29,13 @@ class EditHandlers:
 
     def _sample(self, name: str, index: int):
         """(mask set meta, SampleInfo, current mask) for one sample; ValueError/IndexError with a message."""
-        if not name:
-            raise ValueError("choose a mask set, or create one from a selector")
-        ms = self.ctx.store.get_mask_set(name)
-        ms.check_tokenizer(self.ctx.explore.model(ms.model)[1])  # the set's tokenizer, compared again at view
-        info = self.ctx.explore.info(ms.model, ms.data, SPLIT, int(index or 0))
-        return ms, info, ms.mask_for(info, len(info.tokens))
+        return self.ctx.masks.sample(name, index)  # the set's tokenizer, compared again at view
 
     def table(self, name: str, only_edited: bool = False) -> pd.DataFrame:
         """Targets per sample of the set (all samples, or the hand-edited ones)."""
         if not name:
             return pd.DataFrame(columns=TABLE_COLUMNS)
-        ms = self.ctx.store.get_mask_set(name)
+        ms = self.ctx.masks.get(name)
         rows = []
         for i, s in enumerate(self.ctx.explore.samples(ms.data, SPLIT)):
             entry = ms.masks.get(s.uid)
@@ -102,19 +96,15 @@ class EditHandlers:
         default, edited = None, True
         if action == "reset":  # to a selector's default mask; the set's own selector clears "edited"
             selector = reset_selector or ms.source_selector
-            if selector not in SELECTORS:
-                raise ValueError("choose a selector to reset to")
-            row = self.ctx.explore.selector_row(ms.model, ms.data, SPLIT, index, selector)
-            if not row.ok:
-                raise ValueError(row.error)
-            default, edited = row.mask, selector != ms.source_selector
+            default = self.ctx.masks.selector_mask(ms, index, selector)
+            edited = selector != ms.source_selector
         try:
             new = editor.apply(action, mask, info.answer_mask, render.shown_tokens(info), start, end, default)
         except Refused as err:
             return fail(str(err), toast=False)
         if new is None:
             return ok(f"nothing to {action}")
-        self.ctx.store.save_sample_mask(name, info.uid, info.text_hash, new, edited=edited)
+        self.ctx.masks.save(name, info.uid, info.text_hash, new, edited=edited)
         return ok(f"{action}: saved ({count_targets(new)} targets)")
 
     def api_apply(self, name: str, index: int, action: str, start: int | None = None, end: int | None = None,
@@ -156,42 +146,35 @@ class EditHandlers:
     # -- mask sets
 
     def choices(self, value: str | None = None):
-        names = [m.name for m in self.ctx.store.list_mask_sets()]
+        names = self.ctx.masks.names()
         if value not in names:
             value = self.latest() if names else None
         return gr.update(choices=names, value=value)
 
     def latest(self) -> str | None:
         """The most recently updated mask set that has samples (what a reloaded page opens)."""
-        sets = [m for m in self.ctx.store.list_mask_sets() if m.n_samples > 0] or self.ctx.store.list_mask_sets()
-        return max(sets, key=lambda m: m.updated).name if sets else None
+        return self.ctx.masks.latest()
 
     def create(self, name: str, selector: str, model: str, data: str, progress=gr.Progress()):
         """A new mask set from a selector's default masks over all forget samples of model/data."""
         name = (name or "").strip()
         try:
-            if not name:
-                raise ValueError("give the new mask set a name")
-            if name in {m.name for m in self.ctx.store.list_mask_sets()}:
-                raise ValueError(f"a mask set named {name!r} already exists")
-            masks = self.ctx.explore.default_masks(
-                model, data, selector, progress=lambda f: progress(f, desc=f"scoring forget samples with {selector}"))
-            fp = self.ctx.explore.fingerprint(model)
-            self.ctx.store.create_mask_set(name, model, data, fp, source_selector=selector, masks=masks)
+            n = self.ctx.masks.create(name, selector, model, data, progress=lambda f: progress(
+                f, desc=f"scoring forget samples with {selector}"))
         except Exception as err:
             return self.choices(), fail(f"mask set not created: {message_of(err)}")
-        return self.choices(name), ok(f"mask set {name!r} created from {selector} ({len(masks)} samples)")
+        return self.choices(name), ok(f"mask set {name!r} created from {selector} ({n} samples)")
 
     def duplicate(self, name: str, new: str):
         try:
-            self.ctx.store.duplicate_mask_set(name, (new or "").strip())
+            self.ctx.masks.duplicate(name, new)
         except Exception as err:
             return self.choices(name), fail(f"not duplicated: {message_of(err)}")
         return self.choices(new.strip()), ok(f"{name!r} duplicated as {new.strip()!r}")
 
     def rename(self, name: str, new: str):
         try:
-            self.ctx.store.rename_mask_set(name, (new or "").strip())
+            self.ctx.masks.rename(name, new)
         except Exception as err:
             return self.choices(name), fail(f"not renamed: {message_of(err)}")
         with self.ctx.edit_lock:
@@ -201,7 +184,7 @@ class EditHandlers:
 
     def delete(self, name: str):
         try:
-            self.ctx.store.delete_mask_set(name)
+            self.ctx.masks.delete(name)
         except Exception as err:
             return self.choices(name), fail(f"not deleted: {message_of(err)}"), gr.update(visible=False)
         return self.choices(), ok(f"mask set {name!r} deleted"), gr.update(visible=False)
@@ -213,7 +196,7 @@ class EditHandlers:
 
     def export(self, name: str):
         try:
-            payload = self.ctx.store.export_mask_set(name)
+            payload = self.ctx.masks.export(name)
         except Exception as err:
             return None, fail(f"not exported: {message_of(err)}")
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
@@ -227,11 +210,7 @@ class EditHandlers:
             return self.choices(), fail("choose a mask-set JSON file to import")
         path = Path(file if isinstance(file, str) else getattr(file, "name", file))
         try:
-            payload = read_import_file(path)  # the size limit, then JSON
-            meta, _ = validate_payload(payload)  # the model and data it names, to check its fit against
-            name = self.ctx.store.import_mask_set(payload, (new_name or "").strip() or None,
-                                                  tokenizer=self.ctx.explore.model(meta["model"])[1],
-                                                  samples=self.ctx.explore.samples(meta["data"], SPLIT))
+            name = self.ctx.masks.import_file(path, new_name)  # size, JSON, tokenizer and samples checked first
         except Exception as err:
             return self.choices(), fail(f"{path.name} was not imported: {message_of(err)}")
         return self.choices(name), ok(f"imported {path.name} as {name!r}")
@@ -239,22 +218,16 @@ class EditHandlers:
     def bulk(self, name: str, selector: str, keep_edited: bool, progress=gr.Progress()):
         """Apply a selector's default mask to every sample (hand-edited ones kept when asked)."""
         try:
-            ms = self.ctx.store.get_mask_set(name) if name else None
-            if ms is None:
+            if not name:
                 raise ValueError("choose a mask set")
-            masks = self.ctx.explore.default_masks(
-                ms.model, ms.data, selector,
-                progress=lambda f: progress(f, desc=f"scoring forget samples with {selector}"))
-            edited = {uid for uid, m in ms.masks.items() if m.edited}
             with self.ctx.edit_lock:
-                written = 0
-                for uid, (text_hash, mask) in bulk_plan(masks, edited, keep_edited).items():
-                    self.ctx.store.save_sample_mask(name, uid, text_hash, mask, edited=False)
+                written, total = self.ctx.masks.bulk_apply(name, selector, keep_edited, progress=lambda f: progress(
+                    f, desc=f"scoring forget samples with {selector}"))
+                for uid in written:
                     self.ctx.histories.pop((name, uid), None)
-                    written += 1
         except Exception as err:
             return fail(f"not applied: {message_of(err)}")
-        return ok(f"{selector} applied to {written} of {len(masks)} samples"
+        return ok(f"{selector} applied to {len(written)} of {total} samples"
                   + (" (hand-edited samples kept)" if keep_edited else ""))
 
 
@@ -354,7 +327,7 @@ def build(ctx: AppContext, top: dict) -> dict:
 def _source(ctx: AppContext, name: str | None):
     """The selector a mask set was made from (the default for reset and bulk)."""
     try:
-        return ctx.store.get_mask_set(name).source_selector if name else None
+        return ctx.masks.get(name).source_selector if name else None
     except Exception:
         return gr.update()
 
@@ -362,7 +335,7 @@ def _source(ctx: AppContext, name: str | None):
 def _step(ctx: AppContext, name: str | None, index, delta: int = 1) -> int:
     """The next/previous sample, wrapping around at both ends (as Explore does)."""
     try:
-        ms = ctx.store.get_mask_set(name)
+        ms = ctx.masks.get(name)
         total = len(ctx.explore.samples(ms.data, SPLIT))
     except Exception:  # no set chosen: the view says so
         return max(0, int(index or 0) + delta)

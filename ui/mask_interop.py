@@ -80,8 +80,7 @@ class InteropHandlers:
                 masks = masks_from_records(samples, offsets, records, source)
                 payload = {s.uid: (text_hash(s.question, s.answer), [int(v) for v in (m or [0] * len(o))])
                            for s, m, o in zip(samples, masks, offsets)}
-                self.ctx.store.create_mask_set(name, model, data, self.ctx.explore.fingerprint(model),
-                                               source_selector=None, masks=payload)
+                self.ctx.masks.create_from_masks(name, model, data, payload)
                 done.append(f"mask set {name!r} ({sum(m is not None for m in masks)} samples from the file)")
             if as_truth:
                 self.data.imported_truth[canonical_data(data)] = truth

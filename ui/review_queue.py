@@ -80,7 +80,7 @@ class ReviewHandlers:
                 i = int(index or 0)
                 if not 0 <= i < len(sd.samples):
                     raise IndexError(f"sample {i} is out of range (0..{len(sd.samples) - 1})")
-                self.ctx.store.set_reviewed(name, sd.samples[i].uid)
+                self.ctx.masks.review(name, sd.samples[i].uid)
             reviewed = self.ctx.store.reviewed(name)
             done = {k for k, s in enumerate(sd.samples) if s.uid in reviewed}
             nxt = next_to_review(items, done)

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..params import parse_params  # noqa: F401  (the commands import it from here)
 
 COMMANDS = ["setup", "finetune", "eval", "score", "selector-report", "unlearn", "runs", "fit-scorer", "leak-check",
-            "export"]
+            "export", "masks"]
 
 from ..data.tofu_layout import roles_help
 

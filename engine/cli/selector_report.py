@@ -90,9 +90,9 @@ def parse_ratios(text: str | None) -> list[float]:
 def run(args) -> int:
     from ..eval.selector_report import selector_report, variants_from_params
     from ..models import load_model
-    from ..param_check import check_device, check_selector_params
+    from ..param_check import check_device
     from ..resolve import load_data, model_path
-    from ..selectors import SELECTORS, get_selector
+    from ..selectors import SELECTORS, check_selector_params, get_selector
 
     names = [n.strip() for n in args.selectors.split(",") if n.strip()] if args.selectors else list(SELECTORS)
     for n in names:

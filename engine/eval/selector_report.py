@@ -27,7 +27,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from ..data import Sample
-from ..masks.accuracy import mask_accuracy
+from ..masks.accuracy import Counts, mask_accuracy
 from ..masks.spans import CharSpan, is_answer_token, label_mask_to_spans, label_offsets, overlaps, word_spans
 from ..selectors import SELECTORS, NoSpansError, SelectorUnavailable, select
 from ..tokens import encode_samples, iter_batches, label_rows
@@ -45,15 +45,9 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
 
 
 def precision_recall_f1(pred: np.ndarray, truth: np.ndarray) -> tuple[float | None, float | None, float | None]:
-    """Precision TP/(TP+FP), recall TP/(TP+FN) and their harmonic mean F1."""
-    pred, truth = pred.astype(bool), truth.astype(bool)
-    tp = int((pred & truth).sum())
-    precision = tp / int(pred.sum()) if pred.any() else None
-    recall = tp / int(truth.sum()) if truth.any() else None
-    if precision is None or recall is None:
-        return precision, recall, None
-    f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-    return precision, recall, f1
+    """Precision TP/(TP+FP), recall TP/(TP+FN) and their harmonic mean F1 (`Counts`, the one home)."""
+    c = Counts.of_arrays(pred, truth)
+    return c.precision, c.recall, c.f1
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from functools import cached_property
 from dataclasses import dataclass
 from typing import Callable
 
+from ..param_check import check_params
 from .atwu import atwu_loss
 from .dto import dto_loss
 from .ga import ga_loss
@@ -63,8 +64,6 @@ class LossSpec:
     def params(self, overrides: dict | None = None) -> dict:
         """Defaults updated with `overrides`, each converted to its annotated type and range-checked
         (`engine.param_check`); unknown names are an error naming the known ones."""
-        from ..param_check import check_params
-
         return {**self.defaults, **check_params(self.fn, overrides or {}, f"loss {self.name!r}", self.name,
                                                 keyword_only=True)}
 
@@ -94,5 +93,10 @@ def get_loss(name: str) -> LossSpec:
     return LOSSES[name]
 
 
-__all__ = ["LOSSES", "LossSpec", "atwu_loss", "dto_loss", "ga_loss", "get_loss", "graddiff_loss", "npo_loss",
+def check_loss_params(name: str, params: dict) -> dict:
+    """A loss's keyword hyper-parameters checked against its signature (no defaults added)."""
+    return check_params(get_loss(name).fn, params, f"loss {name!r}", name, keyword_only=True)
+
+
+__all__ = ["LOSSES", "LossSpec", "atwu_loss", "check_loss_params", "dto_loss", "ga_loss", "get_loss", "graddiff_loss", "npo_loss",
            "tpo_loss"]

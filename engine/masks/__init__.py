@@ -44,6 +44,7 @@ from .rules import (
                       hand_edits_between,
                       load_rules,
                       parse_rules,
+                      rewrite_with_rules,
                       rule_effects,
                       rules_from_json,
                       rules_to_json,
@@ -54,6 +55,6 @@ __all__ = ["CharSpan", "Counts", "LeakReport", "LeakRow", "MaskAccuracy", "MaskF
            "RuleEffect", "SpanRecord", "WordRecord", "apply_rules", "dump_rules", "export_spans", "export_words", "CommonWordsRecord", "export_common_words", "read_common_words_file",
            "hand_edits_between", "label_mask_to_spans", "label_offsets", "leak_check", "leak_rows", "load_rules",
            "mask_accuracy", "masks_from_records", "next_to_review", "parse_rules", "read_span_file",
-           "read_word_file", "review_queue", "rule_effects", "rules_from_json", "rules_to_json",
+           "read_word_file", "review_queue", "rewrite_with_rules", "rule_effects", "rules_from_json", "rules_to_json",
            "sample_disagreement", "spans_to_label_mask", "summarise", "target_texts", "to_jsonl",
            "truth_from_records", "vote_entropy"]

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .spans import (
     Offsets,
     as_char_span,
@@ -35,6 +37,12 @@ class Counts:
     tp: int = 0
     fp: int = 0
     fn: int = 0
+
+    @classmethod
+    def of_arrays(cls, pred, truth) -> "Counts":
+        """Counts of two aligned 0/1 arrays (numpy or anything `np.asarray` takes)."""
+        pred, truth = np.asarray(pred).astype(bool), np.asarray(truth).astype(bool)
+        return cls(int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum()))
 
     def add(self, predicted: bool, positive: bool) -> None:
         self.tp += predicted and positive

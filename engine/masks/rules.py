@@ -165,7 +165,20 @@ def hand_edits_between(computed: Sequence[Any], current: Sequence[Any]) -> dict[
     return {j: bool(b) for j, (a, b) in enumerate(zip(computed, current)) if bool(a) != bool(b)}
 
 
+def rewrite_with_rules(samples, offsets, base, current, old_rules: Sequence[Rule],
+                       new_rules: Sequence[Rule]) -> list[list[bool]]:
+    """Every sample's mask under `new_rules`, keeping the hand edits made over `old_rules`:
+    edits = tokens where `current` differs from base + old rules; result = base + new rules + edits.
+    The one place rule precedence is recomputed (Edit tab rule changes, a run's rules).
+    A sample whose `current` mask is None (a mask set that lacks it) has no hand edits.
+    """
+    edits = [{} if m is None else hand_edits_between(c, m)
+             for c, m in zip(apply_rules(samples, offsets, base, old_rules), current)]
+    return apply_rules(samples, offsets, base, new_rules, edits)
+
+
 # ---------------------------------------------------------------- JSON
+
 
 def rule_from_json(row: Any, source: str = "rules", line: int | None = None) -> Rule:
     """A Rule from `{"phrase", "target", "whole_words"?, "case_sensitive"?}`; MaskFileError naming

@@ -5,7 +5,9 @@ batch), runs the selector and checks the contract (shapes, mask inside the answe
 """
 from __future__ import annotations
 
+from ..param_check import check_params
 from ..tokens import Batch, encode_samples
+from ..weights.atwu import OPTIMIZER_DEFAULTS, SCORER_DEFAULTS
 from .all_tokens import select_all
 from .atwu import select_atwu
 from .base import SelectorInput, SelectorOutput, SelectorUnavailable
@@ -36,6 +38,15 @@ def get_selector(name: str):
     if name not in SELECTORS:
         raise KeyError(f"unknown selector {name!r}; known: {', '.join(SELECTORS)}")
     return SELECTORS[name]
+
+
+def check_selector_params(name: str, params: dict, in_run: bool = False) -> dict:
+    """A selector's parameters checked against its signature (`engine.param_check`). In a run,
+    `atwu` also takes its scorer's training settings (init, SCORER_DEFAULTS, OPTIMIZER_DEFAULTS)."""
+    extra = None
+    if in_run and name == "atwu":
+        extra = {"init": str, **{k: float for k in [*SCORER_DEFAULTS, *OPTIMIZER_DEFAULTS]}}
+    return check_params(get_selector(name), params, f"selector {name!r}", name, skip_first=True, extra=extra)
 
 
 def select(name: str, model, tokenizer, samples, batch: Batch | None = None, **params) -> SelectorOutput:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from ..losses import LOSSES
 from ..eval.run import evaluate_state, forget_token_probs
 from ..weights import FixedWeights, normalise_scores, weights_from_mask_set, weights_from_selector
-from ..weights.atwu import fit_atwu_scorer
+from .fit_scorer import fit_atwu_scorer
 from .check import check_run
 from .checkpoint import save_checkpoint, save_run_scorer
 from .config import Progress, RunConfig, RunResult

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 from ..losses import get_loss
-from ..selectors import SELECTORS, get_selector
+from ..param_check import check_device, check_finite_positive, check_positive_int
+from ..selectors import SELECTORS, check_selector_params, get_selector
 from ..weights import LEARNED_WEIGHTS
 
 Progress = Callable[[dict], None]
@@ -204,8 +205,6 @@ class RunConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
-        from ..param_check import check_device, check_finite_positive, check_positive_int, check_selector_params
-
         check_finite_positive(self.lr, "lr")
         if self.lr_schedule not in SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")

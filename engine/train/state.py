@@ -22,6 +22,7 @@ from .config import RunConfig
 from .reference import can_cache, reference_inputs, reference_rows
 from ..tokens import encode_samples
 from ..weights import LEARNED_WEIGHTS, WeightSource, weights_from_mask_set, weights_from_selector
+from ..weights.fixed import mask_set_base
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,9 @@ def prepare(config: RunConfig, store=None) -> State:
     learned = LEARNED_WEIGHTS.get(config.selector) if config.mask_set is None else None
     rules = rules_from_json(config.rules, "rules")
     if config.mask_set is not None:
-        weights = weights_from_mask_set(store, config.mask_set, tok, bench.forget, rules)
+        same = model_path(store.get_mask_set(config.mask_set).model) == model_path(config.model)
+        base = mask_set_base(store, config.mask_set, model, tok, bench.forget, same, config.batch_size * 4)
+        weights = weights_from_mask_set(store, config.mask_set, tok, bench.forget, rules, base)
     elif learned is None:
         weights = weights_from_selector(model, tok, bench.forget, config.selector, dict(config.selector_params),
                                         config.weighting, config.batch_size * 4, rules)

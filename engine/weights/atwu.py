@@ -11,7 +11,7 @@ Saved scorers live under `<cache>/atwu/` as `<model key>-<stamp>.safetensors` (w
 `.json` with the model, data and sample ids they were fitted on. The selector
 (engine.selectors.atwu) uses the newest scorer fitted for this model on samples that include
 the ones asked for; there is none until an ATWU unlearning run or
-`python -m engine fit-scorer --model M --data D` (`fit_atwu_scorer`) made one.
+`python -m engine fit-scorer --model M --data D` (`engine.train.fit_scorer.fit_atwu_scorer`) made one.
 """
 from __future__ import annotations
 
@@ -254,26 +254,5 @@ class AtwuWeights(WeightSource):
 CHECKPOINT_FILE = "atwu_scorer.safetensors"
 
 
-def fit_atwu_scorer(model_spec: str, data_spec: str, steps: int = 40, device: str = "auto", seed: int = 0,
-                    progress=None, **overrides) -> Path:
-    """Fit an ATWU scorer by a short alternating run (loss atwu, selector atwu) on a copy of the
-    model in memory, without evaluation or checkpoints; save it for the `atwu` selector.
-
-    The model on disk is untouched. `steps` counts model steps; the scorer steps every
-    `atwu_every` (5) of them. overrides: other RunConfig fields (lr, batch_size, …).
-    Returns the saved scorer's path.
-    """
-    from ..train import RunConfig, save_run_scorer, short_run  # engine.train imports this module (cycle)
-
-    cfg = RunConfig(model=model_spec, data=data_spec, loss="atwu", selector="atwu", device=device, seed=seed,
-                    max_steps=steps, eval_every_epoch=False, save_checkpoints=False)
-    for k, v in overrides.items():
-        if not hasattr(cfg, k):
-            raise ValueError(f"RunConfig has no field {k!r}")
-        setattr(cfg, k, v)
-    state = short_run(cfg, steps, progress)
-    return Path(save_run_scorer(state, None))
-
-
-__all__ = ["AtwuScorer", "AtwuWeights", "fit_atwu_scorer", "find_scorer", "last_hidden", "load_scorer",
+__all__ = ["AtwuScorer", "AtwuWeights", "find_scorer", "last_hidden", "load_scorer",
            "make_optimizer", "model_key", "save_scorer", "scorer_loss", "scorer_step"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import selectors  # the module, not its names: engine.selectors may still be loading here
-from ..masks.rules import Rule, apply_rules, hand_edits_between, rule_coverage, rules_from_json
+from ..masks.rules import Rule, apply_rules, rewrite_with_rules, rule_coverage, rules_from_json
 from ..masks.spans import label_offsets
 from ..tokens import Batch, encode_samples, gather_rows, iter_batches, label_rows
 from .base import WeightSource
@@ -94,17 +94,31 @@ def stored_rules(store, name: str) -> list[Rule]:
     return [] if text is None else rules_from_json(json.loads(text), f"rules of mask set {name!r}")
 
 
-def weights_from_mask_set(store, name: str, tokenizer, samples, rules: list[Rule] = ()) -> FixedWeights:
+def mask_set_base(store, name: str, model, tokenizer, samples, same_model: bool,
+                  batch_size: int = 32) -> list[list[int]] | None:
+    """The base masks of mask set `name` for a run (see `weights_from_mask_set`): its selector's
+    default masks on `model`, when the set has rules to apply, was made from a registered selector
+    and `same_model` (the run's model is the set's); None otherwise."""
+    ms = store.get_mask_set(name)
+    if not stored_rules(store, name) or ms.source_selector not in selectors.SELECTORS or not same_model:
+        return None
+    made = weights_from_selector(model, tokenizer, samples, ms.source_selector, {}, "mask", batch_size)
+    return [t.int().tolist() for t in made.target_rows]
+
+
+def weights_from_mask_set(store, name: str, tokenizer, samples, rules: list[Rule] = (),
+                          base: list[list[int]] | None = None) -> FixedWeights:
     """Per-sample masks of a saved mask set, checked against these samples and this tokenizer.
 
     A sample missing from the set gets no targets; a sample whose text changed, or whose label
     positions differ in number (another tokenizer), is refused with the sample named. The
     closing EOS is never a target, whatever the set says.
 
-    Rules: the set's own rules, then `rules` (e.g. `--rules FILE`), applied on top of its stored
-    masks. The Edit tab stores masks with the set's rules already applied, so a stored token that
-    contradicts what the set's rules give it was edited by hand (`hand_edits_between`) and keeps
-    its value; every other token takes the rules' value (later rules win).
+    Rules: the set's own rules, then `rules` (e.g. `--rules FILE`), by the one precedence
+    (`engine.masks.rules.rewrite_with_rules`, the Edit tab's): hand edits = stored tokens that
+    differ from base + the set's rules; result = base + all rules + hand edits. `base`: the set's
+    base masks (its selector's default masks, `MaskSets.base`); None: the stored masks themselves
+    (then a hand edit on a token no rule of the set covers is not told apart from the base).
     """
     ms = store.get_mask_set(name)  # NotFound (a KeyError and a ValueError) names an unknown set
     if not ms.masks:
@@ -122,11 +136,10 @@ def weights_from_mask_set(store, name: str, tokenizer, samples, rules: list[Rule
     all_rules = own + list(rules)
     if all_rules:
         stored = [t.tolist() for t in targets]
-        offsets = label_offsets(tokenizer, samples)
-        with_own = apply_rules(samples, offsets, stored, own)
-        edits = [hand_edits_between(r, m) if s.uid in ms.masks else {}  # a sample the set lacks has no edits
-                 for s, r, m in zip(samples, with_own, stored)]
-        targets = [torch.tensor(m, dtype=torch.bool) for m in apply_rules(samples, offsets, stored, all_rules, edits)]
+        current = [m if s.uid in ms.masks else None for s, m in zip(samples, stored)]
+        final = rewrite_with_rules(samples, label_offsets(tokenizer, samples), stored if base is None else base,
+                                   current, own, all_rules)
+        targets = [torch.tensor(m, dtype=torch.bool) for m in final]
     weights = [t.float() for t in targets]
     if not any(t.any() for t in targets):
         raise ValueError(f"mask set {name!r} marks no tokens: nothing to forget")
