@@ -304,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     head = ["# Annotation cost and payoff", "",
             f"`python benchmarks/annotation_cost.py {' '.join(sys.argv[1:] if argv is None else argv)}`", "",
             f"Simulated annotator: benchmarks/annotator.py (its docstring states the policy). "
-            f"torch {torch.__version__}, 1 thread.", "", "## Cost: operations to reach token F1 ≥ "
-            f"{args.goal}", ""]
+            f"torch {torch.__version__}, 1 thread.", "", "## Cost: the honest annotator reviews every sample; the "
+            f"oracle annotator stops at token F1 ≥ {args.goal}", ""]
     model, tok = load_model(model_path(args.model), "cpu")
     samples, offsets, lines, outcomes = forget10_cost(model, tok, args.data, args.goal)
     cost = head + lines

@@ -379,7 +379,8 @@ class HonestAnnotator:
     Policy: every sample is reviewed, in review-queue order (recomputed before each visit, as
     "accept and next" does). On a sample:
       1. with rules allowed, for each wrong stretch (as the oracle annotator defines it) it
-         considers the phrases a person could select there (`Annotator.candidates`) and adopts
+         considers the phrases a person could select there (`candidates`: a whole fact, or the
+         wrongly marked words) and adopts
          a rule only on evidence from reviewed samples (the current one included): the phrase
          occurs in ≥ `min_support` of them with every covered answer token's truth equal to the
          rule's value, in none of them with a contrary token, and the rule saves ≥ 1 hand fix on
@@ -430,10 +431,22 @@ class HonestAnnotator:
         self.out.ops[kind] += 1
 
     def candidates(self, i: int, lo: int, hi: int, value: bool) -> list[Rule]:
-        """The oracle annotator's candidate phrases for this stretch (`Annotator.candidates`), read
-        from sample i's own text and truth only."""
+        """The phrases a person would make a rule of here, from sample i's own text and truth only:
+        for a missed fact, the whole fact (the ground-truth run around the missed tokens, as a phrase
+        and as whole words) — a person marks "The Bitter Tide" everywhere, never a word such as "of"
+        cut out of it; for a false target, the oracle annotator's phrases (the wrongly marked words,
+        each and together, `Annotator.candidates`)."""
         shim = _CandidateShim(self.cases[i], self.view.truth(i), self.words[i], self.answer_pos[i])
-        return Annotator.candidates(shim, 0, lo, hi, value)  # type: ignore[arg-type]
+        rules = Annotator.candidates(shim, 0, lo, hi, value)  # type: ignore[arg-type]
+        if value:
+            truth, s, e = self.view.truth(i), lo, hi
+            while s > 0 and truth[s - 1]:
+                s -= 1
+            while e + 1 < len(truth) and truth[e + 1]:
+                e += 1
+            fact = shim._phrase(0, s, e)
+            rules = [r for r in rules if r.phrase == fact]
+        return rules
 
     def evidence(self, rule: Rule, current: int) -> tuple[int, int]:
         """(supporting, contrary) reviewed samples (the current one included): samples where the

@@ -110,3 +110,12 @@ def test_without_rules_one_fix_per_stretch_and_one_accept_per_sample():
     assert out.per_sample(2) == pytest.approx(5 / 2)
     # global F1 after each sample: 0 -> sample 0 fixed (TP 3, FN 2) 6/8 -> all right 1
     assert [f for _, f in out.curve] == pytest.approx([0.0, 6 / 8, 1.0])
+
+
+def test_a_word_cut_out_of_facts_never_becomes_a_rule():
+    # "of" is inside a fact in both samples; a person marks the facts, not "of" everywhere
+    cases = [case("Ann wrote Tide of Rome", [(10, 22)]), case("Bo wrote Sea of Ash", [(9, 19)])]
+    base = [[j in (2, 4) for j in range(6)], [j in (2, 4) for j in range(6)]]  # "of" missed in both
+    out = simulate_honest(cases, base, in_order(cases), use_rules=True)
+    assert out.rules == [] and dict(out.ops) == {"toggle": 2}
+    assert out.masks == [c.truth for c in cases]

@@ -54,7 +54,7 @@ def _naive_inputs(state, indices, batch, retain) -> dict:
         return F.pad(torch.logsumexp(logits, -1) - label_z, (1, 0)) * b.label_mask
 
     out = state.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-    inputs = {"nll": nll(out, batch), "answer_mask": batch.answer_mask,
+    inputs = {"nll": nll(out, batch), "answer_mask": batch.answer_mask, "label_mask": batch.label_mask,
               "weights": state.weights.for_batch(indices, batch)}
     z = up(out.logits[:, :-1]).gather(-1, batch.input_ids[:, 1:, None])[..., 0]
     inputs["logit"] = F.pad(z, (1, 0)) * batch.label_mask

@@ -57,7 +57,10 @@ class LeakHandlers:
             if ck is None:
                 raise ValueError(f"run {run_id} has no {kind} checkpoint")
             model, data = run.config.get("model", "demo"), run.config.get("data", "demo")
-            limit, tokens = max(1, int(limit or 1)), max(1, int(max_new_tokens or 1))
+            from engine.prompts import generation_length
+
+            limit = max(1, int(limit or 1))
+            tokens = int(max_new_tokens) if max_new_tokens and int(max_new_tokens) > 0 else generation_length(data)
             samples, spans, what = self.targets(source, model, data, limit)
             key = (data, what, len(samples), tokens)
             shown = []
@@ -90,7 +93,8 @@ def build(ctx: AppContext, checkpoint) -> dict:
     with gr.Row():
         source = gr.Dropdown([TRUTH], value=TRUTH, label="targets", elem_id="leak-targets", allow_custom_value=True)
         limit = gr.Number(value=100, precision=0, minimum=1, label="forget questions", elem_id="leak-limit")
-        tokens = gr.Number(value=48, precision=0, minimum=1, label="max new tokens", elem_id="leak-tokens")
+        tokens = gr.Number(value=0, precision=0, minimum=0, label="max new tokens (0: the data's, 64 built-in, 200 TOFU)",
+                           elem_id="leak-tokens")
         run = gr.Button("leak check (target model + checkpoint)", elem_id="leak-run")
     summary = gr.Dataframe(headers=SUMMARY_COLUMNS, interactive=False, label="leak rate per model",
                            elem_id="leak-summary")

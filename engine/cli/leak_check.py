@@ -30,7 +30,8 @@ def add_arguments(p) -> None:
     p.add_argument("--rules", default=None, metavar="FILE", help="phrase rules (JSON lines) applied on top")
     p.add_argument("--store", default=None, help="SQLite store (default: the workbench's)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N forget samples")
-    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="greedy answer length (default: the data's, 64 built-in, TOFU's 200 otherwise)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--json", default=None, help="write the report to this JSON file")
     p.add_argument("--csv", default=None, help="write the per-sample rows to this CSV file")
@@ -141,7 +142,12 @@ def run(args) -> int:
     samples = bench.forget[:args.limit] if args.limit else bench.forget
     spans, source = target_spans(args, samples, store, model_spec)
     model, tok = load_model(model_path(model_spec), args.device)
-    report = leak_check(model, tok, samples, spans, max_new_tokens=args.max_new_tokens)
+    from ..param_check import check_positive_int
+    from ..prompts import generation_length
+
+    tokens = args.max_new_tokens if args.max_new_tokens is not None else generation_length(data_spec or "demo")
+    check_positive_int(tokens, "--max-new-tokens")
+    report = leak_check(model, tok, samples, spans, max_new_tokens=tokens)
     print(f"leak check of {model_spec} on {bench.name} ({len(samples)} forget questions), targets: {source}")
     print(format_table(report))
     print(f"leak rate {_rate(report.leak_rate)} (normalised match), exact {_rate(report.exact_leak_rate)}, "
