@@ -27,15 +27,14 @@ def test_subsample_is_fixed_seeded_and_in_split_order():
 def target():
     import torch
 
-    from engine.data import load_benchmark
-    from engine.models import load_model
-    from engine.paths import builtin_dir
     from engine.eval.full import reference_truth_ratios
+    from engine.models import load_model
+    from engine.resolve import load_data, model_path
 
     torch.set_num_threads(1)
-    model, tok = load_model(builtin_dir() / "target", "cpu")
-    bench = load_benchmark(builtin_dir() / "data")
-    return model, tok, bench, reference_truth_ratios(builtin_dir() / "retain", bench, "cpu")
+    model, tok = load_model(model_path("demo"), "cpu")
+    bench = load_data("demo")
+    return model, tok, bench, reference_truth_ratios(model_path("demo-retain"), bench, "cpu")
 
 
 def test_forward_only_numbers_equal_the_full_protocol(target):
