@@ -385,6 +385,16 @@ def estimate_training(s: ModelShape, batch: int, seq: int, b: int, loss: str = "
     while the graph is still held.
     step phase: gradients P_t·b and AdamW's states (and temporaries where it is not fused; `adamw_bytes`).
     """
+    weights, backward, step = training_phases(s, batch, seq, b, loss, checkpointing, retain, reference_copy,
+                                              orthogonalize, separate_retain_backward, autocast, device)
+    return _peak(weights, backward, step)
+
+
+def training_phases(s: ModelShape, batch: int, seq: int, b: int, loss: str = "ga",
+                    checkpointing: bool = False, retain: bool = False, reference_copy: bool = False,
+                    orthogonalize: bool = False, separate_retain_backward: bool = False,
+                    autocast: bool = False, device: str = "cpu") -> tuple[int, dict[str, int], dict[str, int]]:
+    """(weights bytes, backward phase's terms, step phase's terms) of `estimate_training`."""
     a, _ = _act(b, autocast)
     backward = {"activations": block_activation_bytes(s, batch, seq, b, checkpointing, autocast)}
     if autocast:
@@ -409,7 +419,7 @@ def estimate_training(s: ModelShape, batch: int, seq: int, b: int, loss: str = "
         backward["reference_copy"] = step["reference_copy"] = weights_bytes(s, b)
     if orthogonalize:
         backward["orthogonal_grads"] = 2 * s.trainable * b
-    return _peak(weights_bytes(s, b), backward, step)
+    return weights_bytes(s, b), backward, step
 
 
 # ---- plans: choose settings that fit -----------------------------------------------------------
@@ -531,7 +541,9 @@ def plan_sharded(s: ModelShape, gpus: int, batch: int, seq: int, budget: int | N
     """Per-GPU peak of a run sharded over `gpus` GPUs (`engine.train.distributed`, FSDP2): fp32
     master weights (b = 4) under bf16 autocast; `batch` rows per GPU.
 
-    training: `estimate_training`'s terms through `shard_terms`, plus (N > 1) the all-gathered
+    training: from the second step on, weights, AdamW states and the accumulating gradients
+    (each / N, `shard_terms`) beside the backward's activations and logits (`training_phases`;
+    `estimate_training` plans the first step, before the states exist), plus (N > 1) the all-gathered
     units: FSDP2 holds the current decoder layer's and the prefetched next one's full weights
     (2 · layer params · 4 bytes) and, at the root, the embedding and head (V·H·4, twice untied).
     rank 0's evaluation: the shards' weights and AdamW states stay resident while the unsharded
@@ -541,8 +553,12 @@ def plan_sharded(s: ModelShape, gpus: int, batch: int, seq: int, budget: int | N
     b = 4
     for ckpt in ([False, True] if checkpointing is None else [checkpointing]):
         shape = s.with_lora(lora_r) if lora and s.lora_r == 0 else s
-        terms = shard_terms(estimate_training(shape, batch, seq, b, loss, ckpt, retain, False, False,
-                                              False, autocast, "cuda"), gpus)
+        weights, backward, step = training_phases(shape, batch, seq, b, loss, ckpt, retain, False, False, False,
+                                                  autocast, "cuda")
+        # from the second step on, AdamW's states stay resident through the backward, while the
+        # gradients accumulate: weights + states + gradients + the backward's activations at once
+        terms = shard_terms({"weights": weights, **backward, "gradients": step["gradients"],
+                             "adamw_states": step["adamw_states"]}, gpus)
         if gpus > 1:
             layer = shape.layer_linear_params + 2 * shape.hidden
             root = shape.vocab * shape.hidden * (1 if shape.tied else 2)

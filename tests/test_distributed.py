@@ -146,3 +146,26 @@ def test_cli_args_rebuild_the_config():
     assert args[0] == "unlearn"
     back = cli.config_from_args(p.parse_args(args[1:]))
     assert back.to_dict() == cfg.to_dict()
+
+
+def test_sharded_plan_divides_states_not_activations():
+    """plan_sharded over N GPUs: weights, gradients and AdamW states / N; activations not; plus
+    the gathered units (two decoder layers and the untied embedding + head, fp32)."""
+    from engine.memory_plan import REFERENCE_SHAPES, plan_sharded
+
+    s = REFERENCE_SHAPES["7B"]
+    assert s.params == 6_738_415_616  # Llama-2-7B's published count, from its config's sizes
+    one = plan_sharded(s, 1, 4, 512, budget=None, checkpointing=True)
+    two = plan_sharded(s, 2, 4, 512, budget=None, checkpointing=True)
+    P = s.params
+    assert two.terms["weights"] == P * 4 // 2 and one.terms["weights"] == P * 4
+    assert two.terms["gradients"] == P * 4 // 2 and two.terms["adamw_states"] == P * 8 // 2
+    assert two.terms["activations"] == one.terms["activations"]
+    layer = 2 * 4096 * 4096 + 2 * 4096 * 4096 + 3 * 4096 * 11008 + 2 * 4096
+    assert two.terms["gathered_units"] == 2 * layer * 4 + 2 * 32000 * 4096 * 4
+    assert "gathered_units" not in one.terms
+    # rank 0's evaluation: resident shards (weights + AdamW states) + the full fp32 copy + logits
+    assert two.settings["rank0_eval_peak"] >= P * 4 // 2 + P * 8 // 2 + P * 4
+    # weights + gradients + AdamW states from the second step on, beside the activations
+    assert two.terms["weights"] + two.terms["gradients"] + two.terms["adamw_states"] == P * 16 // 2
+    assert not plan_sharded(s, 1, 4, 512).fits and plan_sharded(s, 4, 4, 512).fits

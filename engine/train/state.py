@@ -205,6 +205,9 @@ def _prepare_sharded(config, spec, kwargs, model, tok, device, bench, weights, r
     """The FSDP end of `prepare`: rank 0 keeps an unsharded copy for evaluation and checkpoints,
     learned token weights are built on the unsharded model (rank 0's read the copy), then the
     model is sharded (`distributed.shard_model`) and the optimiser built over the shards."""
+    if spec.needs_reference and reference is None and ref_rows is None:  # LoRA's adapter-off reference
+        raise ValueError(f"{config.loss} with LoRA needs the adapter-off reference forward, which runs on the "
+                         "unsharded model: use --sharding ddp for it")
     full = distributed.eval_copy(model) if accelerator.is_main_process else None
     if learned is not None:
         weights = learned.create(config, model, tok, list(bench.forget), device, accelerator)
