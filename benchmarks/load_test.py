@@ -7,7 +7,7 @@ gradio_client while a run trains on the built-in model in the same app.
 1. the run alone (started through /run_start, polled to its end): its per-epoch metrics;
 2. the same run again while `--users` threads, each its own gradio_client, loop over Explore
    (explore_render of random samples and rules, explore_next) and Compare (compare_refresh)
-   until the run ends;
+   until the run ends (each waits up to USER_TIMEOUT_S for an answer, as a browser does);
 3. prints the requests made, the failed ones (an exception, or a **Problem:** status; a view must say **OK:**),
    whether the run's per-epoch numbers are identical to the run alone (every metric except
    timings), and the p50 / p95 latency of a sample view (explore_render, queueing included).
@@ -34,6 +34,7 @@ FORM = dict(model="demo", data="demo/forget01", loss="ga", source="selector", se
             orthogonalize=False)
 RULES = ["default", "top-k", "threshold"]
 TIMING = ("second", "time", "elapsed", "duration")
+USER_TIMEOUT_S = 300.0  # a user waits as a browser does (httpx's 5 s default counts a busy queue as a failure)
 
 
 def _call(client, api: str, *args):
@@ -68,7 +69,7 @@ def _user(url: str, stop: threading.Event, seed: int, out: dict, lock: threading
 
     rnd = random.Random(seed)
     try:
-        client = Client(url, verbose=False)
+        client = Client(url, verbose=False, httpx_kwargs={"timeout": USER_TIMEOUT_S})
     except Exception as err:  # noqa: BLE001 - counted as a failed request
         with lock:
             out["failed"].append(f"connect: {err}")

@@ -259,3 +259,11 @@ def test_a_viewer_cannot_start_a_run_in_the_browser(viewer_app):
     from engine.store import Store
 
     assert [r.id for r in Store(path).list_runs()] == [1]  # the one run recorded before: none started
+
+
+def test_a_writer_wrapped_in_a_read_only_wrapper_is_not_let_through():
+    from ui.access import READ_ONLY, handler_name
+    from ui.edit_tab import EditHandlers, _with_scale
+
+    assert handler_name(_with_scale(EditHandlers.view)) in READ_ONLY
+    assert handler_name(_with_scale(EditHandlers.create)) not in READ_ONLY

@@ -30,7 +30,7 @@ READ_ONLY = frozenset({
     "ui.context.retain_box", "ui.context.prompt_format_line",
     "ui.explore_tab.ExploreHandlers.render", "ui.explore_tab.ExploreHandlers.goto",
     "ui.explore_tab.ExploreHandlers.search", "ui.explore_tab._match_index", "ui.explore_tab.build.<locals>.<lambda>",
-    "ui.edit_tab._with_scale.<locals>.fn", "ui.edit_tab.EditHandlers.choices", "ui.edit_tab.EditHandlers.export",
+    "ui.edit_tab._with_scale.<locals>.fn(ui.edit_tab.EditHandlers.view)", "ui.edit_tab.EditHandlers.choices", "ui.edit_tab.EditHandlers.export",
     "ui.edit_tab._step", "ui.edit_tab._row_index", "ui.edit_tab._hide", "ui.edit_tab._source",
     "ui.review_queue.ReviewHandlers.counter", "ui.review_queue.ReviewHandlers.api_queue",
     "ui.live_accuracy.AccuracyHandlers.api", "ui.live_accuracy.AccuracyHandlers.panel",
@@ -44,11 +44,25 @@ READ_ONLY = frozenset({
 
 
 def handler_name(fn: Callable | None) -> str:
-    """'module.qualname' of an event's function (through functools.partial)."""
+    """'module.qualname' of an event's function (through functools.partial); a wrapper closing
+    over functions names them too, 'wrapper(module.qualname)', so wrapping a writer in a
+    read-only wrapper's name does not let it through."""
+    import inspect
+
     base = fn
     while hasattr(base, "func"):
         base = base.func
-    return f"{getattr(base, '__module__', '?')}.{getattr(base, '__qualname__', repr(base))}"
+    name = f"{getattr(base, '__module__', '?')}.{getattr(base, '__qualname__', repr(base))}"
+    inner = [handler_name(c.cell_contents) for c in (getattr(base, "__closure__", None) or ())
+             if inspect.isfunction(_cell(c)) or inspect.ismethod(_cell(c))]
+    return f"{name}({', '.join(inner)})" if inner else name
+
+
+def _cell(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell
+        return None
 
 
 def loopback(host: str) -> bool:
