@@ -2,6 +2,10 @@
 
     python app.py        # http://127.0.0.1:7860 (GRADIO_SERVER_PORT to change), built-in `demo` model/data
 
+Demo on a network (issue 25): WORKBENCH_AUTH=guest:secret python app.py --host 0.0.0.0 --viewer
+serves a read-only workbench behind a login (ui/access.py). A non-loopback --host needs logins
+(--auth-file FILE with user:password lines, or WORKBENCH_AUTH); a password is never an argument.
+
 Layout and event wiring only: each tab lives in `ui/<tab>_tab.py` (layout, then events, with
 handlers that call `engine/` and render with `tokenviz/`). The store is `WORKBENCH_STORE` when set,
 else `<workbench>/store.sqlite`; `build_demo(store_path=...)` overrides both (tests).
@@ -26,12 +30,14 @@ from ui.context import (DEFAULT_DATA, DEFAULT_MODEL, AppContext, choose_prompt_f
 CSS = CHIPS_CSS + APP_CSS
 
 
-def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | None = None) -> gr.Blocks:
-    """The app, unlaunched. Starts the built-in models' bootstrap thread (a no-op when cached)."""
+def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | None = None,
+               viewer: bool = False) -> gr.Blocks:
+    """The app, unlaunched. Starts the built-in models' bootstrap thread (a no-op when cached).
+    viewer: a read-only workbench, enforced in the server's handlers (ui/access.guard_viewer)."""
     ctx = ctx or AppContext.create(store_path)
     ctx.bootstrap.start()
     with gr.Blocks(title="Token-level unlearning workbench", analytics_enabled=False) as demo:
-        gr.Markdown("## Token-level unlearning workbench")
+        gr.Markdown("## Token-level unlearning workbench" + (" (read-only viewer)" if viewer else ""))
         banner = gr.HTML(ctx.bootstrap.banner(), elem_id="bootstrap-banner", js_on_load=None)
         with gr.Row():
             model = gr.Dropdown(model_choices(), value=DEFAULT_MODEL, allow_custom_value=True, elem_id="top-model",
@@ -81,6 +87,10 @@ def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | No
         compare_tab_block.select(**compare["refresh"], api_visibility="undocumented")
         edit["mask_set"].change(edit["choices"], edit["mask_set"], run["mask_set"], api_visibility="undocumented")
     demo.wb_context = ctx  # for tests and benchmarks
+    if viewer:
+        from ui.access import guard_viewer
+
+        guard_viewer(demo, ctx)
     return demo
 
 
@@ -89,16 +99,48 @@ def _bootstrap_status(ctx: AppContext):
     return ctx.bootstrap.banner(), gr.Timer(active=not ctx.bootstrap.done)
 
 
-def launch(demo: gr.Blocks, port: int | None = None, **kwargs):
-    """Launch on 127.0.0.1 (never shared) with the app's CSS."""
+def launch(demo: gr.Blocks, port: int | None = None, host: str = "127.0.0.1", logins: list | None = None, **kwargs):
+    """Launch with the app's CSS, never shared: on 127.0.0.1 by default; on another address only
+    with logins (ui/access.check_exposure), which every page and API route then requires."""
+    from ui.access import check_exposure, checker
+
+    check_exposure(host, logins or [])
     port = port or int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
-    return demo.queue(default_concurrency_limit=4).launch(server_name="127.0.0.1", server_port=port, share=False,
+    if logins:
+        kwargs["auth"] = checker(logins)
+    return demo.queue(default_concurrency_limit=4).launch(server_name=host, server_port=port, share=False,
                                                           css=CSS, js=SHORTCUTS_JS, **kwargs)
 
 
-def main() -> None:
-    launch(build_demo())
+def parse_args(argv: list[str] | None = None):
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python app.py", description="The workbench's web app.")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1; another address "
+                   "needs logins: --auth-file or $WORKBENCH_AUTH)")
+    p.add_argument("--port", type=int, default=None, help="port (default $GRADIO_SERVER_PORT or 7860)")
+    p.add_argument("--auth-file", default=None, metavar="FILE", help="logins, one user:password per line "
+                   "(else $WORKBENCH_AUTH=user:password[,user:password]); a password is never an argument")
+    p.add_argument("--viewer", action="store_true", help="a read-only workbench: Explore, Compare, mask sets and "
+                   "runs visible; no run start, edit, delete or import (refused in the server)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    from ui.access import check_exposure, read_auth
+
+    args = parse_args(argv)
+    try:
+        logins = read_auth(args.auth_file)
+        check_exposure(args.host, logins)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    launch(build_demo(viewer=args.viewer), port=args.port, host=args.host, logins=logins)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

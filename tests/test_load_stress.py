@@ -108,3 +108,15 @@ def test_a_run_load_against_concurrent_explore_and_compare_loads_never_fails(bui
         state = model.state_dict()
         for name, tensor in want.items():
             assert torch.equal(state[name], tensor), name
+
+
+def test_five_users_browsing_while_a_run_trains_fail_nothing_and_change_no_number(tmp_path, one_thread):
+    """benchmarks/load_test.py, small: 5 gradio_client users on Explore and Compare while a
+    1-epoch run trains; no failed request, and the run's per-epoch numbers equal those of the
+    same run alone (no timing assertion: the latencies are the benchmark's)."""
+    from benchmarks.load_test import run_load_test
+
+    r = run_load_test(users=5, epochs=1, home=tmp_path / "home")
+    assert r["requests"] > 0 and r["views"] > 0
+    assert r["failed"] == 0, r["failures"]
+    assert r["epochs_alone"] and r["identical_epochs"], (r["epochs_alone"], r["epochs_under_load"])

@@ -290,6 +290,8 @@ class Database:
         except sqlite3.DatabaseError as err:
             if classify_sqlite_error(err) == "corrupt":
                 problems = [str(err)]
+            elif classify_sqlite_error(err) == "busy":  # another process, not this file's state: no read-only fallback
+                raise StoreError(self._io_message(err)) from None
             else:
                 # an I/O error, not damage: read a snapshot (a WAL store in a folder we cannot write
                 # has no -shm to share); the read commands work, writes say why they cannot
@@ -332,7 +334,7 @@ class Database:
         if kind == "permission":
             return f"permission denied ({space}): check the permissions of the file and its folder"
         if kind == "busy":
-            return f"another process holds it ({space}): wait for it to finish"
+            return "another process holds it: wait for it to finish and rerun"
         return (f"an I/O error ({err}; {space}): check free space and that the folder {self.path.parent} "
                 f"is writable")
 

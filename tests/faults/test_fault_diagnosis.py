@@ -167,6 +167,16 @@ def test_damage_in_a_read_only_file_is_reported_without_moving_advice(store, hom
     assert _files(store.parent) == before
 
 
+def test_a_store_held_by_another_process_at_open_says_wait_not_damage(store, home, capsys, monkeypatch):
+    before = snapshot(store.parent)
+    inject_sqlite_error(monkeypatch, "database is locked")
+    code, _, err = cli(["runs", "--store", store], capsys)
+    assert_one_line_error(code, err, 1, f"store {store}", "another process holds it", "not damage")
+    _not_damage(err)
+    monkeypatch.undo()
+    assert snapshot(store.parent) == before
+
+
 def test_damage_in_a_writable_file_advises_the_backup(store, home, capsys):
     _corrupt(store)
     before = snapshot(store.parent)
