@@ -297,3 +297,30 @@ def test_store_v3_migrates_to_prompt_formats(tmp_path):
     assert store.prompt_format_of("/x/model") == "chat"
     store.set_prompt_format("/x/model", "")
     assert store.prompt_format_of("/x/model") is None
+
+
+def test_model_bar_choice_is_stored_applied_and_shown(world, env):
+    """The model bar's picker (ui/context.py): the choice is shown, applied to every later load,
+    remembered in the store across app sessions, refused when the model cannot render it, and the
+    model's own entry forgets it."""
+    from engine.models import load_tokenizer
+    from engine.prompts import clear_choices, model_key
+    from ui.context import (MODEL_OWN, AppContext, choose_prompt_format, prompt_format_choice,
+                            prompt_format_line)
+
+    model = str(build(world, "gpt2"))
+    ctx = AppContext.create(env / "app.sqlite")
+    assert prompt_format_line(ctx, model).startswith("prompt format: base:")
+    assert prompt_format_choice(ctx, model) == MODEL_OWN
+    assert choose_prompt_format(ctx, model, "phi").startswith("prompt format: phi:")
+    assert load_tokenizer(model).prompt_format.name == "phi"
+    assert ctx.store.prompt_format_of(model_key(model)) == "phi" and prompt_format_choice(ctx, model) == "phi"
+    refused = choose_prompt_format(ctx, model, "qwen2.5")
+    assert "not changed" in refused and "chat template" in refused
+    assert load_tokenizer(model).prompt_format.name == "phi"
+
+    clear_choices()  # a new app session on the same store
+    ctx = AppContext.create(env / "app.sqlite")
+    assert load_tokenizer(model).prompt_format.name == "phi"
+    assert choose_prompt_format(ctx, model, MODEL_OWN).startswith("prompt format: base:")
+    assert ctx.store.prompt_format_choices() == {} and load_tokenizer(model).prompt_format.name == "base"
