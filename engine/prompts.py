@@ -225,6 +225,19 @@ def clear_choices() -> None:
     _CHOSEN.clear()
 
 
+def saved_choices() -> tuple[list, dict]:
+    """This process's choices, for `restore_choices` (a CLI command run inside the app's process)."""
+    return list(_FORCED), dict(_CHOSEN)
+
+
+def restore_choices(saved: tuple[list, dict]) -> None:
+    """Put back the choices `saved_choices` returned."""
+    forced, chosen = saved
+    _FORCED[:] = forced
+    _CHOSEN.clear()
+    _CHOSEN.update(chosen)
+
+
 def choose_format(model_dir: str | Path, name: str | None) -> None:
     """Use family `name` for the model in `model_dir` whenever it is loaded (None or '': its own)."""
     if name:

@@ -324,3 +324,24 @@ def test_model_bar_choice_is_stored_applied_and_shown(world, env):
     assert load_tokenizer(model).prompt_format.name == "phi"
     assert choose_prompt_format(ctx, model, MODEL_OWN).startswith("prompt format: base:")
     assert ctx.store.prompt_format_choices() == {} and load_tokenizer(model).prompt_format.name == "base"
+
+
+def test_finetune_writes_the_format_it_trained_with(world, env):
+    """`finetune` on a Qwen2 chat model records qwen2.5 beside the weights; with --prompt-format phi, phi;
+    and the model it wrote reloads with that format."""
+    from engine.cli import main
+    from engine.models import load_tokenizer
+    from engine.prompts import clear_choices
+
+    _, data, _ = world
+    model_dir = build(world, "qwen2")
+    for flag, want in (([], "qwen2.5"), (["--prompt-format", "phi"], "phi")):
+        out = env / f"ft-{want}"
+        code = main(["finetune", "--base", str(model_dir), "--data", str(data), "--out", str(out), "--models",
+                     "target", "--epochs", "1", "--batch-size", "4", "--effective-batch", "4", "--max-new-tokens",
+                     "2", "--device", "cpu", *flag])
+        assert code in (0, 3)  # 3: one epoch memorises nothing, and the command says so
+        assert json.loads((out / "target" / FORMAT_FILE).read_text()) == FAMILIES[want].to_dict()
+        assert load_tokenizer(out / "target").prompt_format == FAMILIES[want]  # the flag ended with the command
+        clear_choices()
+        assert load_tokenizer(out / "target").prompt_format == FAMILIES[want]
