@@ -345,3 +345,17 @@ def test_finetune_writes_the_format_it_trained_with(world, env):
         assert load_tokenizer(out / "target").prompt_format == FAMILIES[want]  # the flag ended with the command
         clear_choices()
         assert load_tokenizer(out / "target").prompt_format == FAMILIES[want]
+
+
+def test_a_format_the_chat_template_refuses_is_refused_up_front(world, env):
+    """Gemma's template raises on a system message: choosing qwen2.5 (with its system prompt) for a Gemma
+    model is refused when chosen, not at the first prompt."""
+    import pytest as _pytest
+
+    from engine.models import load_tokenizer
+    from engine.prompts import FAMILIES, check_format
+
+    tok = load_tokenizer(build(world, "gemma"))
+    assert check_format(FAMILIES["gemma-it"], tok) is FAMILIES["gemma-it"]
+    with _pytest.raises(ValueError, match="chat template refuses it"):
+        check_format(FAMILIES["qwen2.5"], tok)
