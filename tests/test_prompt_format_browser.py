@@ -2,7 +2,7 @@
 render it, and remembered across a page reload (engine.store.prompt_formats)."""
 from __future__ import annotations
 
-from test_browser import browser, page, url  # noqa: F401  (fixtures)
+from test_browser import browser, page, shot, url  # noqa: F401  (fixtures, screenshots)
 from test_browser import WAIT, pytestmark  # noqa: F401  (skipped without chromium)
 
 
@@ -19,6 +19,7 @@ def test_prompt_format_is_shown_changed_and_remembered(page):  # noqa: F811
     expect(line).to_contain_text("prompt format: plain:", timeout=WAIT)  # the built-in model's own format
     pick(page, "base")
     expect(line).to_contain_text("prompt format: base:", timeout=WAIT)
+    shot(page, "prompt-format.png")
     pick(page, "qwen2.5")  # a chat format for a model without a chat template
     expect(line).to_contain_text("not changed", timeout=WAIT)
     page.reload()
