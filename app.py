@@ -46,13 +46,12 @@ def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | No
                                label="data (built-in split or TOFU directory)")
             retain = gr.Textbox(retain_box(ctx, DEFAULT_MODEL, DEFAULT_DATA), elem_id="top-retain",
                                 label="retain model for forget quality (remembered per model + data)")
+            prompt_pick = gr.Dropdown(prompt_format_options(), value=prompt_format_options()[0], scale=0,
+                                      min_width=150, elem_id="top-prompt-choice",
+                                      label="prompt format")
             scale = gr.Radio(list(SCALES), value="rank", label="colour scale", elem_id="top-scale", scale=0,
                              min_width=160, info="rank: within the row (default) · raw: the score itself")
-        with gr.Row():
-            prompt_line = gr.Markdown(elem_id="top-prompt-format")
-            prompt_pick = gr.Dropdown(prompt_format_options(), value=prompt_format_options()[0], scale=0,
-                                      min_width=200, elem_id="top-prompt-choice",
-                                      label="prompt format (remembered per model)")
+        prompt_line = gr.Markdown(elem_id="top-prompt-format")
         top = {"model": model, "data": data, "retain": retain, "scale": scale}
         with gr.Tabs():
             with gr.Tab("Explore", id="explore"):

@@ -181,11 +181,18 @@ def family_format(name: str) -> PromptFormat:
 
 
 def check_format(fmt: PromptFormat, tokenizer) -> PromptFormat:
-    """`fmt` when this tokenizer can render it; ValueError when it needs a chat template it lacks."""
+    """`fmt` when this tokenizer can render it; ValueError when it needs a chat template it lacks, or
+    the template refuses it (e.g. Gemma's refuses a system prompt)."""
     if fmt.template is None and not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"prompt format {fmt.name!r} uses the tokenizer's chat template, but this model's "
                          f"tokenizer has none; choose one of "
                          f"{', '.join(n for n in family_names() if FAMILIES[n].template is not None)}")
+    if fmt.template is None:
+        try:
+            fmt.render(tokenizer, "?")
+        except Exception as err:  # jinja's TemplateError, raise_exception(...) of the template itself
+            raise ValueError(f"prompt format {fmt.name!r}: this model's chat template refuses it "
+                             f"({type(err).__name__}: {err})") from None
     return fmt
 
 
@@ -223,6 +230,19 @@ def clear_choices() -> None:
     """Forget every choice of this process (`force_format`, `choose_format`)."""
     _FORCED.clear()
     _CHOSEN.clear()
+
+
+def saved_choices() -> tuple[list, dict]:
+    """This process's choices, for `restore_choices` (a CLI command run inside the app's process)."""
+    return list(_FORCED), dict(_CHOSEN)
+
+
+def restore_choices(saved: tuple[list, dict]) -> None:
+    """Put back the choices `saved_choices` returned."""
+    forced, chosen = saved
+    _FORCED[:] = forced
+    _CHOSEN.clear()
+    _CHOSEN.update(chosen)
 
 
 def choose_format(model_dir: str | Path, name: str | None) -> None:

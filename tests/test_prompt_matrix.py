@@ -297,3 +297,65 @@ def test_store_v3_migrates_to_prompt_formats(tmp_path):
     assert store.prompt_format_of("/x/model") == "chat"
     store.set_prompt_format("/x/model", "")
     assert store.prompt_format_of("/x/model") is None
+
+
+def test_model_bar_choice_is_stored_applied_and_shown(world, env):
+    """The model bar's picker (ui/context.py): the choice is shown, applied to every later load,
+    remembered in the store across app sessions, refused when the model cannot render it, and the
+    model's own entry forgets it."""
+    from engine.models import load_tokenizer
+    from engine.prompts import clear_choices, model_key
+    from ui.context import (MODEL_OWN, AppContext, choose_prompt_format, prompt_format_choice,
+                            prompt_format_line)
+
+    model = str(build(world, "gpt2"))
+    ctx = AppContext.create(env / "app.sqlite")
+    assert prompt_format_line(ctx, model).startswith("prompt format: base:")
+    assert prompt_format_choice(ctx, model) == MODEL_OWN
+    assert choose_prompt_format(ctx, model, "phi").startswith("prompt format: phi:")
+    assert load_tokenizer(model).prompt_format.name == "phi"
+    assert ctx.store.prompt_format_of(model_key(model)) == "phi" and prompt_format_choice(ctx, model) == "phi"
+    refused = choose_prompt_format(ctx, model, "qwen2.5")
+    assert "not changed" in refused and "chat template" in refused
+    assert load_tokenizer(model).prompt_format.name == "phi"
+
+    clear_choices()  # a new app session on the same store
+    ctx = AppContext.create(env / "app.sqlite")
+    assert load_tokenizer(model).prompt_format.name == "phi"
+    assert choose_prompt_format(ctx, model, MODEL_OWN).startswith("prompt format: base:")
+    assert ctx.store.prompt_format_choices() == {} and load_tokenizer(model).prompt_format.name == "base"
+
+
+def test_finetune_writes_the_format_it_trained_with(world, env):
+    """`finetune` on a Qwen2 chat model records qwen2.5 beside the weights; with --prompt-format phi, phi;
+    and the model it wrote reloads with that format."""
+    from engine.cli import main
+    from engine.models import load_tokenizer
+    from engine.prompts import clear_choices
+
+    _, data, _ = world
+    model_dir = build(world, "qwen2")
+    for flag, want in (([], "qwen2.5"), (["--prompt-format", "phi"], "phi")):
+        out = env / f"ft-{want}"
+        code = main(["finetune", "--base", str(model_dir), "--data", str(data), "--out", str(out), "--models",
+                     "target", "--epochs", "1", "--batch-size", "4", "--effective-batch", "4", "--max-new-tokens",
+                     "2", "--device", "cpu", *flag])
+        assert code in (0, 3)  # 3: one epoch memorises nothing, and the command says so
+        assert json.loads((out / "target" / FORMAT_FILE).read_text()) == FAMILIES[want].to_dict()
+        assert load_tokenizer(out / "target").prompt_format == FAMILIES[want]  # the flag ended with the command
+        clear_choices()
+        assert load_tokenizer(out / "target").prompt_format == FAMILIES[want]
+
+
+def test_a_format_the_chat_template_refuses_is_refused_up_front(world, env):
+    """Gemma's template raises on a system message: choosing qwen2.5 (with its system prompt) for a Gemma
+    model is refused when chosen, not at the first prompt."""
+    import pytest as _pytest
+
+    from engine.models import load_tokenizer
+    from engine.prompts import FAMILIES, check_format
+
+    tok = load_tokenizer(build(world, "gemma"))
+    assert check_format(FAMILIES["gemma-it"], tok) is FAMILIES["gemma-it"]
+    with _pytest.raises(ValueError, match="chat template refuses it"):
+        check_format(FAMILIES["qwen2.5"], tok)

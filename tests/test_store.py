@@ -38,11 +38,11 @@ def _rows(path, sql):
 # ---------------------------------------------------------------- schema and connection settings
 
 def test_schema_version_and_wal(store, tmp_path):
-    assert store.schema_version() == 3
+    assert store.schema_version() == 4
     assert _rows(tmp_path / "store.sqlite", "PRAGMA journal_mode")[0][0] == "wal"
-    assert _rows(tmp_path / "store.sqlite", "SELECT version FROM schema_version") == [(3,)]
+    assert _rows(tmp_path / "store.sqlite", "SELECT version FROM schema_version") == [(4,)]
     Store(tmp_path / "store.sqlite")  # reopening does not add a second version row
-    assert _rows(tmp_path / "store.sqlite", "SELECT version FROM schema_version") == [(3,)]
+    assert _rows(tmp_path / "store.sqlite", "SELECT version FROM schema_version") == [(4,)]
 
 
 def test_text_hash_is_stable_and_text_sensitive():

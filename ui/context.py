@@ -266,6 +266,10 @@ def prompt_format_line(ctx: "AppContext", model: str) -> str:
     if model in MODEL_NAMES and not ctx.bootstrap.done:
         return "prompt format: plain (built-in; models still building)"
     try:
-        return f"prompt format: {format_of(load_tokenizer(model_path(model))).describe()}"
+        tok = load_tokenizer(model_path(model))
+        fmt = format_of(tok)
+        example = fmt.render(tok, "…")
+        example = example if len(example) <= 160 else example[:80] + " … " + example[-60:]
+        return f"prompt format: {fmt.describe()} — {md_text('renders as ' + repr(example))}"
     except Exception as err:  # a model that will not load says so in its own tab; here one line
         return f"prompt format: unknown ({message_of(err)})"

@@ -88,15 +88,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from .errors import describe
 
-    from .prompt_format import apply as apply_prompt_format
+    from .prompt_format import applied
 
     args = build_parser().parse_args(argv)
     if args.debug or os.environ.get("WORKBENCH_DEBUG") == "1":
-        apply_prompt_format(args)
-        return int(args.run(args) or 0)
+        with applied(args):
+            return int(args.run(args) or 0)
     try:
-        apply_prompt_format(args)
-        return int(args.run(args) or 0)
+        with applied(args):
+            return int(args.run(args) or 0)
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return 130

@@ -7,6 +7,7 @@ loads, checkpoints included (it replaces the format recorded beside them, for th
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -19,6 +20,20 @@ def add_argument(parser) -> None:
     parser.add_argument("--prompt-format", default=None, metavar="NAME",
                         help="prompt format for every model this command loads, instead of the one recorded beside "
                              "it, chosen in the app or found for its family: " + ", ".join(family_names()))
+
+
+@contextlib.contextmanager
+def applied(args):
+    """`apply` for the command, then this process's choices as they were before it (tests and the app
+    run commands in-process)."""
+    from ..prompts import restore_choices, saved_choices
+
+    before = saved_choices()
+    try:
+        apply(args)
+        yield
+    finally:
+        restore_choices(before)
 
 
 def apply(args) -> None:

@@ -111,7 +111,8 @@ class Views:
         """Tokens, probabilities and spans of one sample (its chunk computed once)."""
         with self.session.lock:
             c, chunk = self._chunk(data_spec, split, index)
-            key = (model_spec, data_spec, split, c)
+            tok = self.session.model(model_spec)[1]
+            key = (model_spec, format_of(tok).key(tok), data_spec, split, c)  # the prompt format sets the tokens
             if key not in self._info:
                 self._info[key] = self._compute_info(model_spec, chunk, c * self.chunk_size)
             return self._info[key][index - c * self.chunk_size]
@@ -169,10 +170,13 @@ class Views:
 
     def view(self, model_spec: str, data_spec: str, split: str, index: int,
              names: list[str] | None = None) -> SampleView:
-        """Info plus every selector's row (all registered selectors unless `names` are given)."""
-        info = self.info(model_spec, data_spec, split, index)
-        names = list(names) if names is not None else list(selectors.SELECTORS)
-        return SampleView(info, {n: self.selector_row(model_spec, data_spec, split, index, n) for n in names})
+        """Info plus every selector's row (all registered selectors unless `names` are given), under one
+        hold of the session lock: one loaded model (and prompt format) for all of them, even when another
+        thread releases the models meanwhile (the model bar's prompt-format picker)."""
+        with self.session.lock:
+            info = self.info(model_spec, data_spec, split, index)
+            names = list(names) if names is not None else list(selectors.SELECTORS)
+            return SampleView(info, {n: self.selector_row(model_spec, data_spec, split, index, n) for n in names})
 
     def default_masks(self, model_spec: str, data_spec: str, selector: str, split: str = "forget",
                       params: dict | None = None, progress=None) -> dict[str, tuple[str, list[int]]]:

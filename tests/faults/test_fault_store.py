@@ -229,7 +229,7 @@ def test_version_1_store_is_migrated_and_keeps_its_rows(tmp_path):
     conn.commit()
     conn.close()
     s = Store(path)
-    assert s.schema_version() == 3
+    assert s.schema_version() == 4
     r = s.get_run(1)
     assert r.status == "finished" and r.config == {"model": "demo"} and r.folder is None
     assert s.run_folder(1) == "1"
