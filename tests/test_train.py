@@ -151,8 +151,11 @@ def _make_mask_set(store, name, samples, tokenizer, pick, fingerprint=None) -> d
 def test_mask_set_run_trains_exactly_the_marked_positions(tiny_dir, builtin_tokenizer, workdirs):
     from engine.resolve import load_data
 
+    from engine.models import load_tokenizer
+
     samples = load_data("demo/forget01").forget
-    ms = _make_mask_set(workdirs, "hand", samples, builtin_tokenizer, lambda n: [1, 3, n - 1])  # n − 1: the EOS
+    tok = load_tokenizer(tiny_dir)  # with the prompt format a run on tiny_dir uses (engine.prompts: 'base')
+    ms = _make_mask_set(workdirs, "hand", samples, tok, lambda n: [1, 3, n - 1])  # n − 1: the EOS
     cfg = RunConfig(model=str(tiny_dir), data="demo/forget01", loss="ga", mask_set="hand", batch_size=4,
                     eval_every_epoch=False, save_checkpoints=False, device="cpu")
     state = prepare(cfg, workdirs)

@@ -40,7 +40,8 @@ def store_runs(home) -> list:
 BAD_RUNS = [
     (["--loss", "npo", "--loss-param", "alpha=abc"], "loss 'npo': parameter 'alpha' must be a number"),
     (["--loss", "npo", "--loss-param", "alpha=-1"], "'alpha' must be ≥ 0"),
-    (["--loss", "ga", "--selector", "wga", "--param", "k=2.5"], "'k' must be a whole number"),
+    (["--loss", "ga", "--selector", "entropy", "--param", "k=2.5"], "'k' must be a whole number"),
+    (["--loss", "ga", "--selector", "wga", "--param", "k=2"], "has no parameter(s) ['k']"),  # per-step weights
     (["--loss", "ga", "--retain-eval-size", "-5"], "retain_eval_size must be at least 1, got -5"),
     (["--loss", "ga", "--retain-eval-size", "0"], "retain_eval_size must be at least 1, got 0"),
     (["--loss", "npo", "--beta", "nan"], "beta must be a finite number > 0, got nan"),
@@ -87,6 +88,6 @@ def test_deeply_nested_data_file_names_the_file(tmp_path, home, capsys):
 def test_loss_spec_converts_and_checks_like_the_cli():
     from engine.losses import get_loss
 
-    assert get_loss("graddiff").params({"alpha": 0}) == {"gamma": 1.0, "alpha": 0.0}
+    assert get_loss("graddiff").params({"alpha": 0}) == {"gamma": 1.0, "alpha": 0.0, "token_mean": False}
     with pytest.raises(ValueError, match="loss 'tpo': parameter 'pl_weight' must be a number, got 'x'"):
         get_loss("tpo").params({"pl_weight": "x"})
