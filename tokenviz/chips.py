@@ -20,6 +20,8 @@ from functools import lru_cache
 from .colors import MARK_DARK, MARK_LIGHT, dense_ranks, legend_html, score_to_color, text_color
 
 EOS_DISPLAY = "⟨eos⟩"
+CUT_DISPLAY = "✂ cut here"  # the last chip of an answer cut to fit the model's context (in place of ⟨eos⟩)
+SPACE_MARK = "␣"  # a token that is only spaces (else an empty-looking chip)
 NEWLINE_MARK = "⏎"
 TAB_MARK = "⇥"
 _SP_BYTE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
@@ -42,6 +44,7 @@ CHIPS_CSS = f"""
 .tv-editable .tv-chip {{ cursor: pointer; user-select: none; }}
 .tv-editable .tv-chip:hover {{ filter: brightness(0.92); }}
 .tv-legend {{ margin-top: 2px; }}
+.tv-chip.tv-cut {{ border: 2px dashed #d62728; font-style: italic; }}
 """
 
 
@@ -82,7 +85,8 @@ def decode_token(raw: str, byte_level: bool | None = None) -> str:
 
 
 def display_token(raw: str, byte_level: bool | None = None) -> str:
-    """What a chip shows for a raw token: spaces kept, newline as '⏎', tab as '⇥' (see decode_token).
+    """What a chip shows for a raw token: spaces kept, newline as '⏎', tab as '⇥', a token of spaces
+    only as '␣' per space (see decode_token).
 
     For exact text per token, slice the original string with the tokenizer's offsets and pass
     the slice here: plain text only gets its newlines and tabs made visible.
@@ -91,14 +95,19 @@ def display_token(raw: str, byte_level: bool | None = None) -> str:
     (' the', '⏎')
     """
     text = decode_token(raw, byte_level)
+    if text and not text.strip(" "):  # a token of spaces only: one visible mark per space
+        return SPACE_MARK * len(text)
     return text.replace("\r\n", NEWLINE_MARK).replace("\n", NEWLINE_MARK).replace("\t", TAB_MARK)
 
 
-def display_tokens(tokens: list[str], eos: list[bool] | None = None, byte_level: bool | None = None) -> list[str]:
+def display_tokens(tokens: list[str], eos: list[bool] | None = None, byte_level: bool | None = None,
+                   cut: bool = False) -> list[str]:
     """Display strings for a row of raw tokens: each through `display_token`, the closing EOS
-    (eos[i] True) as ⟨eos⟩."""
+    (eos[i] True) as ⟨eos⟩, or as CUT_DISPLAY when `cut` (the answer was cut to fit the context:
+    the model sees an EOS there, the data goes on)."""
     eos = eos if eos is not None else [False] * len(tokens)
-    return [EOS_DISPLAY if e else display_token(t, byte_level) for t, e in zip(tokens, eos)]
+    end = CUT_DISPLAY if cut else EOS_DISPLAY
+    return [end if e else display_token(t, byte_level) for t, e in zip(tokens, eos)]
 
 
 def _fmt(x: float | None) -> str:
@@ -167,7 +176,8 @@ def render_chips(tokens: list[str], scores: list[float], mask: list[bool], probs
         target = bool(mask[i])
         in_span = None if spans_mask is None else bool(spans_mask[i])
         bg = colour_of(i)
-        cls = "tv-chip" + (" tv-target" if target else "") + (" tv-span" if in_span else "")
+        cls = "tv-chip" + (" tv-target" if target else "") + (" tv-span" if in_span else "") + \
+            (" tv-cut" if tok == CUT_DISPLAY else "")
         style = f"background:{bg};color:{text_color(bg)}"
         if target:  # also inline, so a page without CHIPS_CSS still shows the mask
             style += f";outline:3px solid var(--wb-mark, {MARK_LIGHT});outline-offset:1px"

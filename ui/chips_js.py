@@ -81,4 +81,5 @@ APP_CSS = """
 .wb-how ul { margin: 4px 0 0 18px; } .wb-how li { margin: 4px 0; }
 .tv-chip.wb-brushing { outline: 2px dashed #d95f02 !important; }
 .wb-edit .tv-chips { font-size: 15px; }
+.wb-cut-note { margin-top: 4px; padding: 2px 6px; border-left: 4px solid #d62728; }
 """

@@ -35,6 +35,13 @@ class ExploreHandlers:
             return gr.update(), gr.update(), fail(message_of(err))
         unavailable = [n for n, r in view.rows.items() if not r.ok]
         note = f"; unavailable here: {', '.join(unavailable)} (see their rows)" if unavailable else ""
+        if view.info.fit is not None and view.info.fit.cut:
+            note += f"; ✂ this answer is cut: {view.info.fit.note()}"
+        try:
+            summary = render.cut_summary(self.ctx.explore.fits(model, data, split))
+        except Exception:  # the count is a note; the view above is what was asked for
+            summary = ""
+        note += f"\n\n{summary}" if summary else ""
         masks = self.ctx.explore.masks(view, rule, int(k), float(threshold))
         return (render.question_html(view.info, total, split),
                 render.explore_html(view, masks, scale or "rank"),
@@ -53,7 +60,14 @@ class ExploreHandlers:
         target = (after[0] if delta > 0 else after[-1]) if after else (matches[0] if delta > 0 else matches[-1])
         return target, search_state(target, matches, text)
 
-    def search(self, data: str, split: str, text: str):
+    def _cut(self, model: str | None, data: str, split: str) -> set[int]:
+        """Indices of the samples cut to fit the model's context (empty when unknown)."""
+        try:
+            return {i for i, f in enumerate(self.ctx.explore.fits(model, data, split)) if f.cut} if model else set()
+        except Exception:
+            return set()
+
+    def search(self, data: str, split: str, text: str, model: str | None = None):
         """Matches as dropdown choices ("index: question"); jumps to the first one."""
         try:
             samples = self.ctx.explore.samples(data, split)
@@ -62,7 +76,8 @@ class ExploreHandlers:
             return gr.update(), gr.update(), fail(message_of(err))
         if not matches:
             return gr.update(choices=[], value=None), gr.update(), fail(f"no sample matches {text!r}")
-        choices = [(f"{i}: {samples[i].question[:80]}", i) for i in matches[:500]]
+        cut = self._cut(model, data, split)
+        choices = [(f"{'✂ ' if i in cut else ''}{i}: {samples[i].question[:80]}", i) for i in matches[:500]]
         return gr.update(choices=choices, value=matches[0]), matches[0], search_state(matches[0], matches, text)
 
     def on_chips(self, model: str, data: str, steps, evt: gr.EventData, progress=gr.Progress()):
@@ -136,7 +151,8 @@ def build(ctx: AppContext, top: dict) -> dict:
                    api_visibility="undocumented").then(**api, api_visibility="undocumented")
     next_btn.click(partial(h.goto, delta=+1), [data, split, search, index], [index, search_status],
                    api_name="explore_next").then(**api, api_visibility="undocumented")
-    search.submit(h.search, [data, split, search], [matches, index, search_status],
+    search.submit(h.search, [data, split, search, model],
+                  [matches, index, search_status],
                   api_name="explore_search").then(**api, api_visibility="undocumented")
     matches.input(_match_index, matches, index,
                   api_visibility="undocumented").then(**api, api_visibility="undocumented")

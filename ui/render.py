@@ -40,11 +40,31 @@ score on one fixed range (0–1 when all scores lie in it).</li>
 </ul></div>"""
 
 
+def cut_note_html(fit) -> str:
+    """The page's note for an answer cut to fit the model's context ('' when it fits)."""
+    if fit is None or not fit.cut:
+        return ""
+    return (f'<div class="wb-cut-note" data-kept="{fit.kept}" data-total="{fit.total}" '
+            f'data-context="{fit.context}">✂ <b>answer cut</b>: the model sees {fit.kept} of its {fit.total} '
+            f'answer tokens (prompt {fit.prompt} + answer + EOS &gt; the model\'s context of {fit.context}); '
+            f'the chips end at “✂ cut here”.</div>')
+
+
 def question_html(info, total: int, split: str) -> str:
     """Sample header, question and answer as HTML; the data's text is escaped (never Markdown)."""
     return (f'<div class="wb-question"><b>Sample {info.index} of {total}</b> ({ESC(split)}, '
             f'<code>{ESC(info.uid)}</code>)<br><b>Q:</b> <span class="wb-q">{ESC(info.question)}</span><br>'
-            f'<b>A:</b> <span class="wb-a">{ESC(info.answer)}</span></div>')
+            f'<b>A:</b> <span class="wb-a">{ESC(info.answer)}</span>{cut_note_html(getattr(info, "fit", None))}</div>')
+
+
+def cut_summary(fits: list) -> str:
+    """One line for the sample list: how many samples of the split are cut and which ('' when none)."""
+    cut = [i for i, f in enumerate(fits) if f.cut]
+    if not cut:
+        return ""
+    shown = ", ".join(str(i) for i in cut[:20]) + (", …" if len(cut) > 20 else "")
+    return (f"✂ {len(cut)} of {len(fits)} samples do not fit the model's context of {fits[cut[0]].context} "
+            f"tokens and are shown cut (marked ✂ in the matches list): {shown}")
 
 
 def _row(name: str, body: str, extra_class: str = "") -> str:
@@ -77,8 +97,10 @@ def error_row(name: str, message: str) -> str:
 
 
 def shown_tokens(info: SampleInfo) -> list[str]:
-    """A sample's label tokens as a person reads them (the closing EOS as ⟨eos⟩)."""
-    return display_tokens(info.tokens, info.eos)
+    """A sample's label tokens as a person reads them (the closing EOS as ⟨eos⟩, or as
+    "✂ cut here" when the answer was cut to fit the model's context)."""
+    fit = getattr(info, "fit", None)
+    return display_tokens(info.tokens, info.eos, cut=bool(fit is not None and fit.cut))
 
 
 def explore_html(view: SampleView, masks: dict[str, list[bool] | None], scale: str = "rank") -> str:

@@ -27,6 +27,7 @@ from ..selectors.mask_rules import mask_by_rule
 from ..selectors.oracle import NoSpansError
 from ..tokens import Batch, encode_samples, fact_mask, label_rows
 from ..eval.run import forget_token_probs
+from .fit import Fit, sample_fits
 from .session import Session
 
 
@@ -59,6 +60,7 @@ class SampleInfo:
     probs: list[float]  # p(y_t | y_<t) under the model
     answer_mask: list[bool]  # label positions that may be targets (False at the EOS)
     spans: list[bool] | None  # ground-truth fact-span membership, None when the sample has none
+    fit: Fit | None = None  # answer tokens kept / total against the model's context (fit.cut: the answer is cut)
 
 
 @dataclass
@@ -94,6 +96,7 @@ class Views:
         self.chunk_size = chunk_size
         self._info: dict[tuple, list[SampleInfo]] = {}  # (model, data, split, chunk) -> infos
         self._scores: dict[tuple, list[SelectorRow]] = {}  # the selector score cache
+        self._fits: dict[tuple, list[Fit]] = {}  # (model, format, data, split) -> one Fit per sample
 
     def _chunk(self, data_spec: str, split: str, index: int) -> tuple[int, list[Sample]]:
         samples = self.session.samples(data_spec, split)
@@ -121,6 +124,7 @@ class Views:
         batch = encode_samples(tok, chunk)
         probs = forget_token_probs(model, tok, chunk, batch_size=len(chunk))  # per sample, over label positions
         spans = fact_mask(batch, chunk) if any(s.spans for s in chunk) else None
+        fits = sample_fits(tok, chunk)
         out = []
         for i, s in enumerate(chunk):
             lm = batch.label_mask[i]
@@ -128,8 +132,17 @@ class Views:
             out.append(SampleInfo(
                 index=start + i, uid=s.uid, question=s.question, answer=s.answer, text_hash=text_hash(s.question, s.answer),
                 tokens=tokens, eos=eos, probs=probs[i].tolist(), answer_mask=[not e for e in eos],
-                spans=spans[i][lm].tolist() if spans is not None and s.spans else None))
+                spans=spans[i][lm].tolist() if spans is not None and s.spans else None, fit=fits[i]))
         return out
+
+    def fits(self, model_spec: str, data_spec: str, split: str) -> list[Fit]:
+        """Every sample of a split against the model's context (tokenizer only; cached)."""
+        with self.session.lock:
+            tok = self.session.model(model_spec)[1]
+            key = (model_spec, format_of(tok).key(tok), data_spec, split)
+            if key not in self._fits:
+                self._fits[key] = sample_fits(tok, self.session.samples(data_spec, split))
+            return self._fits[key]
 
     # -- selector scores (cached)
 
