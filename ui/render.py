@@ -5,7 +5,7 @@ import html
 
 from engine.explore import SampleInfo, SampleView
 from engine.selectors import SELECTORS
-from tokenviz import auto_range, count_targets, display_tokens, legend_for, render_chips, render_rows
+from tokenviz import count_targets, display_tokens, mask_legend_html, render_mask_chips, render_rows
 
 ESC = html.escape
 
@@ -134,12 +134,12 @@ def explore_html(view: SampleView, masks: dict[str, list[bool] | None], scale: s
 
 
 def edit_html(info, mask: list, scores: list[float] | None, score_label: str, scale: str = "rank") -> str:
-    """The one editable row of the Edit tab: chips clickable (data-idx), outline = target."""
-    colour = scores if scores is not None else info.probs
-    lo, hi = auto_range(colour)
-    chips = render_chips(shown_tokens(info), colour, [bool(m) for m in mask], probs=info.probs, row_label="mask",
-                         sample_id=info.uid, editable=True, spans_mask=info.spans, vmin=lo, vmax=hi, scale=scale)
-    legend = legend_for(colour, lo, hi, score_label, scale)
+    """The one editable row of the Edit tab: chips clickable (data-idx); the FILL is the mask
+    (target / not, `render_mask_chips`), the selector's score a bar under each chip and its hover."""
+    chips = render_mask_chips(shown_tokens(info), [bool(m) for m in mask], scores, probs=info.probs,
+                              row_label="mask", sample_id=info.uid, editable=True, spans_mask=info.spans,
+                              scale=scale)
+    legend = mask_legend_html(score_label if scores is not None else None)
     return f'<div class="wb-edit" data-sample="{ESC(info.uid)}">{chips}{legend}</div>'
 
 
