@@ -6,8 +6,10 @@ from functools import partial
 import gradio as gr
 
 from engine.explore import MASK_RULES, SPLITS
+from engine.selectors import SELECTORS
 from engine.train import fit_atwu_scorer
 
+from . import explore_views as views
 from . import render
 from .context import AppContext, fail, message_of, ok
 
@@ -24,9 +26,12 @@ class ExploreHandlers:
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
 
-    def render(self, model: str, data: str, split: str, index, rule: str, k, threshold, scale: str = "rank"):
+    def render(self, model: str, data: str, split: str, index, rule: str, k, threshold, scale: str = "rank",
+               other: str | None = None, group: str = "tokens", side_selector: str | None = "wga"):
         """(question HTML, chips HTML, status) for one sample; a failure becomes the status.
-        scale: "rank" (colour = rank within the row) or "raw" (tokenviz.SCALES)."""
+        scale: "rank" (colour = rank within the row) or "raw" (tokenviz.SCALES). other: a second model
+        (name, directory or "run N:kind") for the Δ log-prob row and the side-by-side table; group:
+        "tokens", "words (max)" or "words (mean)"; side_selector: the selector shown for both models."""
         try:
             index = int(index or 0)
             total = len(self.ctx.explore.samples(data, split))
@@ -43,9 +48,37 @@ class ExploreHandlers:
             summary = ""
         note += f"\n\n{summary}" if summary else ""
         masks = self.ctx.explore.masks(view, rule, int(k), float(threshold))
+        word_group = views.GROUPS.get(group or "tokens")
+        extra, side, label, other_note = views.sample_rows(self.ctx, view, masks, model, data, split, index, other,
+                                                          side_selector)
+        if other_note:
+            note += f"; {other_note}"
         return (render.question_html(view.info, total, split),
-                render.explore_html(view, masks, scale or "rank"),
+                render.explore_html(view, masks, scale or "rank", word_group)
+                + views.extras_html(view, extra, side, label, scale or "rank", word_group),
                 ok(f"{len(view.rows)} selectors on {model} / {data}{note}"))
+
+    def export(self, model: str, data: str, split: str, index, rule: str, k, threshold, scale: str = "rank",
+               other: str | None = None, group: str = "tokens", side_selector: str | None = "wga"):
+        """([SVG, CSV] files of the sample's view as shown, the SVG with a PNG button, status)."""
+        try:
+            index = int(index or 0)
+            view = self.ctx.explore.view(model, data, split, index)
+            masks = self.ctx.explore.masks(view, rule, int(k), float(threshold))
+            extra, *_ = views.sample_rows(self.ctx, view, masks, model, data, split, index, other, side_selector)
+            svg_path, csv_path, svg = views.write_exports(view, masks, extra, views.GROUPS.get(group or "tokens"),
+                                                          scale or "rank")
+        except Exception as err:
+            return None, "", fail(f"not exported: {message_of(err)}")
+        png = f"{svg_path.stem}.png"
+        preview = (f'<div class="wb-export"><button class="wb-export-png" type="button" id="wb-export-png" '
+                   f'data-name="{render.ESC(png)}">download PNG</button><div class="wb-export-svg" '
+                   f'style="overflow-x:auto">{svg}</div></div>')
+        return [str(svg_path), str(csv_path)], preview, ok(f"exported sample {index}: {svg_path.name}, {csv_path.name}")
+
+    def other_choices(self, retain: str | None):
+        """The second-model dropdown's choices: the retain model and every run checkpoint."""
+        return gr.update(choices=views.other_choices(self.ctx, retain))
 
     def goto(self, data: str, split: str, text: str, index, delta: int = 1):
         """Next/previous sample: through the search matches when a search is active, else all."""
@@ -112,36 +145,54 @@ def search_state(index: int, matches: list[int], text: str) -> str:
 def build(ctx: AppContext, top: dict) -> dict:
     """Lay out the Explore tab, then wire its events. `top`: the shared model and data widgets."""
     h = ExploreHandlers(ctx)
-    with gr.Row():
-        split = gr.Radio(list(SPLITS), value="forget", label="split", scale=2)
+    with gr.Row(equal_height=True):  # one row: a chip is on the first screen at 1366×768
+        split = gr.Radio(list(SPLITS), value="forget", label="split", scale=3)
+        prev_btn = gr.Button("◀ previous", size="sm", elem_id="explore-prev", scale=0, min_width=90)
+        index = gr.Number(value=0, precision=0, minimum=0, label="sample index", elem_id="explore-index", scale=1,
+                          min_width=90)
+        next_btn = gr.Button("next ▶", size="sm", elem_id="explore-next", scale=0, min_width=80)
         search = gr.Textbox(label="search question/answer text", placeholder="e.g. Porto", scale=2,
                             elem_id="explore-search")
-        matches = gr.Dropdown(label="matches", choices=[], scale=3, allow_custom_value=True)
-    with gr.Row():
-        prev_btn = gr.Button("◀ previous", size="sm", elem_id="explore-prev")
-        index = gr.Number(value=0, precision=0, minimum=0, label="sample index", elem_id="explore-index")
-        next_btn = gr.Button("next ▶", size="sm", elem_id="explore-next")
+        matches = gr.Dropdown(label="matches", choices=[], scale=2, allow_custom_value=True)
     search_status = gr.Markdown(elem_id="explore-search-status")
-    with gr.Accordion("how to read this", open=False, elem_id="explore-how"):
-        gr.HTML(render.HOW_TO_READ)
     question = gr.HTML(elem_id="explore-question")
+    gr.HTML(render.KEY_LINE, elem_id="explore-key")
+    chips = gr.HTML(elem_id="explore-chips", js_on_load=FIT_BUTTON_JS, min_height=120)
+    status = gr.Markdown(elem_id="explore-status")
     with gr.Row():
         rule = gr.Radio(list(MASK_RULES), value="default", label="mask rule",
                         info="default: each selector's own mask; top-k / threshold: from its cached scores")
         k = gr.Slider(1, 40, value=5, step=1, label="top-k", elem_id="explore-k")
         threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="threshold (row-normalised score)")
-    chips = gr.HTML(elem_id="explore-chips", js_on_load=FIT_BUTTON_JS, min_height=120)
-    status = gr.Markdown(elem_id="explore-status")
+    with gr.Row():
+        group = gr.Radio(list(views.GROUPS), value="tokens", label="chips", elem_id="explore-group",
+                         info="words: one chip per word, score = max or mean of its tokens'")
+        other = gr.Dropdown([], value=None, label="second model: Δ log-prob row and side by side",
+                            allow_custom_value=True, elem_id="explore-other",
+                            info="the retain model, a run checkpoint (run N:best/final) or any model directory")
+        side_selector = gr.Dropdown(list(SELECTORS), value="wga", label="selector shown for both models",
+                                    elem_id="explore-side-selector")
+    with gr.Row():
+        export_btn = gr.Button("export this sample's view (SVG, CSV, PNG)", elem_id="explore-export", scale=0)
+        export_files = gr.File(label="exported files", file_count="multiple", elem_id="explore-export-files",
+                               interactive=False)
+    export_view = gr.HTML(elem_id="explore-export-view", js_on_load=views.EXPORT_PNG_JS)
+    with gr.Accordion("how to read this", open=False, elem_id="explore-how"):
+        gr.HTML(render.HOW_TO_READ)
     with gr.Row():
         atwu_steps = gr.Number(value=40, precision=0, minimum=1, label="ATWU fit steps", scale=1)
         fit_btn = gr.Button("fit ATWU scorer", elem_id="fit-atwu", scale=1)
     fit_status = gr.Markdown(elem_id="explore-fit-status")
 
     model, data = top["model"], top["data"]
-    view_inputs = [model, data, split, index, rule, k, threshold, top["scale"]]
+    view_inputs = [model, data, split, index, rule, k, threshold, top["scale"], other, group, side_selector]
     view_outputs = [question, chips, status]
     api = dict(fn=h.render, inputs=view_inputs, outputs=view_outputs)
     index.submit(**api, api_name="explore_render")
+    export_btn.click(h.export, view_inputs, [export_files, export_view, status], api_name="explore_export")
+    for widget in (group, other, side_selector):
+        widget.change(**api, api_visibility="undocumented", trigger_mode="always_last")
+    other.focus(h.other_choices, top["retain"], other, api_visibility="undocumented")
     for widget in (rule, k, threshold, top["scale"]):
         widget.change(**api, api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last")
     for widget in (model, data, split):

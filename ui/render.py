@@ -5,6 +5,7 @@ import html
 
 from engine.explore import SampleInfo, SampleView
 from engine.selectors import SELECTORS
+from tokenviz.words import HOW as WORD_HOW, aggregate, any_per_word, join_words, word_ids
 from tokenviz import count_targets, display_tokens, mask_legend_html, render_mask_chips, render_rows
 
 ESC = html.escape
@@ -48,6 +49,12 @@ def cut_note_html(fit) -> str:
             f'data-context="{fit.context}">✂ <b>answer cut</b>: the model sees {fit.kept} of its {fit.total} '
             f'answer tokens (prompt {fit.prompt} + answer + EOS &gt; the model\'s context of {fit.context}); '
             f'the chips end at “✂ cut here”.</div>')
+
+
+KEY_LINE = ("""<div class="wb-key" id="wb-key">key: <span class="tv-chip tv-target" style="background:#ffffff;"""
+            """color:#000000">target</span> outline + corner triangle = in the row's mask · <span class="tv-chip tv-span" """
+            """style="background:#ffffff;color:#000000">fact</span> dotted underline = ground-truth fact span · """
+            """colour = the score (white low → dark blue high) · ✂ = answer cut to the context</div>""")
 
 
 def question_html(info, total: int, split: str) -> str:
@@ -103,21 +110,33 @@ def shown_tokens(info: SampleInfo) -> list[str]:
     return display_tokens(info.tokens, info.eos, cut=bool(fit is not None and fit.cut))
 
 
-def explore_html(view: SampleView, masks: dict[str, list[bool] | None], scale: str = "rank") -> str:
+def explore_html(view: SampleView, masks: dict[str, list[bool] | None], scale: str = "rank",
+                 group: str | None = None) -> str:
     """Ground-truth spans (when the sample has them), then one row per selector with its legend.
 
     masks: each selector's mask (its default or a mask rule's, from `ExploreService.masks`).
     Colour = score (scale "rank": its rank in the row; "raw": the raw score), outline + corner
     triangle = mask, dotted underline = ground-truth span; hover (title) = token, exact score,
-    probability; hover on a row name = what the selector scores.
+    probability; hover on a row name = what the selector scores. group "max" / "mean": one chip
+    per word, its score the max / mean of its tokens' (tokenviz.words), a target if any token is.
     """
     info = view.info
     tokens = shown_tokens(info)
+    probs, spans_all = info.probs, info.spans
+    regroup = None
+    if group in WORD_HOW:
+        ids = word_ids(tokens, info.eos)
+        tokens = join_words(ids, tokens)
+        probs = aggregate(ids, info.probs, group)
+        spans_all = any_per_word(ids, info.spans) if info.spans is not None else None
+
+        def regroup(scores, mask):
+            return aggregate(ids, scores, group), any_per_word(ids, mask)
     parts = []
-    if info.spans is not None:
-        spans = [bool(s) for s in info.spans]
+    if spans_all is not None:
+        spans = [bool(s) for s in spans_all]
         parts.append(_row("ground truth", render_rows([{
-            "tokens": tokens, "scores": [float(s) for s in spans], "mask": spans, "probs": info.probs,
+            "tokens": tokens, "scores": [float(s) for s in spans], "mask": spans, "probs": probs,
             "label": "ground truth", "legend_label": "in fact span", "sample_id": info.uid, "scale": scale,
             "label_title": SELECTOR_HELP["ground truth"]}]), "wb-truth"))
     for name, row in view.rows.items():
@@ -125,12 +144,17 @@ def explore_html(view: SampleView, masks: dict[str, list[bool] | None], scale: s
             parts.append(error_row(name, row.error))
             continue
         mask = masks[name]
+        scores = row.scores
+        if regroup is not None:
+            scores, mask = regroup(scores, mask)
         label = f"{name} ({count_targets(mask)})"
         parts.append(_row(name, render_rows([{
-            "tokens": tokens, "scores": row.scores, "mask": mask, "probs": info.probs, "label": label,
-            "legend_label": f"{name} score", "spans_mask": info.spans, "sample_id": info.uid, "scale": scale,
+            "tokens": tokens, "scores": scores, "mask": mask, "probs": probs, "label": label,
+            "legend_label": f"{name} score" + (f" ({group} over the word)" if regroup else ""),
+            "spans_mask": spans_all, "sample_id": info.uid, "scale": scale,
             "label_title": selector_help(name)}])))
-    return f'<div class="wb-explore" data-sample="{ESC(info.uid)}">{"".join(parts)}</div>'
+    grouped = f' data-group="{ESC(group)}"' if regroup is not None else ""
+    return f'<div class="wb-explore" data-sample="{ESC(info.uid)}"{grouped}>{"".join(parts)}</div>'
 
 
 def edit_html(info, mask: list, scores: list[float] | None, score_label: str, scale: str = "rank") -> str:
