@@ -1,7 +1,10 @@
 """Explore: one sample's answer as token chips, one row per registered selector."""
 from __future__ import annotations
 
+import threading
+import time
 from functools import partial
+from html import escape as ESC
 
 import gradio as gr
 
@@ -11,7 +14,7 @@ from engine.train import fit_atwu_scorer
 
 from . import explore_views as views
 from . import render
-from .context import AppContext, fail, message_of, ok
+from .context import AppContext, fail, md_text, message_of, ok
 
 FIT_BUTTON_JS = r"""
 element.addEventListener('click', (e) => {
@@ -27,15 +30,16 @@ class ExploreHandlers:
         self.ctx = ctx
 
     def render(self, model: str, data: str, split: str, index, rule: str, k, threshold, scale: str = "rank",
-               other: str | None = None, group: str = "tokens", side_selector: str | None = "wga"):
+               other: str | None = None, group: str = "tokens", side_selector: str | None = "wga", progress=None):
         """(question HTML, chips HTML, status) for one sample; a failure becomes the status.
+        progress: called with each phase of uncached work (ExploreService.view).
         scale: "rank" (colour = rank within the row) or "raw" (tokenviz.SCALES). other: a second model
         (name, directory or "run N:kind") for the Δ log-prob row and the side-by-side table; group:
         "tokens", "words (max)" or "words (mean)"; side_selector: the selector shown for both models."""
         try:
             index = int(index or 0)
             total = len(self.ctx.explore.samples(data, split))
-            view = self.ctx.explore.view(model, data, split, index)
+            view = self.ctx.explore.view(model, data, split, index, progress=progress)
         except Exception as err:  # unknown model dir, bad data, index out of range: said in the page
             return gr.update(), gr.update(), fail(message_of(err))
         unavailable = [n for n, r in view.rows.items() if not r.ok]
@@ -57,6 +61,33 @@ class ExploreHandlers:
                 render.explore_html(view, masks, scale or "rank", word_group)
                 + views.extras_html(view, extra, side, label, scale or "rank", word_group),
                 ok(f"{len(view.rows)} selectors on {model} / {data}{note}"))
+
+    def render_live(self, model: str, data: str, split: str, index, rule: str, k, threshold, scale: str = "rank",
+                    other: str | None = None, group: str = "tokens", side_selector: str | None = "wga",
+                    shown: str | None = None):
+        """`render` for the page: while a chunk is being scored (a real model: a minute per chunk on a
+        CPU) it yields the phase every half second into the working line (loading which model,
+        p(token), selector k of n, which samples), says that the chips still show the previous view,
+        and names the model being loaded in the status; other tabs and widgets stay usable.
+        Yields (question, chips, status, working line, what the chips now show)."""
+        phase: dict = {}
+        result: list = []
+        args = (model, data, split, index, rule, k, threshold, scale, other, group, side_selector)
+        worker = threading.Thread(target=lambda: result.append(self.render(*args, progress=phase.update)),
+                                  daemon=True)
+        worker.start()
+        worker.join(0.3)
+        last = None
+        started = time.monotonic()
+        while worker.is_alive():
+            line = working_html(phase, shown, time.monotonic() - started)
+            if line != last:
+                last = line
+                yield (gr.update(), gr.update(), working_status(phase, model), line, gr.update())
+            worker.join(0.5)
+        question, chips, status = result[0] if result else (gr.update(), gr.update(), fail("the view failed"))
+        now = f"{model} · {data} · {split} sample {index}" if isinstance(chips, str) else gr.update()
+        yield question, chips, status, "", now
 
     def export(self, model: str, data: str, split: str, index, rule: str, k, threshold, scale: str = "rank",
                other: str | None = None, group: str = "tokens", side_selector: str | None = "wga"):
@@ -134,6 +165,28 @@ class ExploreHandlers:
         return ok(f"ATWU scorer fitted ({steps} steps) and saved: {path.name}")
 
 
+def working_status(phase: dict, model: str) -> str:
+    """The status line while a view is being computed: it names the model being loaded or scored."""
+    what = "loading model" if phase.get("phase") == "loading model" else "scoring with"
+    return f"⏳ {what} **{md_text(model)}** …"
+
+
+def working_html(phase: dict, shown: str | None, seconds: float) -> str:
+    """The working line above the chips: the phase (loading the model, p(token), selector k of n),
+    the samples being scored, and that the chips below are still the previous view."""
+    p = phase.get("phase") or "starting"
+    what = {"loading model": f"loading the model <b>{ESC(str(phase.get('model', '')))}</b>",
+            "p(token)": "computing p(token) under the model",
+            "selector": f"selector {phase.get('k')} of {phase.get('n')}: <b>{ESC(str(phase.get('selector')))}</b>",
+            }.get(p, ESC(p))
+    first, last, total = phase.get("samples") or (None, None, None)
+    samples = f" · samples {first}–{last} of {total} (one chunk, scored once, then cached)" if first is not None else ""
+    stale = (f'<div class="wb-stale-note">the chips below still show the previous view: <b>{ESC(shown)}</b></div>'
+             if shown else "")
+    return (f'<div class="wb-working" data-phase="{ESC(p)}" data-k="{phase.get("k") or ""}" '
+            f'data-n="{phase.get("n") or ""}">⏳ {what}{samples} · {seconds:.0f} s{stale}</div>')
+
+
 def search_state(index: int, matches: list[int], text: str) -> str:
     """Where next/previous stand: 'match 2 of 7 for …' while a search is active, else 'sample i of n'."""
     if text:
@@ -157,6 +210,8 @@ def build(ctx: AppContext, top: dict) -> dict:
     search_status = gr.Markdown(elem_id="explore-search-status")
     question = gr.HTML(elem_id="explore-question")
     gr.HTML(render.KEY_LINE, elem_id="explore-key")
+    working = gr.HTML(elem_id="explore-working")
+    shown = gr.State(None)  # what the chips show ("model · data · split sample i"): the stale view's label
     chips = gr.HTML(elem_id="explore-chips", js_on_load=FIT_BUTTON_JS, min_height=120)
     status = gr.Markdown(elem_id="explore-status")
     with gr.Row():
@@ -187,14 +242,15 @@ def build(ctx: AppContext, top: dict) -> dict:
     model, data = top["model"], top["data"]
     view_inputs = [model, data, split, index, rule, k, threshold, top["scale"], other, group, side_selector]
     view_outputs = [question, chips, status]
-    api = dict(fn=h.render, inputs=view_inputs, outputs=view_outputs)
-    index.submit(**api, api_name="explore_render")
+    index.submit(fn=h.render, inputs=view_inputs, outputs=view_outputs, api_name="explore_render")
+    api = dict(fn=h.render_live, inputs=view_inputs + [shown], outputs=view_outputs + [working, shown],
+               show_progress="hidden")
     export_btn.click(h.export, view_inputs, [export_files, export_view, status], api_name="explore_export")
     for widget in (group, other, side_selector):
         widget.change(**api, api_visibility="undocumented", trigger_mode="always_last")
     other.focus(h.other_choices, top["retain"], other, api_visibility="undocumented")
     for widget in (rule, k, threshold, top["scale"]):
-        widget.change(**api, api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last")
+        widget.change(**api, api_visibility="undocumented", trigger_mode="always_last")
     for widget in (model, data, split):
         widget.change(lambda: 0, outputs=index, api_visibility="undocumented").then(
             **api, api_visibility="undocumented")

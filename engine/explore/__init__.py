@@ -76,8 +76,9 @@ class ExploreService:
         return self.views.selector_row(model_spec, data_spec, split, index, selector, params)
 
     def view(self, model_spec: str, data_spec: str, split: str, index: int,
-             selectors: list[str] | None = None) -> SampleView:
-        return self.views.view(model_spec, data_spec, split, index, selectors)
+             selectors: list[str] | None = None, progress=None) -> SampleView:
+        """Info and every selector's row; progress(phase dict) before uncached work (Views.view)."""
+        return self.views.view(model_spec, data_spec, split, index, selectors, progress)
 
     def masks(self, view: SampleView, rule: str = "default", k: int = 5,
               threshold: float = 0.5) -> dict[str, list[bool] | None]:

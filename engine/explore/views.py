@@ -181,11 +181,39 @@ class Views:
     # -- what the tabs ask for
 
     def view(self, model_spec: str, data_spec: str, split: str, index: int,
-             names: list[str] | None = None) -> SampleView:
-        """Info plus every selector's row (all registered selectors unless `names` are given)."""
-        info = self.info(model_spec, data_spec, split, index)
+             names: list[str] | None = None, progress=None) -> SampleView:
+        """Info plus every selector's row (all registered selectors unless `names` are given).
+
+        progress(phase: dict) is called before each piece of work that is not cached yet, with
+        {"phase": "loading model" | "p(token)" | "selector", "model", "samples": (first, last, of),
+        "selector", "k", "n"} (k of n selectors), so a page can say what a slow model is doing.
+        """
         names = list(names) if names is not None else list(selectors.SELECTORS)
-        return SampleView(info, {n: self.selector_row(model_spec, data_spec, split, index, n) for n in names})
+        c, chunk = self._chunk(data_spec, split, index)
+        where = {"model": model_spec, "samples": (c * self.chunk_size, c * self.chunk_size + len(chunk) - 1,
+                                                   len(self.session.samples(data_spec, split)))}
+        report = progress or (lambda phase: None)
+        if not self.session.loaded(model_spec):
+            report({"phase": "loading model", **where})
+            self.session.model(model_spec)
+        if (model_spec, data_spec, split, c) not in self._info:
+            report({"phase": "p(token)", **where})
+        info = self.info(model_spec, data_spec, split, index)
+        rows = {}
+        for k, n in enumerate(names, 1):
+            if not self.cached(model_spec, data_spec, split, index, n):
+                report({"phase": "selector", "selector": n, "k": k, "n": len(names), **where})
+            rows[n] = self.selector_row(model_spec, data_spec, split, index, n)
+        return SampleView(info, rows)
+
+    def cached(self, model_spec: str, data_spec: str, split: str, index: int, selector: str,
+               params: dict | None = None) -> bool:
+        """Whether a selector's row of this sample's chunk is in the score cache (no model call needed)."""
+        if not self.session.loaded(model_spec):
+            return False
+        c, _ = self._chunk(data_spec, split, index)
+        tok = self.session.model(model_spec)[1]
+        return (model_spec, format_of(tok).key(tok), data_spec, split, selector, _params_key(params), c) in self._scores
 
     def default_masks(self, model_spec: str, data_spec: str, selector: str, split: str = "forget",
                       params: dict | None = None, progress=None) -> dict[str, tuple[str, list[int]]]:
