@@ -162,7 +162,12 @@ class EditHandlers:
         return gr.update(choices=names, value=value)
 
     def latest(self) -> str | None:
-        """The most recently updated mask set that has samples (what a reloaded page opens)."""
+        """The mask set a reloaded page opens: the running run's, else the most recently updated one
+        that has samples."""
+        snap = self.ctx.jobs.snapshot()
+        running = (snap.config or {}).get("mask_set") if snap.active else None
+        if running and running in {m.name for m in self.ctx.store.list_mask_sets()}:
+            return running
         sets = [m for m in self.ctx.store.list_mask_sets() if m.n_samples > 0] or self.ctx.store.list_mask_sets()
         return max(sets, key=lambda m: m.updated).name if sets else None
 
@@ -221,10 +226,11 @@ class EditHandlers:
         path.write_text(json.dumps(payload, indent=1))
         return str(path), ok(f"exported {name!r} ({len(payload['masks'])} samples)")
 
-    def import_file(self, file, new_name: str):
-        """Import an exported JSON file; a bad file is refused with the reason, nothing written."""
+    def import_file(self, file, new_name: str, current: str | None = None):
+        """Import an exported JSON file; a bad file is refused with the reason, nothing written, and
+        the open mask set (`current`) stays open (the next edit goes where it went before)."""
         if file is None:
-            return self.choices(), fail("choose a mask-set JSON file to import")
+            return self.choices(current), fail("choose a mask-set JSON file to import")
         path = Path(file if isinstance(file, str) else getattr(file, "name", file))
         try:
             payload = read_import_file(path)  # the size limit, then JSON
@@ -233,7 +239,7 @@ class EditHandlers:
                                                   tokenizer=self.ctx.explore.model(meta["model"])[1],
                                                   samples=self.ctx.explore.samples(meta["data"], SPLIT))
         except Exception as err:
-            return self.choices(), fail(f"{path.name} was not imported: {message_of(err)}")
+            return self.choices(current), fail(f"{path.name} was not imported: {message_of(err)}")
         return self.choices(name), ok(f"imported {path.name} as {name!r}")
 
     def bulk(self, name: str, selector: str, keep_edited: bool, progress=gr.Progress()):
@@ -341,7 +347,7 @@ def build(ctx: AppContext, top: dict) -> dict:
     confirm.click(h.delete, mask_set, [mask_set, set_status, confirm_row], api_name="mask_set_delete")
     cancel.click(_hide, None, confirm_row, api_visibility="undocumented")
     export.click(h.export, mask_set, [export_file, set_status], api_name="mask_set_export")
-    upload.upload(h.import_file, [upload, other_name], [mask_set, set_status], api_name="mask_set_import")
+    upload.upload(h.import_file, [upload, other_name, mask_set], [mask_set, set_status], api_name="mask_set_import")
     bulk.click(h.bulk, [mask_set, reset_selector, keep], set_status, api_name="mask_set_bulk", **lock).then(
         **view, api_visibility="undocumented")
     mask_set.change(partial(_source, ctx), mask_set, reset_selector, api_visibility="undocumented")

@@ -58,8 +58,8 @@ class ExploreHandlers:
         if other_note:
             note += f"; {other_note}"
         return (render.question_html(view.info, total, split),
-                render.explore_html(view, masks, scale or "rank", word_group)
-                + views.extras_html(view, extra, side, label, scale or "rank", word_group),
+                views.extras_html(view, extra, side, label, scale or "rank", word_group)  # summary rows first
+                + render.explore_html(view, masks, scale or "rank", word_group),
                 ok(f"{len(view.rows)} selectors on {model} / {data}{note}"))
 
     def render_live(self, model: str, data: str, split: str, index, rule: str, k, threshold, scale: str = "rank",

@@ -116,7 +116,7 @@ def extras_html(view, extra: list[dict], side: list[dict], label: str | None, sc
     if extra:
         toks, rows = (group_words(tokens, eos, extra, group) if group else (tokens, extra))
         parts.append('<div class="wb-extra-rows">' + "".join(
-            f'<div class="wb-selector wb-extra" data-selector="{render.ESC(r["label"])}">'
+            f'<div class="wb-extra" data-extra="{render.ESC(r["kind"])}">'
             f'{render_value_row(toks, r, scale)}</div>' for r in rows) + "</div>")
     if side:
         toks, rows = (group_words(tokens, eos, side, group) if group else (tokens, side))

@@ -84,6 +84,26 @@ def apply_mask_rule(row: SelectorRow, answer_mask: list[bool], rule: str = "defa
     return mask_by_rule(row.scores, row.mask, answer_mask, rule, k, threshold)
 
 
+DTO_LOOP_PARAMS = 20_000_000  # on a CPU, from this many parameters DTO's probe runs one sample at a time
+
+
+def explore_params(model, selector: str, params: dict) -> dict:
+    """The selector's parameters as Explore runs them: DTO's probe in its per-sample loop on a CPU for a
+    model of DTO_LOOP_PARAMS parameters or more, unless `mode` is given. The loop is exact like the
+    vmap form (same Δ) and, measured on this 2-core CPU (benchmarks/explore_first_chunk.py), 3.0× faster
+    on SmolLM2-135M (8 samples: 35.7 s vs 105.8 s; per-sample gradients of 135 M parameters batched by
+    vmap cost more memory traffic than they save), while on the 1.1 M-parameter built-in model vmap is
+    the faster form (README, Speed)."""
+    if selector != "dto" or "mode" in params:
+        return params
+    first = next(model.parameters(), None)
+    if first is None or first.device.type != "cpu":
+        return params
+    if sum(p.numel() for p in model.parameters()) >= DTO_LOOP_PARAMS:
+        return {**params, "mode": "loop"}
+    return params
+
+
 def _params_key(params: dict | None) -> str:
     return json.dumps(params or {}, sort_keys=True, default=str)
 
@@ -161,7 +181,7 @@ class Views:
         model, tok = self.session.model(model_spec)
         batch = encode_samples(tok, chunk)
         try:
-            out = selectors.select(selector, model, tok, chunk, batch=batch, **params)
+            out = selectors.select(selector, model, tok, chunk, batch=batch, **explore_params(model, selector, params))
         except (SelectorUnavailable, NoSpansError) as err:
             return [SelectorRow(selector, error=str(err), params=params) for _ in chunk]
         except Exception as err:  # a selector bug is shown in its row, not a crash of the page
