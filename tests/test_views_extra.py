@@ -126,3 +126,28 @@ def test_live_render_yields_the_phase_and_names_the_previous_view(handlers):
     if working:  # scoring a fresh chunk of the built-in model can beat the first half second
         assert "previous view" in working[-1][3] and "demo · demo · forget sample 3" in working[-1][3]
         assert "demo" in working[-1][2]
+
+
+def test_selectors_share_one_forward_inside_shared_forward_with_the_same_scores(handlers):
+    import torch
+
+    from engine.selectors import select
+    from engine.selectors.base import shared_forward
+    from engine.tokens import encode_samples
+
+    model, tok = handlers.ctx.explore.model("demo")
+    chunk = handlers.ctx.explore.samples("demo", "forget")[:4]
+    calls = []
+    hook = model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        alone = {n: select(n, model, tok, chunk, batch=encode_samples(tok, chunk)).scores for n in ("wga", "entropy")}
+        n_alone = len(calls)
+        calls.clear()
+        with shared_forward():
+            shared = {n: select(n, model, tok, chunk, batch=encode_samples(tok, chunk)).scores
+                      for n in ("wga", "entropy", "satimp")}
+    finally:
+        hook.remove()
+    assert n_alone == 2 and len(calls) == 1  # three selectors, one forward
+    for n in ("wga", "entropy"):
+        assert torch.equal(alone[n], shared[n]), n

@@ -22,7 +22,7 @@ from .. import selectors
 from ..data import Sample
 from ..fingerprint import text_hash
 from ..prompts import format_of
-from ..selectors.base import SelectorUnavailable
+from ..selectors.base import SelectorUnavailable, shared_forward
 from ..selectors.mask_rules import mask_by_rule
 from ..selectors.oracle import NoSpansError
 from ..tokens import Batch, encode_samples, fact_mask, label_rows
@@ -220,10 +220,11 @@ class Views:
             report({"phase": "p(token)", **where})
         info = self.info(model_spec, data_spec, split, index)
         rows = {}
-        for k, n in enumerate(names, 1):
-            if not self.cached(model_spec, data_spec, split, index, n):
-                report({"phase": "selector", "selector": n, "k": k, "n": len(names), **where})
-            rows[n] = self.selector_row(model_spec, data_spec, split, index, n)
+        with shared_forward():  # the forward-only selectors of this chunk share one forward pass
+            for k, n in enumerate(names, 1):
+                if not self.cached(model_spec, data_spec, split, index, n):
+                    report({"phase": "selector", "selector": n, "k": k, "n": len(names), **where})
+                rows[n] = self.selector_row(model_spec, data_spec, split, index, n)
         return SampleView(info, rows)
 
     def cached(self, model_spec: str, data_spec: str, split: str, index: int, selector: str,
