@@ -93,3 +93,19 @@ def test_score_cli_notes_each_cut_answer(home, tmp_path, capsys):
     assert rows[0]["cut"] is None
     assert rows[1]["cut"]["kept"] == len(rows[1]["tokens"]) < rows[1]["cut"]["total"]
     assert rows[1]["cut"]["context"] == 128
+
+
+def test_edit_sample_list_marks_a_cut_sample(home, tmp_path):
+    from ui.context import AppContext
+    from ui.edit_tab import EditHandlers
+
+    folder = tmp_path / "long"
+    folder.mkdir()
+    rows = [{"question": "Who?", "answer": "Ana."}, {"question": "Who wrote it?", "answer": LONG}]
+    (folder / "forget10.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    ctx = AppContext.create(home / "store.sqlite", device="cpu")
+    h = EditHandlers(ctx)
+    h.create("cut-set", "all", "demo", str(folder), progress=lambda *a, **k: None)
+    table = h.table("cut-set")
+    fit = ctx.explore.fits("demo", str(folder), "forget")[1]
+    assert list(table["cut"]) == ["", f"✂ {fit.kept}/{fit.total}"]

@@ -19,7 +19,7 @@ from .chips_js import CHIPS_JS
 from .context import AppContext, fail, md_text, message_of, ok
 
 SPLIT = "forget"
-TABLE_COLUMNS = ["index", "uid", "targets", "answer tokens", "edited", "question"]
+TABLE_COLUMNS = ["index", "uid", "targets", "answer tokens", "edited", "cut", "question"]
 
 
 class EditHandlers:
@@ -42,13 +42,18 @@ class EditHandlers:
         if not name:
             return pd.DataFrame(columns=TABLE_COLUMNS)
         ms = self.ctx.store.get_mask_set(name)
+        try:  # answers cut to the model's context: "✂ kept/total" (the sample list marks them)
+            fits = self.ctx.explore.fits(ms.model, ms.data, SPLIT)
+        except Exception:
+            fits = []
         rows = []
         for i, s in enumerate(self.ctx.explore.samples(ms.data, SPLIT)):
             entry = ms.masks.get(s.uid)
             if only_edited and not (entry and entry.edited):
                 continue
+            cut = f"✂ {fits[i].kept}/{fits[i].total}" if i < len(fits) and fits[i].cut else ""
             rows.append([i, s.uid, count_targets(entry.mask) if entry else 0,
-                         len(entry.mask) - 1 if entry else None, bool(entry and entry.edited), s.question])
+                         len(entry.mask) - 1 if entry else None, bool(entry and entry.edited), cut, s.question])
         return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
     def view(self, name: str, index, only_edited: bool = False, note: str | None = None, scale: str = "rank"):
