@@ -23,7 +23,6 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repo root (benc
 
 from benchmarks.harness import isolated_home  # noqa: E402
 from engine.explore import ExploreService  # noqa: E402
-from engine.selectors import SELECTORS  # noqa: E402
 
 
 def main() -> None:
@@ -38,33 +37,44 @@ def main() -> None:
     if args.before:
         from engine.explore import views
 
-        saved, views.DTO_LOOP_PARAMS = views.DTO_LOOP_PARAMS, 10**15  # never the loop: the old behaviour
-        time_chunk(args, "before (DTO probe: vmap)")
-        views.DTO_LOOP_PARAMS = saved
-    time_chunk(args, "after (DTO probe: per-sample loop on a CPU)" if args.before else "")
+        import contextlib
+
+        saved = views.DTO_LOOP_PARAMS, views.shared_forward
+        views.DTO_LOOP_PARAMS, views.shared_forward = 10**15, contextlib.nullcontext  # the old behaviour
+        time_chunk(args, "before (DTO probe: vmap; one forward per selector)")
+        views.DTO_LOOP_PARAMS, views.shared_forward = saved
+    time_chunk(args, "after (DTO probe: per-sample loop on a CPU; one shared forward)" if args.before else "")
 
 
 def time_chunk(args, title: str) -> None:
     with isolated_home(tempfile.mkdtemp(prefix="first-chunk-")):
         svc = ExploreService(device="cpu", chunk_size=args.chunk)
         svc.samples(args.data, "forget")
-        times = {}
-        t0 = time.perf_counter()
-        svc.model(args.model)
-        times["load model"] = time.perf_counter() - t0
-        t = time.perf_counter()
-        svc.info(args.model, args.data, "forget", args.index)
-        times["tokens + p(token)"] = time.perf_counter() - t
-        for name in SELECTORS:
-            t = time.perf_counter()
-            row = svc.selector_row(args.model, args.data, "forget", args.index, name)
-            times[f"selector {name}" + ("" if row.ok else " (unavailable)")] = time.perf_counter() - t
-        total = time.perf_counter() - t0
+        times, cpu = {}, {}
+        t0, c0 = time.perf_counter(), time.process_time()
+        t, c = t0, c0
+
+        def lap(name: str) -> None:
+            nonlocal t, c
+            times[name], cpu[name] = time.perf_counter() - t, time.process_time() - c
+            t, c = time.perf_counter(), time.process_time()
+
+        current = ["load model"]
+
+        def phase(p: dict) -> None:  # ExploreService.view calls this as each piece of work starts
+            lap(current[0])
+            current[0] = f"selector {p['selector']}" if p["phase"] == "selector" else p["phase"]
+
+        svc.view(args.model, args.data, "forget", args.index, progress=phase)
+        lap(current[0])
+        total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"{title + ': ' if title else ''}first chunk ({args.chunk} samples) of {args.data} on {args.model}, "
           f"{os.environ.get('OMP_NUM_THREADS', 'all')} thread(s):")
-    for k, v in sorted(times.items(), key=lambda kv: -kv[1]):
-        print(f"  {k:32s} {v:7.2f} s  ({100 * v / total:4.1f} %)")
-    print(f"  {'total':32s} {total:7.2f} s")
+    for k, v in times.items():
+        if k == "load model" and v < 0.01:
+            continue
+        print(f"  {k:36s} {v:7.2f} s wall  {cpu[k]:7.2f} s CPU")
+    print(f"  {'total':36s} {total:7.2f} s wall  {total_cpu:7.2f} s CPU")
 
 
 if __name__ == "__main__":
