@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which
                                 reason="the system chromium is not installed")
 SHOTS = Path(os.environ.get("WORKBENCH_SCREENSHOTS") or tempfile.mkdtemp(prefix="wb-shots-"))
 LONG_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tofu_sample" / "forget_spans_dev"
+CONTEXT: list = []  # the served app's AppContext (the server runs in this process)
 WHITE, TARGET = "rgb(255, 255, 255)", "rgb(8, 81, 156)"  # tokenviz.chips KEPT_FILL, MASK_FILL
 
 
@@ -27,7 +29,9 @@ def url(tmp_path_factory):
     from benchmarks.harness import isolated_home, serve
 
     with isolated_home(tmp_path_factory.mktemp("home")) as home:
-        with serve(app.build_demo(home / "store.sqlite")) as u:
+        demo = app.build_demo(home / "store.sqlite")
+        CONTEXT.append(demo.wb_context)
+        with serve(demo) as u:
             yield u
 
 
@@ -163,6 +167,33 @@ def test_compare_at_800px_dark(browser, url):
         fq = pg.locator("#compare-table th", has_text="FQ").first.bounding_box()
         assert fq["x"] + fq["width"] <= 800
     finally:
+        pg.close()
+
+
+def test_a_slow_chunk_shows_its_phase_and_the_previous_view(browser, url):
+    views = CONTEXT[0].explore.views
+    real = views._score_chunk
+
+    def slow(model_spec, chunk, selector, params):  # a real model's minute, shortened: dto takes 3 s
+        if selector == "dto":
+            time.sleep(3)
+        return real(model_spec, chunk, selector, params)
+
+    pg = new_page(browser, url)
+    views._score_chunk = slow
+    try:
+        pg.wait_for_selector("#explore-chips .tv-chip")
+        fill(pg, "explore-index", "50")  # a chunk not scored yet
+        line = pg.locator("#explore-working .wb-working[data-phase='selector']")
+        line.wait_for()
+        text = line.inner_text()
+        assert "selector" in text and " of " in text and "samples 48–55" in text
+        assert "previous view" in text and "sample 0" in text  # the chips are labelled as the old view
+        assert "scoring with" in pg.inner_text("#explore-status") and "demo" in pg.inner_text("#explore-status")
+        pg.wait_for_selector("#explore-question:has-text('Sample 50 of')")
+        assert pg.locator("#explore-working .wb-working").count() == 0
+    finally:
+        views._score_chunk = real
         pg.close()
 
 

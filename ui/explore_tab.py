@@ -242,9 +242,11 @@ def build(ctx: AppContext, top: dict) -> dict:
     model, data = top["model"], top["data"]
     view_inputs = [model, data, split, index, rule, k, threshold, top["scale"], other, group, side_selector]
     view_outputs = [question, chips, status]
-    index.submit(fn=h.render, inputs=view_inputs, outputs=view_outputs, api_name="explore_render")
+    api_only = gr.Button(visible=False)  # the API's one-shot render (the page uses render_live)
+    api_only.click(fn=h.render, inputs=view_inputs, outputs=view_outputs, api_name="explore_render")
     api = dict(fn=h.render_live, inputs=view_inputs + [shown], outputs=view_outputs + [working, shown],
                show_progress="hidden")
+    index.submit(**api, api_visibility="undocumented")
     export_btn.click(h.export, view_inputs, [export_files, export_view, status], api_name="explore_export")
     for widget in (group, other, side_selector):
         widget.change(**api, api_visibility="undocumented", trigger_mode="always_last")
