@@ -64,7 +64,8 @@ def other_choices(ctx, retain: str | None) -> list[str]:
     return out
 
 
-def agreement_row(masks: dict, n_tokens: int) -> dict | None:
+def agreement_row(masks: dict) -> dict | None:
+    """The agreement row (engine.explore.compare.agreement) as a tokenviz row; None when no selector counts."""
     votes, counted = agreement(masks)
     if not counted:
         return None
@@ -74,6 +75,7 @@ def agreement_row(masks: dict, n_tokens: int) -> dict | None:
 
 
 def delta_row(p_target: list[float], p_other: list[float], other_label: str) -> dict:
+    """The Δ log p row (engine.explore.compare.delta_logprob) as a tokenviz row on the diverging map."""
     return {"label": "Δ log p", "values": delta_logprob(p_target, p_other), "kind": "delta",
             "legend_label": f"log p(target) − log p({other_label})", "low": f"{other_label} likelier",
             "high": "target likelier",
@@ -84,7 +86,7 @@ def sample_rows(ctx, view, masks, model: str, data: str, split: str, index: int,
                 side_selector: str | None) -> tuple[list[dict], list[dict], str | None, str | None]:
     """(extra rows under the selectors, side-by-side rows, the other model's label, a note)."""
     extra, side, label, note = [], [], None, None
-    agree = agreement_row(masks, len(view.info.tokens))
+    agree = agreement_row(masks)
     if agree is not None:
         extra.append(agree)
     try:
