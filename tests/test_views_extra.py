@@ -151,3 +151,22 @@ def test_selectors_share_one_forward_inside_shared_forward_with_the_same_scores(
     assert n_alone == 2 and len(calls) == 1  # three selectors, one forward
     for n in ("wga", "entropy"):
         assert torch.equal(alone[n], shared[n]), n
+
+
+def test_second_model_names_a_run_checkpoint_and_refuses_other_tokens(tmp_path):
+    from types import SimpleNamespace
+
+    from engine.explore.compare import other_info
+    from ui.explore_views import other_choices, resolve_other
+
+    run = SimpleNamespace(id=3, checkpoints={"final": SimpleNamespace(path=tmp_path / "ck", epoch=2)})
+    ctx = SimpleNamespace(store=SimpleNamespace(get_run=lambda i: run, list_runs=lambda: [run]))
+    assert resolve_other(ctx, "run 3:final") == (str(tmp_path / "ck"), "run 3 · final (epoch 2)")
+    assert resolve_other(ctx, "demo-retain") == ("demo-retain", "demo-retain") and resolve_other(ctx, " ") is None
+    with pytest.raises(ValueError, match="no 'best' checkpoint"):
+        resolve_other(ctx, "run 3:best")
+    assert other_choices(ctx, "demo-retain") == ["demo-retain", "run 3:final"]
+    infos = {"a": SimpleNamespace(tokens=["x", "y"]), "b": SimpleNamespace(tokens=["x", "y", "z"])}
+    svc = SimpleNamespace(info=lambda spec, *rest: infos[spec])
+    with pytest.raises(ValueError, match="same tokenizer"):
+        other_info(svc, "a", "b", "d", "forget", 0)
