@@ -86,6 +86,7 @@ APP_CSS = """
 .dark #compare-plot text { fill: #e5e7eb !important; }
 .dark #compare-plot .gridlayer path, .dark #compare-plot .zerolinelayer path { stroke: #4b5563 !important; }
 .dark #compare-plot .legend .bg { fill: transparent !important; }
+#explore-working:not(:has(.wb-working)), #explore-search-status:not(:has(p)) { display: none; }
 .wb-key { font-size: 12px; margin: 2px 0; } .wb-key .tv-chip { margin: 0 2px; }
 .wb-working { padding: 4px 8px; border-left: 4px solid #2171b5; background: var(--background-fill-secondary, #f3f4f6); }
 .wb-aligned-wrap, .tv-aligned td { padding: 0; } .tv-aligned th { font-size: 11px; text-align: left; white-space: nowrap; }

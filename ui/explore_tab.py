@@ -198,7 +198,7 @@ def search_state(index: int, matches: list[int], text: str) -> str:
 def build(ctx: AppContext, top: dict) -> dict:
     """Lay out the Explore tab, then wire its events. `top`: the shared model and data widgets."""
     h = ExploreHandlers(ctx)
-    with gr.Row(equal_height=True):  # one row: a chip is on the first screen at 1366×768
+    with gr.Row():  # one row: a chip is on the first screen at 1366×768
         split = gr.Radio(list(SPLITS), value="forget", label="split", scale=3)
         prev_btn = gr.Button("◀ previous", size="sm", elem_id="explore-prev", scale=0, min_width=90)
         index = gr.Number(value=0, precision=0, minimum=0, label="sample index", elem_id="explore-index", scale=1,
@@ -209,7 +209,7 @@ def build(ctx: AppContext, top: dict) -> dict:
         matches = gr.Dropdown(label="matches", choices=[], scale=2, allow_custom_value=True)
     search_status = gr.Markdown(elem_id="explore-search-status")
     question = gr.HTML(elem_id="explore-question")
-    gr.HTML(render.KEY_LINE, elem_id="explore-key")
+    gr.HTML(render.KEY_LINE, elem_id="explore-key", padding=False)
     working = gr.HTML(elem_id="explore-working")
     shown = gr.State(None)  # what the chips show ("model · data · split sample i"): the stale view's label
     chips = gr.HTML(elem_id="explore-chips", js_on_load=FIT_BUTTON_JS, min_height=120)
