@@ -90,9 +90,9 @@ DTO_LOOP_PARAMS = 20_000_000  # on a CPU, from this many parameters DTO's probe 
 def explore_params(model, selector: str, params: dict) -> dict:
     """The selector's parameters as Explore runs them: DTO's probe in its per-sample loop on a CPU for a
     model of DTO_LOOP_PARAMS parameters or more, unless `mode` is given. The loop is exact like the
-    vmap form (same Δ) and, measured on this 2-core CPU (benchmarks/explore_first_chunk.py), 3.0× faster
-    on SmolLM2-135M (8 samples: 35.7 s vs 105.8 s; per-sample gradients of 135 M parameters batched by
-    vmap cost more memory traffic than they save), while on the 1.1 M-parameter built-in model vmap is
+    vmap form (same Δ) and, measured on this shared 2-core CPU (benchmarks/explore_first_chunk.py), faster
+    on SmolLM2-135M (8 samples: 9.6 vs 14.0 CPU-seconds; 35.7 vs 105.8 s wall in a separate run; per-sample
+    gradients of 135 M parameters batched by vmap cost more memory traffic than they save), while on the 1.1 M-parameter built-in model vmap is
     the faster form (README, Speed)."""
     if selector != "dto" or "mode" in params:
         return params
