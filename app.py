@@ -82,6 +82,7 @@ def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | No
             **edit["view"], api_visibility="undocumented")
         demo.load(**compare["refresh"], api_visibility="undocumented")
         demo.load(**run["restore"], api_visibility="undocumented")
+        demo.load(partial(_running_top, ctx), None, [model, data], api_visibility="undocumented")
         run["marker"].change(**compare["refresh"], api_visibility="undocumented")
         compare_tab_block.select(**compare["refresh"], api_visibility="undocumented")
         edit["mask_set"].change(edit["choices"], edit["mask_set"], run["mask_set"], api_visibility="undocumented")
@@ -91,6 +92,16 @@ def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | No
 
         guard_viewer(demo, ctx)
     return demo
+
+
+def _running_top(ctx: AppContext):
+    """On page load while a run is going: the model bar shows the run's model and data, so a
+    reloaded page's form matches the run (and Start refuses for the right reason)."""
+    snap = ctx.jobs.snapshot()
+    cfg = snap.config or {}
+    if not snap.active or not cfg.get("model"):
+        return gr.update(), gr.update()
+    return gr.update(value=cfg["model"]), gr.update(value=cfg.get("data"))
 
 
 def _bootstrap_status(ctx: AppContext):

@@ -17,9 +17,11 @@ import math
 import re
 from functools import lru_cache
 
-from .colors import MARK_DARK, MARK_LIGHT, dense_ranks, legend_html, score_to_color, text_color
+from .colors import MARK_DARK, MARK_LIGHT, dense_ranks, legend_html, normalise, score_to_color, text_color
 
 EOS_DISPLAY = "⟨eos⟩"
+CUT_DISPLAY = "✂ cut here"  # the last chip of an answer cut to fit the model's context (in place of ⟨eos⟩)
+SPACE_MARK = "␣"  # a token that is only spaces (else an empty-looking chip)
 NEWLINE_MARK = "⏎"
 TAB_MARK = "⇥"
 _SP_BYTE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
@@ -42,6 +44,7 @@ CHIPS_CSS = f"""
 .tv-editable .tv-chip {{ cursor: pointer; user-select: none; }}
 .tv-editable .tv-chip:hover {{ filter: brightness(0.92); }}
 .tv-legend {{ margin-top: 2px; }}
+.tv-chip.tv-cut {{ border: 2px dashed #d62728; font-style: italic; }}
 """
 
 
@@ -82,7 +85,8 @@ def decode_token(raw: str, byte_level: bool | None = None) -> str:
 
 
 def display_token(raw: str, byte_level: bool | None = None) -> str:
-    """What a chip shows for a raw token: spaces kept, newline as '⏎', tab as '⇥' (see decode_token).
+    """What a chip shows for a raw token: spaces kept, newline as '⏎', tab as '⇥', a token of spaces
+    only as '␣' per space (see decode_token).
 
     For exact text per token, slice the original string with the tokenizer's offsets and pass
     the slice here: plain text only gets its newlines and tabs made visible.
@@ -91,14 +95,19 @@ def display_token(raw: str, byte_level: bool | None = None) -> str:
     (' the', '⏎')
     """
     text = decode_token(raw, byte_level)
+    if text and not text.strip(" "):  # a token of spaces only: one visible mark per space
+        return SPACE_MARK * len(text)
     return text.replace("\r\n", NEWLINE_MARK).replace("\n", NEWLINE_MARK).replace("\t", TAB_MARK)
 
 
-def display_tokens(tokens: list[str], eos: list[bool] | None = None, byte_level: bool | None = None) -> list[str]:
+def display_tokens(tokens: list[str], eos: list[bool] | None = None, byte_level: bool | None = None,
+                   cut: bool = False) -> list[str]:
     """Display strings for a row of raw tokens: each through `display_token`, the closing EOS
-    (eos[i] True) as ⟨eos⟩."""
+    (eos[i] True) as ⟨eos⟩, or as CUT_DISPLAY when `cut` (the answer was cut to fit the context:
+    the model sees an EOS there, the data goes on)."""
     eos = eos if eos is not None else [False] * len(tokens)
-    return [EOS_DISPLAY if e else display_token(t, byte_level) for t, e in zip(tokens, eos)]
+    end = CUT_DISPLAY if cut else EOS_DISPLAY
+    return [end if e else display_token(t, byte_level) for t, e in zip(tokens, eos)]
 
 
 def _fmt(x: float | None) -> str:
@@ -167,7 +176,8 @@ def render_chips(tokens: list[str], scores: list[float], mask: list[bool], probs
         target = bool(mask[i])
         in_span = None if spans_mask is None else bool(spans_mask[i])
         bg = colour_of(i)
-        cls = "tv-chip" + (" tv-target" if target else "") + (" tv-span" if in_span else "")
+        cls = "tv-chip" + (" tv-target" if target else "") + (" tv-span" if in_span else "") + \
+            (" tv-cut" if tok == CUT_DISPLAY else "")
         style = f"background:{bg};color:{text_color(bg)}"
         if target:  # also inline, so a page without CHIPS_CSS still shows the mask
             style += f";outline:3px solid var(--wb-mark, {MARK_LIGHT});outline-offset:1px"
@@ -210,3 +220,70 @@ def render_rows(rows: list[dict]) -> str:
         out.append(f'<div class="tv-row" data-row="{k}"><div class="tv-row-label"{title}>{html.escape(label)}</div>'
                    f'<div class="tv-row-body">{chips}{legend}</div></div>')
     return f'<div class="tv-rows">{"".join(out)}</div>'
+
+
+# ---------------------------------------------------------------- Edit: fill = mask, score = a bar
+
+MASK_FILL = "#08519c"  # a target's fill (white text, 7.6:1); the same on a light and a dark page
+KEPT_FILL = "#ffffff"  # not a target (black text); its grey border keeps it visible on a dark page
+SCORE_BAR = "#f28e2b"  # the selector score's bar: ≥ 3:1 against neither fill is needed, it is never the only cue
+
+MASK_CHIPS_CSS = """
+.tv-mask-chips .tv-chip { padding-bottom: 3px; }
+.tv-mask-chips .tv-chip.tv-target { outline: none; }
+.tv-scorebar { position: absolute; left: 0; bottom: 0; height: 3px; background: %s; border-radius: 0 0 0 3px;
+               pointer-events: none; }
+""" % SCORE_BAR
+
+
+def render_mask_chips(tokens: list[str], mask: list[bool], scores: list[float] | None = None,
+                      probs: list[float] | None = None, row_label: str = "", sample_id: str = "",
+                      editable: bool = False, spans_mask: list[bool] | None = None, scale: str = "rank") -> str:
+    """HTML for one row of chips whose FILL is the mask state (the Edit tab): a target is filled
+    MASK_FILL with white text, a non-target KEPT_FILL with black text, in either theme. The
+    selector's score is secondary: a bar along the chip's bottom edge whose width is the score's
+    rank in the row (scale "rank") or its position on `auto_range` (scale "raw"), and the hover
+    title. `data-fill` says "target" or "kept"; spans_mask draws the dotted underline as in
+    `render_chips`. The corner triangle stays on targets (a cue that is not colour)."""
+    n = len(tokens)
+    _check_lengths(n, mask=mask, scores=scores, probs=probs, spans_mask=spans_mask)
+    width = None
+    if scores is not None:
+        ranks = dense_ranks(scores) if scale == "rank" else None
+        if ranks is None:
+            lo, hi = auto_range(scores)
+            ranks = [normalise(float(s), lo, hi) if s is not None and math.isfinite(s) else float("nan")
+                     for s in scores]
+        width = ranks
+    esc = html.escape
+    parts = []
+    for i, tok in enumerate(tokens):
+        target = bool(mask[i])
+        in_span = None if spans_mask is None else bool(spans_mask[i])
+        fill = MASK_FILL if target else KEPT_FILL
+        cls = "tv-chip" + (" tv-target" if target else "") + (" tv-span" if in_span else "") + \
+            (" tv-cut" if tok == CUT_DISPLAY else "")
+        style = f"background:{fill};color:{text_color(fill)};border-color:#888"
+        bar = ""
+        if width is not None and not math.isnan(width[i]):
+            bar = f'<span class="tv-scorebar" style="width:{100 * width[i]:.0f}%"></span>'
+        title = _title(tok, scores[i] if scores is not None else float("nan"),
+                       None if probs is None else probs[i], target, in_span)
+        parts.append(f'<span class="{cls}" data-idx="{i}" data-target="{int(target)}" '
+                     f'data-fill="{"target" if target else "kept"}" style="{style}" '
+                     f'title="{esc(title)}">{esc(tok)}{bar}</span>')
+    cls = "tv-chips tv-mask-chips tv-editable" if editable else "tv-chips tv-mask-chips"
+    label = f' aria-label="{esc(row_label)}"' if row_label else ""
+    return f'<div class="{cls}" data-sample="{esc(str(sample_id))}"{label}>{"".join(parts)}</div>'
+
+
+def mask_legend_html(score_label: str | None) -> str:
+    """The key of `render_mask_chips`: the two fills, and what the bar is."""
+    chip = ('<span class="tv-chip" style="background:{};color:{};border-color:#888">{}</span>')
+    bar = (f' · <span style="display:inline-block;width:24px;height:3px;background:{SCORE_BAR};vertical-align:middle">'
+           f'</span> bar = {html.escape(score_label)} (its rank in the row; exact value on hover)' if score_label else "")
+    return (f'<div class="tv-legend tv-mask-legend" style="font-size:11px">fill: '
+            f'{chip.format(MASK_FILL, text_color(MASK_FILL), "target")} '
+            f'{chip.format(KEPT_FILL, text_color(KEPT_FILL), "not a target")}{bar}</div>')
+
+CHIPS_CSS += MASK_CHIPS_CSS  # one stylesheet for every chip row

@@ -125,3 +125,41 @@ def legend_html(vmin: float, vmax: float, label: str = "", scale: str = "raw") -
                 f'<span class="tv-legend-max">{esc(_fmt(vmax))}</span>')
     return (f'<div class="tv-legend" data-scale="{esc(scale)}" '
             f'style="display:inline-flex;align-items:center;gap:4px;font-size:11px">{body}</div>')
+
+
+# ---------------------------------------------------------------- diverging map (Δ log-prob)
+
+# ColorBrewer's PuOr (9 classes), colour-blind safe: orange = negative, white = 0, purple = positive
+PUOR = ("#b35806", "#e08214", "#fdb863", "#fee0b6", "#f7f7f7", "#d8daeb", "#b2abd2", "#8073ac", "#542788")
+
+
+def diverging_color(value: float, vmax: float) -> str:
+    """Colour of `value` on the symmetric range [−vmax, vmax] of PuOr (0 is the middle, near white);
+    NaN gives NAN_COLOR; vmax <= 0 gives the middle."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NAN_COLOR
+    t = 0.5 if vmax <= 0 else 0.5 + 0.5 * max(-1.0, min(1.0, float(value) / vmax))
+    x = t * (len(PUOR) - 1)
+    i = min(int(x), len(PUOR) - 2)
+    f = x - i
+    lo, hi = hex_to_rgb(PUOR[i]), hex_to_rgb(PUOR[i + 1])
+    return rgb_to_hex(tuple(a + (b - a) * f for a, b in zip(lo, hi)))
+
+
+def symmetric_range(values: list[float]) -> float:
+    """max |value| over the finite values (the diverging map's vmax); 1.0 when there are none or all are 0."""
+    finite = [abs(float(v)) for v in values if v is not None and math.isfinite(v)]
+    m = max(finite) if finite else 0.0
+    return m if m > 0 else 1.0
+
+
+def diverging_legend_html(vmax: float, label: str = "", low: str = "", high: str = "") -> str:
+    """A PuOr bar from −vmax to +vmax with a label and what each end means."""
+    esc = html.escape
+    name = f'<span class="tv-legend-label">{esc(label)}</span>' if label else ""
+    bar = (f'<span class="tv-legend-bar" style="display:inline-block;width:96px;height:10px;'
+           f'border:1px solid #999;background:linear-gradient(to right, {", ".join(PUOR)})"></span>')
+    lo = f"−{_fmt(vmax)}" + (f" ({esc(low)})" if low else "")
+    hi = f"+{_fmt(vmax)}" + (f" ({esc(high)})" if high else "")
+    return (f'<div class="tv-legend" data-scale="diverging" style="display:inline-flex;align-items:center;gap:4px;'
+            f'font-size:11px">{name}<span class="tv-legend-min">{lo}</span>{bar}<span class="tv-legend-max">{hi}</span></div>')

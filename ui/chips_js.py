@@ -81,4 +81,15 @@ APP_CSS = """
 .wb-how ul { margin: 4px 0 0 18px; } .wb-how li { margin: 4px 0; }
 .tv-chip.wb-brushing { outline: 2px dashed #d95f02 !important; }
 .wb-edit .tv-chips { font-size: 15px; }
+.dark #compare-plot .main-svg { background: var(--background-fill-primary, #0b0f19) !important; }
+.dark #compare-plot .bg { fill: var(--background-fill-secondary, #1f2937) !important; }
+.dark #compare-plot text { fill: #e5e7eb !important; }
+.dark #compare-plot .gridlayer path, .dark #compare-plot .zerolinelayer path { stroke: #4b5563 !important; }
+.dark #compare-plot .legend .bg { fill: transparent !important; }
+#explore-working:not(:has(.wb-working)), #explore-search-status:not(:has(p)) { display: none; }
+.wb-key { font-size: 12px; margin: 2px 0; } .wb-key .tv-chip { margin: 0 2px; }
+.wb-working { padding: 4px 8px; border-left: 4px solid #2171b5; background: var(--background-fill-secondary, #f3f4f6); }
+.wb-aligned-wrap, .tv-aligned td { padding: 0; } .tv-aligned th { font-size: 11px; text-align: left; white-space: nowrap; }
+.tv-aligned th.tv-al-tok { font-weight: normal; font-family: ui-monospace, monospace; white-space: pre; }
+.wb-cut-note { margin-top: 4px; padding: 2px 6px; border-left: 4px solid #d62728; }
 """

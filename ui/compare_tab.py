@@ -60,7 +60,10 @@ class CompareHandlers:
             runs = self._runs(model, data) if only_here else self._runs()
             refs = self._references(model, data, retain_eval_size, max_new_tokens)
             fig = tradeoff_figure(runs, refs, x=x_metric, y=y_metric)
+            fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0})  # under the plot
             table = display_table(runs_table(runs), also=(y_metric, x_metric))
+            table = table[[c for c in ("run", "FQ", "MU") if c in table.columns]
+                          + [c for c in table.columns if c not in ("run", "FQ", "MU")]]  # FQ/MU visible at 800 px
         except Exception as err:
             return gr.update(), gr.update(), gr.update(), fail(f"cannot draw the runs: {message_of(err)}")
         note = "" if refs else " · reference points not computed yet (button above)"

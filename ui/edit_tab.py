@@ -18,7 +18,7 @@ from .chips_js import CHIPS_JS
 from .context import AppContext, fail, md_text, message_of, ok
 
 SPLIT = "forget"
-TABLE_COLUMNS = ["index", "uid", "targets", "answer tokens", "edited", "question"]
+TABLE_COLUMNS = ["index", "uid", "targets", "answer tokens", "edited", "cut", "question"]
 
 
 class EditHandlers:
@@ -36,13 +36,18 @@ class EditHandlers:
         if not name:
             return pd.DataFrame(columns=TABLE_COLUMNS)
         ms = self.ctx.masks.get(name)
+        try:  # answers cut to the model's context: "✂ kept/total" (the sample list marks them)
+            fits = self.ctx.explore.fits(ms.model, ms.data, SPLIT)
+        except Exception:
+            fits = []
         rows = []
         for i, s in enumerate(self.ctx.explore.samples(ms.data, SPLIT)):
             entry = ms.masks.get(s.uid)
             if only_edited and not (entry and entry.edited):
                 continue
+            cut = f"✂ {fits[i].kept}/{fits[i].total}" if i < len(fits) and fits[i].cut else ""
             rows.append([i, s.uid, count_targets(entry.mask) if entry else 0,
-                         len(entry.mask) - 1 if entry else None, bool(entry and entry.edited), s.question])
+                         len(entry.mask) - 1 if entry else None, bool(entry and entry.edited), cut, s.question])
         return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
     def view(self, name: str, index, only_edited: bool = False, note: str | None = None, scale: str = "rank"):
@@ -152,7 +157,12 @@ class EditHandlers:
         return gr.update(choices=names, value=value)
 
     def latest(self) -> str | None:
-        """The most recently updated mask set that has samples (what a reloaded page opens)."""
+        """The mask set a reloaded page opens: the running run's, else the most recently updated one
+        that has samples."""
+        snap = self.ctx.jobs.snapshot()
+        running = (snap.config or {}).get("mask_set") if snap.active else None
+        if running and running in self.ctx.masks.names():
+            return running
         return self.ctx.masks.latest()
 
     def create(self, name: str, selector: str, model: str, data: str, progress=gr.Progress()):
@@ -204,15 +214,16 @@ class EditHandlers:
         path.write_text(json.dumps(payload, indent=1))
         return str(path), ok(f"exported {name!r} ({len(payload['masks'])} samples)")
 
-    def import_file(self, file, new_name: str):
-        """Import an exported JSON file; a bad file is refused with the reason, nothing written."""
+    def import_file(self, file, new_name: str, current: str | None = None):
+        """Import an exported JSON file; a bad file is refused with the reason, nothing written, and
+        the open mask set (`current`) stays open (the next edit goes where it went before)."""
         if file is None:
-            return self.choices(), fail("choose a mask-set JSON file to import")
+            return self.choices(current), fail("choose a mask-set JSON file to import")
         path = Path(file if isinstance(file, str) else getattr(file, "name", file))
         try:
             name = self.ctx.masks.import_file(path, new_name)  # size, JSON, tokenizer and samples checked first
         except Exception as err:
-            return self.choices(), fail(f"{path.name} was not imported: {message_of(err)}")
+            return self.choices(current), fail(f"{path.name} was not imported: {message_of(err)}")
         return self.choices(name), ok(f"imported {path.name} as {name!r}")
 
     def bulk(self, name: str, selector: str, keep_edited: bool, progress=gr.Progress()):
@@ -314,7 +325,7 @@ def build(ctx: AppContext, top: dict) -> dict:
     confirm.click(h.delete, mask_set, [mask_set, set_status, confirm_row], api_name="mask_set_delete")
     cancel.click(_hide, None, confirm_row, api_visibility="undocumented")
     export.click(h.export, mask_set, [export_file, set_status], api_name="mask_set_export")
-    upload.upload(h.import_file, [upload, other_name], [mask_set, set_status], api_name="mask_set_import")
+    upload.upload(h.import_file, [upload, other_name, mask_set], [mask_set, set_status], api_name="mask_set_import")
     bulk.click(h.bulk, [mask_set, reset_selector, keep], set_status, api_name="mask_set_bulk", **lock).then(
         **view, api_visibility="undocumented")
     mask_set.change(partial(_source, ctx), mask_set, reset_selector, api_visibility="undocumented")

@@ -5,7 +5,8 @@ import html
 
 from engine.explore import SampleInfo, SampleView
 from engine.selectors import SELECTORS
-from tokenviz import auto_range, count_targets, display_tokens, legend_for, render_chips, render_rows
+from tokenviz.words import HOW as WORD_HOW, aggregate, any_per_word, join_words, word_ids
+from tokenviz import count_targets, display_tokens, mask_legend_html, render_mask_chips, render_rows
 
 ESC = html.escape
 
@@ -40,11 +41,37 @@ score on one fixed range (0–1 when all scores lie in it).</li>
 </ul></div>"""
 
 
+def cut_note_html(fit) -> str:
+    """The page's note for an answer cut to fit the model's context ('' when it fits)."""
+    if fit is None or not fit.cut:
+        return ""
+    return (f'<div class="wb-cut-note" data-kept="{fit.kept}" data-total="{fit.total}" '
+            f'data-context="{fit.context}">✂ <b>answer cut</b>: the model sees {fit.kept} of its {fit.total} '
+            f'answer tokens (prompt {fit.prompt} + answer + EOS &gt; the model\'s context of {fit.context}); '
+            f'the chips end at “✂ cut here”.</div>')
+
+
+KEY_LINE = ("""<div class="wb-key" id="wb-key">key: <span class="tv-chip tv-target" style="background:#ffffff;"""
+            """color:#000000">target</span> outline + corner triangle = in the row's mask · <span class="tv-chip tv-span" """
+            """style="background:#ffffff;color:#000000">fact</span> dotted underline = ground-truth fact span · """
+            """colour = the score (white low → dark blue high) · ✂ = answer cut to the context</div>""")
+
+
 def question_html(info, total: int, split: str) -> str:
     """Sample header, question and answer as HTML; the data's text is escaped (never Markdown)."""
     return (f'<div class="wb-question"><b>Sample {info.index} of {total}</b> ({ESC(split)}, '
             f'<code>{ESC(info.uid)}</code>)<br><b>Q:</b> <span class="wb-q">{ESC(info.question)}</span><br>'
-            f'<b>A:</b> <span class="wb-a">{ESC(info.answer)}</span></div>')
+            f'<b>A:</b> <span class="wb-a">{ESC(info.answer)}</span>{cut_note_html(getattr(info, "fit", None))}</div>')
+
+
+def cut_summary(fits: list) -> str:
+    """One line for the sample list: how many samples of the split are cut and which ('' when none)."""
+    cut = [i for i, f in enumerate(fits) if f.cut]
+    if not cut:
+        return ""
+    shown = ", ".join(str(i) for i in cut[:20]) + (", …" if len(cut) > 20 else "")
+    return (f"✂ {len(cut)} of {len(fits)} samples do not fit the model's context of {fits[cut[0]].context} "
+            f"tokens and are shown cut (marked ✂ in the matches list): {shown}")
 
 
 def _row(name: str, body: str, extra_class: str = "") -> str:
@@ -77,25 +104,39 @@ def error_row(name: str, message: str) -> str:
 
 
 def shown_tokens(info: SampleInfo) -> list[str]:
-    """A sample's label tokens as a person reads them (the closing EOS as ⟨eos⟩)."""
-    return display_tokens(info.tokens, info.eos)
+    """A sample's label tokens as a person reads them (the closing EOS as ⟨eos⟩, or as
+    "✂ cut here" when the answer was cut to fit the model's context)."""
+    fit = getattr(info, "fit", None)
+    return display_tokens(info.tokens, info.eos, cut=bool(fit is not None and fit.cut))
 
 
-def explore_html(view: SampleView, masks: dict[str, list[bool] | None], scale: str = "rank") -> str:
+def explore_html(view: SampleView, masks: dict[str, list[bool] | None], scale: str = "rank",
+                 group: str | None = None) -> str:
     """Ground-truth spans (when the sample has them), then one row per selector with its legend.
 
     masks: each selector's mask (its default or a mask rule's, from `ExploreService.masks`).
     Colour = score (scale "rank": its rank in the row; "raw": the raw score), outline + corner
     triangle = mask, dotted underline = ground-truth span; hover (title) = token, exact score,
-    probability; hover on a row name = what the selector scores.
+    probability; hover on a row name = what the selector scores. group "max" / "mean": one chip
+    per word, its score the max / mean of its tokens' (tokenviz.words), a target if any token is.
     """
     info = view.info
     tokens = shown_tokens(info)
+    probs, spans_all = info.probs, info.spans
+    regroup = None
+    if group in WORD_HOW:
+        ids = word_ids(tokens, info.eos)
+        tokens = join_words(ids, tokens)
+        probs = aggregate(ids, info.probs, group)
+        spans_all = any_per_word(ids, info.spans) if info.spans is not None else None
+
+        def regroup(scores, mask):
+            return aggregate(ids, scores, group), any_per_word(ids, mask)
     parts = []
-    if info.spans is not None:
-        spans = [bool(s) for s in info.spans]
+    if spans_all is not None:
+        spans = [bool(s) for s in spans_all]
         parts.append(_row("ground truth", render_rows([{
-            "tokens": tokens, "scores": [float(s) for s in spans], "mask": spans, "probs": info.probs,
+            "tokens": tokens, "scores": [float(s) for s in spans], "mask": spans, "probs": probs,
             "label": "ground truth", "legend_label": "in fact span", "sample_id": info.uid, "scale": scale,
             "label_title": SELECTOR_HELP["ground truth"]}]), "wb-truth"))
     for name, row in view.rows.items():
@@ -103,21 +144,26 @@ def explore_html(view: SampleView, masks: dict[str, list[bool] | None], scale: s
             parts.append(error_row(name, row.error))
             continue
         mask = masks[name]
+        scores = row.scores
+        if regroup is not None:
+            scores, mask = regroup(scores, mask)
         label = f"{name} ({count_targets(mask)})"
         parts.append(_row(name, render_rows([{
-            "tokens": tokens, "scores": row.scores, "mask": mask, "probs": info.probs, "label": label,
-            "legend_label": f"{name} score", "spans_mask": info.spans, "sample_id": info.uid, "scale": scale,
+            "tokens": tokens, "scores": scores, "mask": mask, "probs": probs, "label": label,
+            "legend_label": f"{name} score" + (f" ({group} over the word)" if regroup else ""),
+            "spans_mask": spans_all, "sample_id": info.uid, "scale": scale,
             "label_title": selector_help(name)}])))
-    return f'<div class="wb-explore" data-sample="{ESC(info.uid)}">{"".join(parts)}</div>'
+    grouped = f' data-group="{ESC(group)}"' if regroup is not None else ""
+    return f'<div class="wb-explore" data-sample="{ESC(info.uid)}"{grouped}>{"".join(parts)}</div>'
 
 
 def edit_html(info, mask: list, scores: list[float] | None, score_label: str, scale: str = "rank") -> str:
-    """The one editable row of the Edit tab: chips clickable (data-idx), outline = target."""
-    colour = scores if scores is not None else info.probs
-    lo, hi = auto_range(colour)
-    chips = render_chips(shown_tokens(info), colour, [bool(m) for m in mask], probs=info.probs, row_label="mask",
-                         sample_id=info.uid, editable=True, spans_mask=info.spans, vmin=lo, vmax=hi, scale=scale)
-    legend = legend_for(colour, lo, hi, score_label, scale)
+    """The one editable row of the Edit tab: chips clickable (data-idx); the FILL is the mask
+    (target / not, `render_mask_chips`), the selector's score a bar under each chip and its hover."""
+    chips = render_mask_chips(shown_tokens(info), [bool(m) for m in mask], scores, probs=info.probs,
+                              row_label="mask", sample_id=info.uid, editable=True, spans_mask=info.spans,
+                              scale=scale)
+    legend = mask_legend_html(score_label if scores is not None else None)
     return f'<div class="wb-edit" data-sample="{ESC(info.uid)}">{chips}{legend}</div>'
 
 

@@ -16,16 +16,25 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--json", default=None, help="write every sample's tokens, scores and mask to this JSON file")
+    p.add_argument("--allow-cut", action="store_true",
+                   help="score answers longer than the model's context as the model sees them (cut, each one "
+                        "noted with its tokens kept / total) instead of refusing")
 
 
 def sample_rows(name: str, model, tokenizer, samples, params: dict, batch_size: int) -> list[dict]:
     """Per sample: its uid, question, answer tokens (text), scores and mask over the answer tokens."""
+    import warnings
+
+    from ..explore.fit import sample_fits
     from ..selectors import select
     from ..tokens import encode_samples, iter_batches
 
     rows = []
     for chunk in iter_batches(samples, batch_size):
-        batch = encode_samples(tokenizer, chunk)
+        fits = sample_fits(tokenizer, chunk)
+        with warnings.catch_warnings():  # a cut is noted per sample below (`cut`), not as a warning
+            warnings.simplefilter("ignore", UserWarning)
+            batch = encode_samples(tokenizer, chunk)
         out = select(name, model, tokenizer, chunk, batch=batch, **params)
         for i, s in enumerate(chunk):
             keep = batch.answer_mask[i]
@@ -33,7 +42,9 @@ def sample_rows(name: str, model, tokenizer, samples, params: dict, batch_size: 
             rows.append({"uid": s.uid, "question": s.question, "answer": s.answer,
                          "tokens": [s.answer[a:b] for a, b in offs],
                          "scores": [round(float(x), 6) for x in out.scores[i][keep.to(out.scores.device)]],
-                         "mask": [bool(x) for x in out.mask[i][keep.to(out.mask.device)]]})
+                         "mask": [bool(x) for x in out.mask[i][keep.to(out.mask.device)]],
+                         "cut": ({"kept": fits[i].kept, "total": fits[i].total, "context": fits[i].context}
+                                 if fits[i].cut else None)})
     return rows
 
 
@@ -59,13 +70,26 @@ def run(args) -> int:
     model, tok = load_model(model_path(args.model), args.device)
     from ..context import check_fits
 
-    check_fits(tok, bench.forget, "forget samples")
+    if not args.allow_cut:
+        try:
+            check_fits(tok, bench.forget, "forget samples")
+        except ValueError as err:
+            raise UserError(f"{err}\n(or pass --allow-cut to score them as the model sees them, cut and noted)") \
+                from None
     rows = sample_rows(args.selector, model, tok, bench.forget, params, args.batch_size)
+    n_cut = sum(r["cut"] is not None for r in rows)
     print(f"selector {args.selector} on {bench.name} ({len(rows)} forget samples), model {args.model}")
+    if n_cut:
+        print(f"✂ {n_cut} of {len(rows)} answers do not fit the model's context and are cut (scored as the model "
+              f"sees them; each is noted below and in the JSON's `cut`)")
     for r in rows[:args.limit]:
         print(f"\nQ: {r['question']}")
         print(" ".join(f"{t.strip() or repr(t)}{'*' if m else ''}:{x:.3g}" for t, x, m in
-                       zip(r["tokens"], r["scores"], r["mask"])))
+                       zip(r["tokens"], r["scores"], r["mask"])) + (" ✂ cut here" if r["cut"] else ""))
+        if r["cut"]:
+            c = r["cut"]
+            print(f"✂ answer cut: {c['kept']} of {c['total']} answer tokens fit the model's context of "
+                  f"{c['context']}")
     write_json(args.json, {"selector": args.selector, "params": params, "model": args.model, "data": bench.name,
                            "samples": rows})
     return 0

@@ -21,6 +21,7 @@ from ..data import Benchmark, Sample
 from ..eval import reference_points as refs
 from ..selectors.mask_rules import MASK_RULES
 from .before_after import before_after
+from .fit import Fit, fit_of, sample_fits
 from .session import SPLITS, Session
 from .views import SampleInfo, SampleView, SelectorRow, Views, apply_mask_rule, rule_masks
 
@@ -75,8 +76,9 @@ class ExploreService:
         return self.views.selector_row(model_spec, data_spec, split, index, selector, params)
 
     def view(self, model_spec: str, data_spec: str, split: str, index: int,
-             selectors: list[str] | None = None) -> SampleView:
-        return self.views.view(model_spec, data_spec, split, index, selectors)
+             selectors: list[str] | None = None, progress=None) -> SampleView:
+        """Info and every selector's row; progress(phase dict) before uncached work (Views.view)."""
+        return self.views.view(model_spec, data_spec, split, index, selectors, progress)
 
     def masks(self, view: SampleView, rule: str = "default", k: int = 5,
               threshold: float = 0.5) -> dict[str, list[bool] | None]:
@@ -89,6 +91,10 @@ class ExploreService:
 
     def forget(self, selector: str | None = None) -> None:
         self.views.forget(selector)
+
+    def fits(self, model_spec: str, data_spec: str, split: str = "forget") -> list[Fit]:
+        """Each sample's answer tokens kept / total against the model's context (engine/explore/fit.py)."""
+        return self.views.fits(model_spec, data_spec, split)
 
     # -- before / after, reference points
 
@@ -107,5 +113,5 @@ class ExploreService:
                                             max_new_tokens, self._refs, retain_spec)
 
 
-__all__ = ["MASK_RULES", "SPLITS", "ExploreService", "SampleInfo", "SampleView", "SelectorRow", "Session", "Views",
+__all__ = ["MASK_RULES", "SPLITS", "ExploreService", "Fit", "fit_of", "sample_fits", "SampleInfo", "SampleView", "SelectorRow", "Session", "Views",
            "apply_mask_rule", "rule_masks"]

@@ -61,6 +61,10 @@ class Session:
                 self._models.popitem(last=False)
             return loaded
 
+    def loaded(self, model_spec: str) -> bool:
+        """Whether `model_spec` is in the cache (a `model` call returns at once)."""
+        return model_spec in self._models
+
     def release_models(self) -> int:
         """Drop every cached model (an unlearning run is about to load its own) and give the
         memory back (`release_memory`: CUDA's cached blocks, the C heap's free pages); the next

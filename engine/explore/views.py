@@ -22,11 +22,12 @@ from .. import selectors
 from ..data import Sample
 from ..fingerprint import text_hash
 from ..prompts import format_of
-from ..selectors.base import SelectorUnavailable
+from ..selectors.base import SelectorUnavailable, shared_forward
 from ..selectors.mask_rules import mask_by_rule
 from ..selectors.oracle import NoSpansError
 from ..tokens import Batch, encode_samples, fact_mask, label_rows
 from ..eval.run import forget_token_probs
+from .fit import Fit, sample_fits
 from .session import Session
 
 
@@ -59,6 +60,7 @@ class SampleInfo:
     probs: list[float]  # p(y_t | y_<t) under the model
     answer_mask: list[bool]  # label positions that may be targets (False at the EOS)
     spans: list[bool] | None  # ground-truth fact-span membership, None when the sample has none
+    fit: Fit | None = None  # answer tokens kept / total against the model's context (fit.cut: the answer is cut)
 
 
 @dataclass
@@ -82,6 +84,26 @@ def apply_mask_rule(row: SelectorRow, answer_mask: list[bool], rule: str = "defa
     return mask_by_rule(row.scores, row.mask, answer_mask, rule, k, threshold)
 
 
+DTO_LOOP_PARAMS = 20_000_000  # on a CPU, from this many parameters DTO's probe runs one sample at a time
+
+
+def explore_params(model, selector: str, params: dict) -> dict:
+    """The selector's parameters as Explore runs them: DTO's probe in its per-sample loop on a CPU for a
+    model of DTO_LOOP_PARAMS parameters or more, unless `mode` is given. The loop is exact like the
+    vmap form (same Δ) and, measured on this shared 2-core CPU (benchmarks/explore_first_chunk.py), faster
+    on SmolLM2-135M (8 samples: 9.6 vs 14.0 CPU-seconds; 35.7 vs 105.8 s wall in a separate run; per-sample
+    gradients of 135 M parameters batched by vmap cost more memory traffic than they save), while on the 1.1 M-parameter built-in model vmap is
+    the faster form (README, Speed)."""
+    if selector != "dto" or "mode" in params:
+        return params
+    first = next(model.parameters(), None)
+    if first is None or first.device.type != "cpu":
+        return params
+    if sum(p.numel() for p in model.parameters()) >= DTO_LOOP_PARAMS:
+        return {**params, "mode": "loop"}
+    return params
+
+
 def _params_key(params: dict | None) -> str:
     return json.dumps(params or {}, sort_keys=True, default=str)
 
@@ -94,6 +116,7 @@ class Views:
         self.chunk_size = chunk_size
         self._info: dict[tuple, list[SampleInfo]] = {}  # (model, data, split, chunk) -> infos
         self._scores: dict[tuple, list[SelectorRow]] = {}  # the selector score cache
+        self._fits: dict[tuple, list[Fit]] = {}  # (model, format, data, split) -> one Fit per sample
 
     def _chunk(self, data_spec: str, split: str, index: int) -> tuple[int, list[Sample]]:
         samples = self.session.samples(data_spec, split)
@@ -122,6 +145,7 @@ class Views:
         batch = encode_samples(tok, chunk)
         probs = forget_token_probs(model, tok, chunk, batch_size=len(chunk))  # per sample, over label positions
         spans = fact_mask(batch, chunk) if any(s.spans for s in chunk) else None
+        fits = sample_fits(tok, chunk)
         out = []
         for i, s in enumerate(chunk):
             lm = batch.label_mask[i]
@@ -129,8 +153,17 @@ class Views:
             out.append(SampleInfo(
                 index=start + i, uid=s.uid, question=s.question, answer=s.answer, text_hash=text_hash(s.question, s.answer),
                 tokens=tokens, eos=eos, probs=probs[i].tolist(), answer_mask=[not e for e in eos],
-                spans=spans[i][lm].tolist() if spans is not None and s.spans else None))
+                spans=spans[i][lm].tolist() if spans is not None and s.spans else None, fit=fits[i]))
         return out
+
+    def fits(self, model_spec: str, data_spec: str, split: str) -> list[Fit]:
+        """Every sample of a split against the model's context (tokenizer only; cached)."""
+        with self.session.lock:
+            tok = self.session.model(model_spec)[1]
+            key = (model_spec, format_of(tok).key(tok), data_spec, split)
+            if key not in self._fits:
+                self._fits[key] = sample_fits(tok, self.session.samples(data_spec, split))
+            return self._fits[key]
 
     # -- selector scores (cached)
 
@@ -149,7 +182,7 @@ class Views:
         model, tok = self.session.model(model_spec)
         batch = encode_samples(tok, chunk)
         try:
-            out = selectors.select(selector, model, tok, chunk, batch=batch, **params)
+            out = selectors.select(selector, model, tok, chunk, batch=batch, **explore_params(model, selector, params))
         except (SelectorUnavailable, NoSpansError) as err:
             return [SelectorRow(selector, error=str(err), params=params) for _ in chunk]
         except Exception as err:  # a selector bug is shown in its row, not a crash of the page
@@ -169,14 +202,44 @@ class Views:
     # -- what the tabs ask for
 
     def view(self, model_spec: str, data_spec: str, split: str, index: int,
-             names: list[str] | None = None) -> SampleView:
+             names: list[str] | None = None, progress=None) -> SampleView:
         """Info plus every selector's row (all registered selectors unless `names` are given), under one
         hold of the session lock: one loaded model (and prompt format) for all of them, even when another
-        thread releases the models meanwhile (the model bar's prompt-format picker)."""
+        thread releases the models meanwhile (the model bar's prompt-format picker).
+
+        progress(phase: dict) is called before each piece of work that is not cached yet, with
+        {"phase": "loading model" | "p(token)" | "selector", "model", "samples": (first, last, of),
+        "selector", "k", "n"} (k of n selectors), so a page can say what a slow model is doing.
+        """
         with self.session.lock:
-            info = self.info(model_spec, data_spec, split, index)
             names = list(names) if names is not None else list(selectors.SELECTORS)
-            return SampleView(info, {n: self.selector_row(model_spec, data_spec, split, index, n) for n in names})
+            c, chunk = self._chunk(data_spec, split, index)
+            where = {"model": model_spec, "samples": (c * self.chunk_size, c * self.chunk_size + len(chunk) - 1,
+                                                       len(self.session.samples(data_spec, split)))}
+            report = progress or (lambda phase: None)
+            if not self.session.loaded(model_spec):
+                report({"phase": "loading model", **where})
+                self.session.model(model_spec)
+            tok = self.session.model(model_spec)[1]
+            if (model_spec, format_of(tok).key(tok), data_spec, split, c) not in self._info:  # as `info` keys it
+                report({"phase": "p(token)", **where})
+            info = self.info(model_spec, data_spec, split, index)
+            rows = {}
+            with shared_forward():  # the forward-only selectors of this chunk share one forward pass
+                for k, n in enumerate(names, 1):
+                    if not self.cached(model_spec, data_spec, split, index, n):
+                        report({"phase": "selector", "selector": n, "k": k, "n": len(names), **where})
+                    rows[n] = self.selector_row(model_spec, data_spec, split, index, n)
+            return SampleView(info, rows)
+
+    def cached(self, model_spec: str, data_spec: str, split: str, index: int, selector: str,
+               params: dict | None = None) -> bool:
+        """Whether a selector's row of this sample's chunk is in the score cache (no model call needed)."""
+        if not self.session.loaded(model_spec):
+            return False
+        c, _ = self._chunk(data_spec, split, index)
+        tok = self.session.model(model_spec)[1]
+        return (model_spec, format_of(tok).key(tok), data_spec, split, selector, _params_key(params), c) in self._scores
 
     def default_masks(self, model_spec: str, data_spec: str, selector: str, split: str = "forget",
                       params: dict | None = None, progress=None) -> dict[str, tuple[str, list[int]]]:

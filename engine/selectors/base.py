@@ -1,6 +1,8 @@
 """The selector contract: a batch of forget samples in, per-label-position scores and a mask out."""
 from __future__ import annotations
 
+import contextlib
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import torch
@@ -68,8 +70,34 @@ def default_mask(scores: torch.Tensor, allowed: torch.Tensor, k: int | None = No
     return top_k_mask(scores, allowed, k) if k is not None else top_fraction_mask(scores, allowed, ratio)
 
 
+_SHARED: ContextVar[list | None] = ContextVar("shared_logits", default=None)
+
+
+@contextlib.contextmanager
+def shared_forward():
+    """Inside: `logits_of` computes the logits of one (model, input_ids, attention_mask) once and hands
+    the same tensor to every later call with equal inputs (Explore scores one chunk with every
+    selector: wga, satimp, entropy and tokenunlearn's first pass then share one forward). Per thread
+    (a ContextVar); the logits are dropped on exit. Callers must not modify the logits in place."""
+    token = _SHARED.set([])
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
 @torch.no_grad()
 def logits_of(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
-    """Logits (B, T, V) of one batched forward, without gradients, model in eval mode."""
+    """Logits (B, T, V) of one batched forward, without gradients, model in eval mode (shared
+    between selectors inside `shared_forward`)."""
+    memo = _SHARED.get()
+    if memo is not None:
+        for m, ids, att, logits in memo:
+            if m is model and ids.shape == batch.input_ids.shape and torch.equal(ids, batch.input_ids) \
+                    and torch.equal(att, batch.attention_mask):
+                return logits
     with eval_mode(model):
-        return forward_logits(model, batch)
+        logits = forward_logits(model, batch)
+    if memo is not None:
+        memo.append((model, batch.input_ids.clone(), batch.attention_mask.clone(), logits))
+    return logits
