@@ -43,6 +43,9 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from . import paths
+from .model_dirs import adapter_base, is_adapter_dir
+
 PLAIN_TEMPLATE = "Question: {question}\nAnswer: "
 FORMAT_FILE = "prompt_format.json"
 BUILTIN_MAX_NEW_TOKENS = 64  # the built-in answers are short
@@ -259,9 +262,7 @@ def chosen_format(model_dir: str | Path) -> PromptFormat | None:
 
 
 def _is_builtin(model_dir: Path) -> bool:
-    from .models.builtin import builtin_paths
-
-    root = builtin_paths().root.resolve()
+    root = paths.builtin_dir().resolve()
     return model_dir.resolve() == root or root in model_dir.resolve().parents
 
 
@@ -305,8 +306,6 @@ def prompt_format_for(model_dir: str | Path, tokenizer) -> PromptFormat:
     stored = read_format(model_dir)
     if stored is not None:
         return stored
-    from .models.adapter import adapter_base, is_adapter_dir
-
     if is_adapter_dir(model_dir):
         return prompt_format_for(adapter_base(model_dir), tokenizer)
     if _is_builtin(model_dir):

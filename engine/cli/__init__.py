@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..params import parse_params  # noqa: F401  (the commands import it from here)
+from .errors import UserError  # noqa: F401  (the commands import it from here)
 
 COMMANDS = ["setup", "finetune", "eval", "score", "selector-report", "unlearn", "runs", "fit-scorer", "leak-check",
             "export", "masks"]
@@ -28,10 +29,6 @@ NAMES_HELP = f"""built-in names:
   On that layout evaluation follows open-unlearning's protocol by default (all 400 forget10 and
   retain_perturbed rows, batch 32, 200 new tokens; `--protocol tofu`: TOFU's published first 300
   of each, batch 30); any other layout scores every forget question ('all')."""
-
-
-class UserError(Exception):
-    """An error caused by the user's input: printed as one line, exit code 2."""
 
 
 def check_output(path: str | None, flag: str) -> None:

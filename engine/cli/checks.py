@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import UserError
+from .errors import UserError
 
 SEED_MAX = 2**32 - 1  # numpy's and CUDA's seed range (torch.manual_seed overflows past 2**64)
 FINETUNE_MARKERS = (".state", "target", "retain", "memorisation.json")

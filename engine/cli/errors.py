@@ -11,6 +11,10 @@ import errno
 import sqlite3
 from pathlib import Path
 
+class UserError(Exception):
+    """An error caused by the user's input: printed as one line, exit code 2."""
+
+
 INPUT_ERROR = 2
 RUNTIME_ERROR = 1
 
@@ -68,7 +72,6 @@ def describe(err: BaseException, store: str | Path | None = None) -> tuple[str, 
     """(message, exit code) for an exception that reached the CLI."""
     from ..data import DataError
     from ..models import ModelLoadError
-    from . import UserError
 
     from ..store import StoreError
 

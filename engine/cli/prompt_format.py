@@ -39,7 +39,7 @@ def applied(args):
 def apply(args) -> None:
     """Reset this process's choices, then load the store's and the flag's (UserError: an unknown name)."""
     from ..prompts import clear_choices, force_format
-    from . import UserError
+    from .errors import UserError
 
     clear_choices()
     if not hasattr(args, "prompt_format"):  # a command that loads no model

@@ -21,11 +21,9 @@ from typing import Iterator
 
 import torch
 
+from ..model_dirs import ModelLoadError, adapter_base, is_adapter_dir
+from ..prompts import prompt_format_for
 from .device import dtype_for, pick_device
-
-
-class ModelLoadError(ValueError):
-    """A model directory that is missing, unsafe or not a causal LM, with the reason."""
 
 
 class LoaderFault(RuntimeError):
@@ -252,8 +250,6 @@ def load_tokenizer(path: str | Path):
         raise ModelLoadError(f"{path}: the tokenizer has no EOS token; answers need one to end")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    from ..prompts import prompt_format_for
-
     tok.prompt_format = prompt_format_for(path, tok)  # chosen once per model (engine.prompts)
     return tok
 
@@ -269,8 +265,6 @@ def load_model(path: str | Path, device: str = "auto", dtype: torch.dtype | None
     `model_loading()` (one at a time per process; see the module docstring).
     """
     path = Path(path)
-    from .adapter import is_adapter_dir, load_adapter_model
-
     if is_adapter_dir(path):  # a LoRA checkpoint: base model + adapter
         return load_adapter_model(path, device, dtype)
     check_model_dir(path)
@@ -314,3 +308,21 @@ def _loader_fault(path: Path, info: dict, model) -> bool:
     except ModelLoadError:
         return False
     return False
+
+
+def load_adapter_model(path: str | Path, device: str = "auto", dtype=None):
+    """(model, tokenizer): the base model (`loading.load_model`, every safety check) with the adapter
+    applied (safetensors only), in eval mode; the tokenizer saved beside the adapter."""
+    from peft import PeftModel  # optional and heavy: only for an adapter
+
+    path = Path(path)
+    if not (path / "adapter_model.safetensors").is_file():
+        raise ModelLoadError(f"{path}: no adapter_model.safetensors (pickled adapters are refused)")
+    base, _ = load_model(adapter_base(path), device, dtype)
+    with model_loading():  # peft's load patches the same globals (engine.models.loading)
+        model = PeftModel.from_pretrained(base, str(path), is_trainable=False, use_safetensors=True)
+    tok = load_tokenizer(path)
+    context = model_context(base)
+    if context is not None:
+        tok.model_max_length = context
+    return model.eval(), tok
