@@ -77,7 +77,7 @@ class RunConfig:
     save_checkpoints: bool = True
     retain_model: str | None = None  # FQ's gold standard; None: resolve.retain_model_for (demo → demo-retain)
     rules: list = field(default_factory=list)
-    eval_rouge_rows: int | None = 20  # per-epoch ROUGE on this many seeded rows per split; None: every row
+    eval_rouge_rows: int | None = 40  # per-epoch ROUGE on this many seeded rows per split; None: every row
     sharding: str = "ddp"  # under a multi-process launch: 'ddp' (whole model per rank) or 'fsdp' (sharded)
 
     def to_dict(self) -> dict:
