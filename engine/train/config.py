@@ -112,6 +112,8 @@ class RunConfig:
     retain_model: str | None = None  # FQ's gold standard; None: resolve.retain_model_for (demo → demo-retain)
     rules: list = field(default_factory=list)
     best_metric: str = DEFAULT_BEST  # the 'best' checkpoint's metric (engine.eval.registry; its direction)
+    eval_rouge_rows: int | None = 40  # per-epoch ROUGE on this many seeded rows per split; None: every row
+    sharding: str = "ddp"  # under a multi-process launch: 'ddp' (whole model per rank) or 'fsdp' (sharded)
 
     def __post_init__(self) -> None:
         for k, v in model_defaults(self.model).items():
@@ -134,8 +136,6 @@ class RunConfig:
                 self.retain_eval_size = 200
             if self.eval_max_new_tokens is None:
                 self.eval_max_new_tokens = generation_length(self.data)
-    eval_rouge_rows: int | None = 20  # per-epoch ROUGE on this many seeded rows per split; None: every row
-    sharding: str = "ddp"  # under a multi-process launch: 'ddp' (whole model per rank) or 'fsdp' (sharded)
 
     def to_dict(self) -> dict:
         return asdict(self)
