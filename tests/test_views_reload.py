@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from engine.masks.service import MaskSets
 from engine.store import Store
 
 
@@ -38,8 +39,9 @@ def test_reload_during_a_run_restores_the_runs_model_and_data():
 def test_reload_during_a_run_opens_the_runs_mask_set(store):
     from ui.edit_tab import EditHandlers
 
-    assert EditHandlers(SimpleNamespace(store=store, jobs=Jobs(False, None))).latest() == "newer"
-    running = SimpleNamespace(store=store, jobs=Jobs(True, {"mask_set": "run-set"}))
+    masks = MaskSets(store, None)  # the mask-set service the app's context holds (no model needed here)
+    assert EditHandlers(SimpleNamespace(store=store, masks=masks, jobs=Jobs(False, None))).latest() == "newer"
+    running = SimpleNamespace(store=store, masks=masks, jobs=Jobs(True, {"mask_set": "run-set"}))
     assert EditHandlers(running).latest() == "run-set"
 
 
@@ -48,7 +50,7 @@ def test_a_failed_import_keeps_the_open_set(store, tmp_path):
 
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    h = EditHandlers(SimpleNamespace(store=store, jobs=Jobs(False, None)))
+    h = EditHandlers(SimpleNamespace(store=store, masks=MaskSets(store, None), jobs=Jobs(False, None)))
     dropdown, status = h.import_file(str(bad), "", "run-set")
     assert dropdown["value"] == "run-set" and "was not imported" in status
     assert {m.name for m in store.list_mask_sets()} == {"run-set", "newer"}  # nothing written

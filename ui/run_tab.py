@@ -20,6 +20,9 @@ SOURCES = ("selector", "mask set")
 FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}  # annotations as strings (postponed evaluation)
 
 
+POSITIVE_FIELDS = ("lr", "beta")  # RunConfig refuses 0 for these: an empty box (sent as 0) means the default
+
+
 def _form_value(name: str, value):
     """One form value as RunConfig field `name` wants it (ValueError when it cannot be one)."""
     kind = FIELD_TYPES[name]
@@ -30,7 +33,9 @@ def _form_value(name: str, value):
     if kind == "bool":
         return bool(value)
     if kind == "float | None":  # empty: the model's default (RunConfig.__post_init__)
-        return None if value is None or value == "" else float(value)
+        if value is None or value == "" or (name in POSITIVE_FIELDS and float(value) == 0):
+            return None  # a cleared number box arrives as 0; these fields must be > 0, so 0 is "empty"
+        return float(value)
     if kind == "int | None":  # a number box where 0 means "no limit" / "the default"
         return int(value) if value and int(value) > 0 else None
     if kind == "dict":  # KEY=VALUE text
