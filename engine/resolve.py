@@ -2,14 +2,17 @@
 `demo/forget05` as well as paths to local model directories and TOFU data directories.
 
 Models: `demo` (target), `demo-retain` (retain model), or a local HF directory.
-Data: `demo` (= demo/forget10), `demo/forget01`, `demo/forget05`, `demo/forget10`,
-a TOFU-layout directory, or `DIR/<forget file stem>`.
+Data: `demo` (= demo/forget10), `demo/forget01`, `demo/forget05`, `demo/forget10`, the real
+TOFU benchmark shipped in `data/tofu` (`tofu/forget01|05|10`, `tofu/forget10-dev`:
+engine.data.tofu_builtin), a TOFU-layout directory, or `DIR/<forget file stem>`.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from .data import Benchmark, DataError, load_benchmark
+from .data.tofu_builtin import DATA_NAMES as TOFU_NAMES
+from .data.tofu_builtin import is_tofu_name, load_tofu
 from .models.builtin import ensure_builtin
 
 MODEL_NAMES = {"demo": "target", "demo-retain": "retain"}
@@ -23,7 +26,7 @@ def model_choices() -> list[str]:
 
 def data_choices() -> list[str]:
     """The short data names, for a picker (TOFU directories are typed in)."""
-    return list(DATA_NAMES)
+    return list(DATA_NAMES) + list(TOFU_NAMES)
 
 
 def canonical_data(spec: str) -> str:
@@ -58,6 +61,8 @@ def load_data(spec: str, progress=None, protocol: str | None = None) -> Benchmar
         bench = load_benchmark(ensure_builtin(progress).data, split, protocol)
         bench.name = f"demo/{split}"
         return bench
+    if is_tofu_name(spec):
+        return load_tofu(str(spec).rstrip("/"), protocol)
     path = Path(spec).expanduser()
     if path.is_dir():
         return load_benchmark(path, protocol=protocol)
@@ -65,4 +70,4 @@ def load_data(spec: str, progress=None, protocol: str | None = None) -> Benchmar
     if path.parent.is_dir() and any(path.parent.glob(f"{stem}*.json*")):
         return load_benchmark(path.parent, path.name, protocol)
     raise DataError(f"no such directory: {path} (no such data directory, and no split file {stem}.json in "
-                    f"{path.parent}); built-in names: {', '.join(DATA_NAMES)}")
+                    f"{path.parent}); built-in names: {', '.join(DATA_NAMES + TOFU_NAMES)}")

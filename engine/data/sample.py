@@ -67,6 +67,7 @@ class Benchmark:
     world_facts: list[Sample] = field(default_factory=list)
     retain_eval: list[Sample] | None = None
     protocol: str = "all"
+    holdout: list[Sample] = field(default_factory=list)  # authors no model saw (TOFU's holdoutN; may be empty)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
