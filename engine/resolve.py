@@ -20,8 +20,23 @@ DATA_NAMES = ("demo", "demo/forget01", "demo/forget05", "demo/forget10")
 
 
 def model_choices() -> list[str]:
-    """The short model names, for a picker (local directories are typed in)."""
-    return list(MODEL_NAMES)
+    """The short model names, for a picker (local directories are typed in): the tiny built-ins,
+    then the SmolLM2 names that are set up (`setup --model smollm2`, `setup --preset smollm2-tofu`)."""
+    return list(MODEL_NAMES) + [name for name, path in real_models().items() if path.is_dir()]
+
+
+def real_models() -> dict[str, Path]:
+    """{name: directory} of the real-model built-ins: `smollm2` (the converted base model) and the
+    preset's pair `smollm2-tofu` / `smollm2-tofu-retain` (engine.presets)."""
+    from .models.smollm2 import NAME, model_dir
+    from .presets import model_paths
+
+    return {NAME: model_dir(), **model_paths()}
+
+
+SETUP_HINT = {"smollm2": "python -m engine setup --model smollm2",
+              "smollm2-tofu": "python -m engine setup --preset smollm2-tofu",
+              "smollm2-tofu-retain": "python -m engine setup --preset smollm2-tofu"}
 
 
 def data_choices() -> list[str]:
@@ -38,16 +53,30 @@ def model_path(spec: str, progress=None) -> Path:
     """A model directory for a short name (building the built-in models if needed) or a path."""
     if spec in MODEL_NAMES:
         return getattr(ensure_builtin(progress), MODEL_NAMES[spec])
+    if spec in SETUP_HINT:
+        path = real_models()[spec]
+        if not (path / "config.json").is_file():
+            from .models import ModelLoadError
+
+            raise ModelLoadError(f"{spec}: not set up yet; run `{SETUP_HINT[spec]}` first")
+        return path
     return Path(spec).expanduser()
 
 
 def retain_model_for(model_spec: str, data_spec: str) -> str | None:
-    """`demo-retain` for built-in data, else None.
+    """`demo-retain` for built-in data; `smollm2-tofu-retain` for the preset's models on TOFU data
+    (`tofu/...`); else None.
 
     The retain model never saw forget10's authors, and forget01 ⊂ forget05 ⊂ forget10, so it is
     the gold standard for every built-in forget split.
     """
-    return "demo-retain" if data_spec == "demo" or data_spec.startswith("demo/") else None
+    if data_spec == "demo" or data_spec.startswith("demo/"):
+        return "demo-retain"
+    from .presets import RETAIN_NAME, TARGET_NAME
+
+    if is_tofu_name(data_spec) and model_spec in (TARGET_NAME, RETAIN_NAME):
+        return RETAIN_NAME
+    return None
 
 
 def load_data(spec: str, progress=None, protocol: str | None = None) -> Benchmark:

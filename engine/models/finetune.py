@@ -44,6 +44,7 @@ class TrainSettings:
     batching: str = "length"
     seed: int = 0
     precision: str = "auto"  # engine.models.device.precision_for('train'): fp32 weights, bf16 autocast on a GPU
+    schedule: str = "cosine"  # after the warm-up: 'cosine' (cosine_lr) or 'linear' (linear_lr: TOFU's, HF Trainer's default)
 
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
@@ -51,6 +52,16 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
     return 0.5 * peak * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def linear_lr(step: int, total: int, peak: float, warmup: int) -> float:
+    """Linear warm-up to `peak`, then linear decay to 0 at `total` (HF `get_linear_schedule_with_warmup`)."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * max(0.0, (total - step) / max(1, total - warmup))
+
+
+SCHEDULES = {"cosine": cosine_lr, "linear": linear_lr}
 
 
 def context_length(tokenizer, samples) -> int:
@@ -159,7 +170,7 @@ def train_causal_lm(model, tokenizer, samples, settings: TrainSettings, progress
         for b0 in range(0, len(batches), settings.grad_accum):
             group = batches[b0:b0 + settings.grad_accum]
             for g in opt.param_groups:
-                g["lr"] = cosine_lr(step, total, settings.lr, settings.warmup_steps)
+                g["lr"] = SCHEDULES[settings.schedule](step, total, settings.lr, settings.warmup_steps)
             opt.zero_grad(set_to_none=True)
             for idx in group:
                 batch = encode_samples(tokenizer, [samples[j] for j in idx], max_length=10**9).to(device)
