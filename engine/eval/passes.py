@@ -94,21 +94,32 @@ def continuation_nll(model, prompts: Prompts, rows: list[int], texts: list[list[
     return [nll[i, labels[i]].cpu() for i in range(B)]
 
 
-def greedy_decode(model, prompts: Prompts, rows: list[int], max_new_tokens: int, eos_id: int) -> list[list[int]]:
-    """Greedy new tokens after prompt rows `rows`, each ending at its first EOS (kept) or after
-    `max_new_tokens`. One token per step on the KV cache; a row that has produced EOS leaves the
-    batch (HF `generate` would keep feeding it padding: the other rows' tokens are the same)."""
+def stop_ids(model, tokenizer) -> list[int]:
+    """Every id that ends an answer: the tokenizer's EOS, then each id the model's generation config
+    lists as `eos_token_id` (an int or a list; a chat model ends its turn with `<|im_end|>`)."""
+    listed = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    listed = [listed] if isinstance(listed, int) else list(listed or [])
+    return list(dict.fromkeys(i for i in [tokenizer.eos_token_id, *listed] if i is not None))
+
+
+def greedy_decode(model, prompts: Prompts, rows: list[int], max_new_tokens: int,
+                  eos_id: int | list[int]) -> list[list[int]]:
+    """Greedy new tokens after prompt rows `rows`, each ending at its first EOS (kept; any id of
+    `eos_id` when it is a list) or after `max_new_tokens`. One token per step on the KV cache; a
+    row that has produced EOS leaves the batch (HF `generate` would keep feeding it padding: the
+    other rows' tokens are the same)."""
     device = prompts.ids.device
     index = torch.tensor(rows, device=device)
     cache, mask, pos = prompts.cache(model, index), prompts.mask[index], prompts.positions[index, -1]
     logits = prompts.last_logits[index]  # (b, V)
     alive = list(range(len(rows)))  # output row of each batch row
     out: list[list[int]] = [[] for _ in rows]
+    stops = torch.tensor([eos_id] if isinstance(eos_id, int) else list(eos_id), device=device)
     for step in range(max_new_tokens):
         nxt = logits.argmax(-1)  # (b,)
         for r, t in zip(alive, nxt.tolist()):
             out[r].append(t)
-        going = nxt != eos_id
+        going = ~torch.isin(nxt, stops)
         if step == max_new_tokens - 1 or not going.any():
             break
         if not going.all():
@@ -164,7 +175,7 @@ def run(model, tokenizer, generate: list[str], score: list[tuple[str, str]], max
     done = 0
     report(done, len(last_batch))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    eos = tokenizer.eos_token_id
+    eos = stop_ids(model, tokenizer)
     room = model_context(model) or 10**6
     with eval_mode(model):
         for b, keys in enumerate(batches):
@@ -179,7 +190,7 @@ def run(model, tokenizer, generate: list[str], score: list[tuple[str, str]], max
                 new = max(1, min(max_new_tokens, room - prompts.ids.shape[1]))
                 tokens = greedy_decode(model, prompts, [r for r, _ in asked], new, eos)
                 for (_, q), row in zip(asked, tokens):
-                    row = row[:row.index(eos)] if eos in row else row
+                    row = row[:min((row.index(e) for e in eos if e in row), default=len(row))]
                     out.generations[q] = tokenizer.decode(row, skip_special_tokens=True).strip()
             done += finished_after[b]
             report(done, len(last_batch))
