@@ -129,6 +129,8 @@ def _family(model_dir: Path, tokenizer) -> str | None:
         return None
     chat = str(getattr(tokenizer, "chat_template", None) or "")
     if model_type == "llama":
+        if chat and "<|start_header_id|>" not in chat and "[INST]" not in chat:
+            return None  # a llama with its own chat template (SmolLM2's ChatML): that template
         return "llama3" if "<|start_header_id|>" in chat else "llama2"
     if model_type in ("phi", "phi3", "mixformer-sequential"):
         return "phi"

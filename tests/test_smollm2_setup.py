@@ -285,3 +285,14 @@ def test_linear_schedule_by_hand():
 
     # warm-up 2 steps to peak 1.0, then linear to 0 at step 6
     assert [linear_lr(s, 6, 1.0, 2) for s in range(6)] == pytest.approx([0.5, 1.0, 1.0, 0.75, 0.5, 0.25])
+
+
+def test_a_llama_with_chatml_and_no_format_file_gets_its_chat_template(tiny_gguf, tmp_path):
+    from engine.models.loading import load_tokenizer
+    from engine.models.smollm2 import convert_gguf
+    from engine.prompts import FORMAT_FILE
+
+    out = convert_gguf(tiny_gguf[0], tmp_path / "m", None)
+    (out / FORMAT_FILE).unlink()  # e.g. SmolLM2 saved by another tool: model_type llama, ChatML template
+    fmt = load_tokenizer(out).prompt_format
+    assert fmt.template is None and fmt.name == "chat"  # not Llama-2's "[INST] {question} [/INST]"
