@@ -47,6 +47,11 @@ def test_dev_split_holds_exactly_the_hand_marked_answers():
     dev = [json.loads(line) for line in SHARED_DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
     bench = load_data("tofu/forget10-dev")
     assert [(s.question, s.answer) for s in bench.forget] == [(r["question"], r["answer"]) for r in dev]
+    # the hand-marked spans come with them (the oracle selector and the selector table need them)
+    assert [[(p.start, p.end, p.type) for p in s.spans] for s in bench.forget] == \
+        [[(p["start"], p["end"], p["type"]) for p in r["spans"]] for r in dev]
+    assert sum(len(s.spans) for s in bench.forget) == 275
+    assert bench.forget[0].answer[26:40] == "Elvin Mammadov" and bench.forget[0].spans[0].type == "name"
 
 
 def test_tampered_copy_is_refused_naming_the_file(tmp_path, monkeypatch):

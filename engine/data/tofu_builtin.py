@@ -7,9 +7,10 @@ Names (TOFU's own pairing, Maini et al. 2024, locuslab/TOFU):
   `retain_perturbed.json`, plus `real_authors_perturbed.json`, `world_facts_perturbed.json` and
   `holdoutN.json` (authors no model saw: membership-inference baselines).
 - `tofu/forget10-dev`: forget10 rows 40-159 (`DEV_ROWS`; full.json rows 3640-3759, 6 authors),
-  exactly the 120 answers of the shared `forget_spans_dev.json` (hand-marked fact spans), with
-  forget10's retain files: the CPU preset's forget split, so the real-text selector table can be
-  scored on its target model.
+  exactly the 120 answers of `forget10_dev_spans.jsonl` (the project's hand-marked fact spans,
+  one annotator, 275 spans; its guideline is in data/tofu/README.md), spans attached, with
+  forget10's retain files: the CPU preset's forget split, so the real-text selector table and the
+  oracle selector run on its target model.
 
 `WORKBENCH_TOFU_DIR` points the names at another copy (tests use a tampered one).
 """
@@ -25,6 +26,7 @@ from .sample import Benchmark
 DATA_NAMES = ("tofu/forget01", "tofu/forget05", "tofu/forget10", "tofu/forget10-dev")
 DEV_ROWS = (40, 160)  # forget10[40:160] = full.json[3640:3760] = forget_spans_dev.json's 120 rows
 SUMS_FILE = "SHA256SUMS"
+DEV_SPANS = "forget10_dev_spans.jsonl"
 
 
 def tofu_dir() -> Path:
@@ -81,6 +83,18 @@ def files_for(forget: str) -> list[str]:
             "real_authors_perturbed.json", "world_facts_perturbed.json", f"holdout{n:02d}.json"]
 
 
+def with_spans(samples: list, marked: list) -> list:
+    """`samples` with the spans of `marked` (the same questions and answers, in order)."""
+    from dataclasses import replace
+
+    if len(samples) != len(marked):
+        raise DataError(f"{DEV_SPANS}: {len(marked)} rows, expected {len(samples)}")
+    for i, (s, m) in enumerate(zip(samples, marked)):
+        if (s.question, s.answer) != (m.question, m.answer):
+            raise DataError(f"{DEV_SPANS}:{i + 1}: question/answer differ from forget10 row {DEV_ROWS[0] + i}")
+    return [replace(s, spans=m.spans) for s, m in zip(samples, marked)]
+
+
 def load_tofu(spec: str, protocol: str | None = None) -> Benchmark:
     """A built-in TOFU name as a Benchmark (files checked first); DataError for an unknown name."""
     if spec not in DATA_NAMES:
@@ -89,10 +103,11 @@ def load_tofu(spec: str, protocol: str | None = None) -> Benchmark:
     forget = split.removesuffix("-dev")
     directory = tofu_dir()
     files = files_for(forget)
-    verify(directory, files)
+    dev = split.endswith("-dev")
+    verify(directory, files + ([DEV_SPANS] if dev else []))
     bench = load_benchmark(directory, forget, protocol)
     bench.holdout = load_file(directory / files[-1])
-    if split.endswith("-dev"):
-        bench.forget = bench.forget[DEV_ROWS[0]:DEV_ROWS[1]]
+    if dev:
+        bench.forget = with_spans(bench.forget[DEV_ROWS[0]:DEV_ROWS[1]], load_file(directory / DEV_SPANS))
     bench.name = spec
     return bench
