@@ -140,6 +140,7 @@ def convert_gguf(gguf: Path, out: Path, expected_sha256: str | None = None, sour
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
+        tmp.chmod(0o755)  # mkdtemp's 0700 would make the cached model private to this user
         fresh.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         if getattr(tok, "chat_template", None):
