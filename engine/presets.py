@@ -16,8 +16,10 @@ Plans (`PLANS`):
 - cpu: `tofu/forget10-dev` (forget10 rows 40-159: the 120 answers of forget_spans_dev.json, so the
   real-text selector table can be scored on this target) + the first 120 rows of retain90 (the first
   6 authors; model utility is evaluated on the same 120 questions of retain_perturbed), 5 epochs,
-  batch 8, lr 1e-4, one warm-up epoch, linear decay: 1,800 row-epochs, ~12 min of training at the
-  measured ~0.4 s per 100-token row on 2 free cores.
+  batch 8, lr 1e-4, one warm-up epoch, linear decay: 1,800 row-epochs (300 optimiser steps), ~12 min
+  of training at ~0.4 s per 100-token row on 2 free cores (issue 19's figure; not measured here: on
+  2 cores shared with a load average of 9-21 one 8-row step took 60-160 s). The lr is a choice, not
+  tuned: whether it memorises is what the `memorise` phase reports.
 """
 from __future__ import annotations
 
