@@ -175,9 +175,7 @@ def run_preset(plan: Plan, gguf: str | None = None, device: str = "auto", progre
     from .models.smollm2 import ensure_smollm2
 
     out = preset_dir(name)
-    out.mkdir(parents=True, exist_ok=True)
     say = progress or _bar()
-    times = _Phases(out)
     starts = {}
     acc = 0.0
     for p in PHASES:
@@ -193,6 +191,8 @@ def run_preset(plan: Plan, gguf: str | None = None, device: str = "auto", progre
     bench = plan_benchmark(plan)
     t = time.perf_counter()
     base = ensure_smollm2(gguf, lambda f, m: phase_say("model")(starts["model"] + PHASE_SHARE["model"] * f, m))
+    out.mkdir(parents=True, exist_ok=True)  # only once the model is there: a refused setup leaves nothing
+    times = _Phases(out)
     if "model" not in times.times:
         times.record("model", time.perf_counter() - t)
     for label, samples in (("target", bench.forget + bench.retain), ("retain", bench.retain)):

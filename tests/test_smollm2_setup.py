@@ -296,3 +296,12 @@ def test_a_llama_with_chatml_and_no_format_file_gets_its_chat_template(tiny_gguf
     (out / FORMAT_FILE).unlink()  # e.g. SmolLM2 saved by another tool: model_type llama, ChatML template
     fmt = load_tokenizer(out).prompt_format
     assert fmt.template is None and fmt.name == "chat"  # not Llama-2's "[INST] {question} [/INST]"
+
+
+def test_preset_cli_refuses_a_wrong_gguf_and_leaves_nothing(tiny_gguf, tmp_path, monkeypatch, capsys):
+    from engine.cli import main
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    code = main(["setup", "--preset", "smollm2-tofu", "--plan", "cpu", "--gguf", str(tiny_gguf[0])])
+    assert code == 2 and "sha256" in capsys.readouterr().err
+    assert not (tmp_path / "home" / "presets").exists() and not (tmp_path / "home" / "cache" / "smollm2").exists()
