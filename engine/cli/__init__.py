@@ -23,6 +23,8 @@ from ..data.tofu_layout import roles_help
 NAMES_HELP = f"""built-in names:
   models: demo (target model), demo-retain (retain model), or a local HF model directory
   data:   demo (= demo/forget10), demo/forget01, demo/forget05, demo/forget10,
+          tofu/forget01, tofu/forget05, tofu/forget10, tofu/forget10-dev (the real TOFU
+          benchmark shipped in data/tofu, sha256-checked at load),
           or a TOFU-layout directory (optionally DIR/<forget file stem>)
   TOFU's file names, and the role each plays (N = 01, 05, 10):
 {roles_help()}

@@ -150,6 +150,7 @@ def greedy_decode(model, prompts: Prompts, rows: list[int], max_new_tokens: int,
     logits = prompts.last_logits[index]  # (b, V)
     alive = list(range(len(rows)))  # output row of each batch row
     out: list[list[int]] = [[] for _ in rows]
+    stops = torch.tensor([eos_id] if isinstance(eos_id, int) else list(eos_id), device=device)
     for step in range(max_new_tokens):
         nxt = logits.argmax(-1)  # (b,)
         for r, t in zip(alive, nxt.tolist()):
