@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import paths
+from .data.tofu_builtin import load_tofu
 
 Progress = Callable[[float, str], None]
 PRESET = "smollm2-tofu"
@@ -82,9 +83,7 @@ def is_done(name: str = PRESET) -> bool:
 def plan_benchmark(plan: Plan):
     """The plan's Benchmark: its data name, the retain split cut to the first `retain_rows` rows, and
     model utility evaluated on the same questions of retain_perturbed (TOFU's first rows of full.json)."""
-    from .resolve import load_data
-
-    bench = load_data(plan.data)
+    bench = load_tofu(plan.data)  # a preset trains on a built-in TOFU split
     if plan.retain_rows is not None:
         bench.retain = bench.retain[:plan.retain_rows]
         if bench.retain_eval is not None:
