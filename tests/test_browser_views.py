@@ -200,3 +200,25 @@ def test_a_slow_chunk_shows_its_phase_and_the_previous_view(browser, url):
 def _shot(name: str) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     return SHOTS / name
+
+
+def test_delta_row_against_a_runs_checkpoint(browser, url):
+    """Issue 24's Δ row for a run's checkpoint: a one-step run recorded in the app's store, then
+    'run N:final' as the second model; the row's legend names that checkpoint."""
+    from engine.train import RunConfig, unlearn
+
+    store = CONTEXT[0].store
+    result = unlearn(RunConfig(model="demo", data="demo/forget01", loss="ga", selector="all", epochs=1, max_steps=1,
+                               lr=1e-2, eval_every_epoch=False, device="cpu"), store)
+    assert result.status == "finished" and "final" in result.checkpoints, result.error
+    pg = new_page(browser, url)
+    try:
+        pg.wait_for_selector("#explore-chips .tv-chip")
+        fill(pg, "explore-other", f"run {result.run_id}:final")
+        row = "#explore-chips .wb-extra[data-extra='delta']"
+        pg.wait_for_selector(f"{row} .tv-chip")
+        assert f"run {result.run_id}" in pg.inner_text(row)  # the legend names the checkpoint
+        values = pg.eval_on_selector_all(f"{row} .tv-chip", "els => els.map(e => e.getAttribute('title') || '')")
+        assert any(v for v in values)  # hover values on every chip of the row
+    finally:
+        pg.close()
