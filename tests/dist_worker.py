@@ -40,11 +40,14 @@ def main() -> None:
     def progress(info: dict) -> None:
         if info.get("phase") == "train" and info.get("loss") is not None:
             losses.append(info["loss"])
+    # The launcher's SIGTERM (another rank died) is the engine's to handle during the run
+    # (engine.train.distributed.on_sigterm); after the run it must not cut the result file short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     result = unlearn(RunConfig.from_dict(args["config"]), Store(args["store"]), progress=progress)
     if result.run_id is not None:
         Path(args["out"]).write_text(json.dumps({"run_id": result.run_id, "status": result.status,
-                                                 "error": result.error, "losses": losses,
-                                                 "checkpoints": result.checkpoints}))
+                                                         "error": result.error, "losses": losses,
+                                                         "checkpoints": result.checkpoints}))
     sys.exit(0 if result.status == "finished" else 1)
 
 
