@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import CHROMIUM, WAIT, fill, open_tab
+from test_browser import CHROMIUM, WAIT, browser, fill, open_tab  # noqa: F401  (browser: the shared fixture)
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"),
                                 reason="the system chromium is not installed")
@@ -33,19 +33,6 @@ def url(tmp_path_factory):
         CONTEXT.append(demo.wb_context)
         with serve(demo) as u:
             yield u
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-                              args=["--headless", "--no-sandbox", "--disable-gpu"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def new_page(browser, url, width=1400, height=1000, query=""):
