@@ -165,17 +165,7 @@ class Annotator:
 
     def stretches(self, i: int) -> list[tuple[int, int, bool]]:
         """(first wrong, last wrong, needed value) per maximal equal-truth run holding a wrong token."""
-        out, t, m, ap = [], self.truth[i], self.mask[i], self.answer_pos[i]
-        j, n = 0, len(t)
-        while j < n:
-            k = j
-            while k + 1 < n and ap[k + 1] and t[k + 1] == t[j]:
-                k += 1
-            wrong = [p for p in range(j, k + 1) if ap[p] and m[p] != t[p]]
-            if wrong:
-                out.append((wrong[0], wrong[-1], t[j]))
-            j = k + 1
-        return out
+        return _stretches(self.truth[i], self.mask[i], self.answer_pos[i])
 
     def hand_fix(self, i: int, lo: int, hi: int, value: bool) -> None:
         """One toggle (a single token), word (exactly one word's tokens) or brush over lo..hi."""
