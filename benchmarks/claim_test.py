@@ -41,6 +41,13 @@ METHODS = [  # (label, RunConfig fields; mask_set None: the corrected set)
     ("NPO + all", {"loss": "npo", "selector": "all"}),
     ("GradDiff + all", {"loss": "graddiff", "selector": "all"}),
 ]
+EXTRA_METHODS = [  # the results table's other rows (--methods), each paper's loss with its own selector
+    ("GA + all", {"loss": "ga", "selector": "all"}),
+    ("TPO+RT + tif", {"loss": "tpo", "loss_params": {"alpha": 1.0}, "selector": "tif"}),
+    ("DTO + dto", {"loss": "dto", "selector": "dto"}),
+    ("ATWU + atwu", {"loss": "atwu", "selector": "atwu"}),
+    ("NPO + tokenunlearn", {"loss": "npo", "selector": "tokenunlearn"}),
+]
 METRICS = [("fact_leak_rate", "fact leak rate ↓"), ("answered_rate", "answered rate"),
            ("kept_words_recall", "kept-words recall"), ("nonfact_retention", "non-fact retention"),
            ("fact_removal", "fact removal"), ("model_utility", "MU"), ("forget_quality", "FQ")]
@@ -82,6 +89,12 @@ def median_ci(values: list[float], n: int = 10_000) -> tuple[float, float, float
     return float(np.median(v)), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
 
 
+def _order(label: str) -> int:
+    """The report's row order: the claim's methods, then the extra ones."""
+    names = [lbl for lbl, _ in METHODS + EXTRA_METHODS]
+    return names.index(label) if label in names else len(names)
+
+
 def _f(x) -> str:
     return "n/a" if x is None else f"{x:.2g}" if x != 0 and abs(x) < 1e-2 else f"{x:.3f}"
 
@@ -91,18 +104,18 @@ def report(runs: dict, seeds, lrs, head: list[str]) -> list[str]:
                     "| method | seeds kept | " + " | ".join(lbl for _, lbl in METRICS) + " |",
                     "|---|---|" + "---|" * len(METRICS)]
     chosen: dict[str, list[dict]] = {}
-    for label, _ in METHODS:
+    for label in sorted({k[0] for k in runs}, key=_order):
         kept = []
         for seed in seeds:
             cands = [(lr, choose(runs[(label, lr, seed)]["history"])) for lr in lrs if (label, lr, seed) in runs]
-            if len(cands) < len(lrs):
+            if not cands:  # a seed counts once any of its lrs ran: the kept lr is among those run
                 continue
             cands = [(lr, m) for lr, m in cands if m is not None]
             if cands:
                 lr, m = min(cands, key=lambda c: (c[1]["fact_leak_rate"], -(c[1].get("kept_words_recall") or 0)))
                 kept.append({**m, "lr": lr, "seed": seed})
         chosen[label] = kept
-        done = sum(all((label, lr, s) in runs for lr in lrs) for s in seeds)
+        done = sum(any((label, lr, s) in runs for lr in lrs) for s in seeds)
         cells = []
         for key, _ in METRICS:
             vals = [m[key] for m in kept if m.get(key) is not None]
@@ -139,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--markdown", default="benchmarks/results/claim_test.md")
     ap.add_argument("--cache", default="benchmarks/results/claim_test_runs.jsonl")
+    ap.add_argument("--eval-every", type=int, default=1, help="evaluate every N-th epoch (the last always)")
+    ap.add_argument("--retain-eval-size", type=int, default=None, help="MU on the first N retain_perturbed rows")
+    ap.add_argument("--eval-max-new-tokens", type=int, default=None, help="greedy answer length (default: data's)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--title", default="the tiny model", help="the markdown title's model words")
+    ap.add_argument("--methods", default=None,
+                    help="comma-separated labels from METHODS + EXTRA_METHODS (default: the four of METHODS)")
     args = ap.parse_args(argv)
 
     import torch
@@ -149,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.store import Store
     from engine.train import RunConfig, unlearn
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     started = time.perf_counter()
     model, tok = load_model(model_path(args.model), "cpu")
     samples, out = corrected_masks(model, tok, args.data)
@@ -163,9 +183,9 @@ def main(argv: list[str] | None = None) -> int:
                                  for s, m in zip(samples, out.masks)})
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     lrs = [float(x) for x in args.lrs.split(",") if x.strip()]
-    head = ["# The claim on the tiny model: corrected mask vs sequence-level unlearning", "",
+    head = [f"# The claim on {args.title}: corrected mask vs sequence-level unlearning", "",
             f"`python benchmarks/claim_test.py {' '.join(sys.argv[1:] if argv is None else argv)}` "
-            f"(torch {torch.__version__}, 1 thread, CPU)", "",
+            f"(torch {torch.__version__}, {args.threads} thread(s), CPU)", "",
             f"Mask: honest annotator from `lexical` on {args.data} ({n} samples, all reviewed): {out.edits} edits "
             f"({len(out.rules)} rules) + {out.accepts} accepts = {out.per_sample(n):.2f} operations per sample, token "
             f"F1 {out.start_f1:.3f} → {out.f1:.3f} (sha256 {digest}). Grid: lr ∈ {{{args.lrs}}}, {args.epochs} epochs, "
@@ -173,12 +193,21 @@ def main(argv: list[str] | None = None) -> int:
             f"among those with MU ≥ {MU_FRACTION} × target MU and answered rate ≥ {ANSWERED} (module doc).", ""]
     runs: dict[tuple, dict] = {}
     cache = Path(args.cache) if args.cache else None
+    every = dict(METHODS + EXTRA_METHODS)
+    labels = [lbl.strip() for lbl in args.methods.split(",")] if args.methods else [lbl for lbl, _ in METHODS]
+    unknown = [lbl for lbl in labels if lbl not in every]
+    if unknown:
+        ap.error(f"unknown method(s) {unknown}; known: {list(every)}")
+    methods = [(lbl, every[lbl]) for lbl in labels]
 
     def key(label, lr, seed) -> str:
-        return json.dumps([label, lr, seed, args.epochs, args.model, args.data, digest if "corrected" in label else None])
+        return json.dumps([label, lr, seed, args.epochs, args.model, args.data, digest if "corrected" in label else None]
+                          + ([args.eval_every, args.retain_eval_size, args.eval_max_new_tokens]
+                             if (args.eval_every, args.retain_eval_size, args.eval_max_new_tokens) != (1, None, None)
+                             else []))
 
     if cache and cache.exists():
-        wanted = {key(lbl, lr, s): (lbl, lr, s) for lbl, _ in METHODS for lr in lrs for s in seeds}
+        wanted = {key(lbl, lr, s): (lbl, lr, s) for lbl, _ in methods for lr in lrs for s in seeds}
         for line in cache.read_text().splitlines():
             row = json.loads(line)
             if row["key"] in wanted:
@@ -191,13 +220,15 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.markdown).write_text(text)
 
     write()
-    for seed in seeds:
-        for label, fields in METHODS:
-            for lr in lrs:
+    for lr in lrs:  # every seed at the first lr before the next lr: a cut grid is still a whole grid over seeds
+        for seed in seeds:
+            for label, fields in methods:
                 if (label, lr, seed) in runs:
                     continue
                 cfg = RunConfig(model=args.model, data=args.data, seed=seed, save_checkpoints=False, lr=lr,
-                                epochs=args.epochs, batch_size=8, **fields)
+                                epochs=args.epochs, batch_size=8, eval_every=args.eval_every,
+                                retain_eval_size=args.retain_eval_size,
+                                eval_max_new_tokens=args.eval_max_new_tokens, **fields)
                 t = time.perf_counter()
                 res = unlearn(cfg, store)
                 took = time.perf_counter() - t
@@ -211,10 +242,10 @@ def main(argv: list[str] | None = None) -> int:
                     cache.parent.mkdir(parents=True, exist_ok=True)
                     with cache.open("a") as fh:
                         fh.write(json.dumps(row, default=str) + "\n")
-                write([f"", f"{len(runs)} of {len(METHODS) * len(lrs) * len(seeds)} runs, "
+                write([f"", f"{len(runs)} of {len(methods) * len(lrs) * len(seeds)} runs, "
                             f"{(time.perf_counter() - started) / 60:.0f} min so far."])
                 print(f"{label} lr {lr:g} seed {seed}: {took:.0f} s", flush=True)
-    write(["", f"{len(runs)} of {len(METHODS) * len(lrs) * len(seeds)} runs; this invocation "
+    write(["", f"{len(runs)} of {len(methods) * len(lrs) * len(seeds)} runs; this invocation "
                f"{(time.perf_counter() - started) / 60:.0f} min."])
     print("\n".join(report(runs, seeds, lrs, head)))
     return 0
