@@ -87,6 +87,7 @@ def corrected_masks_cached(model, tok, data: str, path: str | None, model_name: 
                                 masks=saved["masks"], start_f1=saved["start_f1"], f1=saved["f1"])
             return samples, out
     samples, out = corrected_masks(model, tok, data)
+    out.masks = [[bool(v) for v in m] for m in out.masks]  # one form, cached or not: the digest is of it
     if path:
         Path(path).write_text(json.dumps({"ident": ident, "ops": dict(out.ops), "accepts": out.accepts,
                                           "rules": [str(r) for r in out.rules],
