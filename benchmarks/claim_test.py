@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-max-new-tokens", type=int, default=None, help="greedy answer length (default: data's)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--title", default="the tiny model", help="the markdown title's model words")
+    ap.add_argument("--report-only", action="store_true", help="run nothing: the report from --cache")
     ap.add_argument("--masks-cache", default=None, help="keep the corrected masks here (JSON) for reuse")
     ap.add_argument("--methods", default=None,
                     help="comma-separated labels from METHODS + EXTRA_METHODS (default: the four of METHODS)")
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.markdown).write_text(text)
 
     write()
-    for lr in lrs:  # every seed at the first lr before the next lr: a cut grid is still a whole grid over seeds
+    for lr in ([] if args.report_only else lrs):  # every seed at the first lr before the next lr: a cut grid is still a whole grid over seeds
         for seed in seeds:
             for label, fields in methods:
                 if (label, lr, seed) in runs:
