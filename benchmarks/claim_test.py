@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-max-new-tokens", type=int, default=None, help="greedy answer length (default: data's)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--title", default="the tiny model", help="the markdown title's model words")
+    ap.add_argument("--protocol", default=None, help="evaluation protocol (None: the data's; 'all' allows "
+                    "--retain-eval-size on TOFU's files)")
+    ap.add_argument("--no-gradnorm", action="store_true", help="skip the gradient-norm MIA AUC (RunConfig.eval_gradnorm)")
     ap.add_argument("--report-only", action="store_true", help="run nothing: the report from --cache")
     ap.add_argument("--masks-cache", default=None, help="keep the corrected masks here (JSON) for reuse")
     ap.add_argument("--methods", default=None,
@@ -231,9 +234,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def key(label, lr, seed) -> str:
         return json.dumps([label, lr, seed, args.epochs, args.model, args.data, digest if "corrected" in label else None]
-                          + ([args.eval_every, args.retain_eval_size, args.eval_max_new_tokens]
-                             if (args.eval_every, args.retain_eval_size, args.eval_max_new_tokens) != (1, None, None)
-                             else []))
+                          + ([args.eval_every, args.retain_eval_size, args.eval_max_new_tokens, args.protocol]
+                             if (args.eval_every, args.retain_eval_size, args.eval_max_new_tokens, args.protocol)
+                             != (1, None, None, None) else []))
 
     if cache and cache.exists():
         wanted = {key(lbl, lr, s): (lbl, lr, s) for lbl, _ in methods for lr in lrs for s in seeds}
@@ -257,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                 cfg = RunConfig(model=args.model, data=args.data, seed=seed, save_checkpoints=False, lr=lr,
                                 epochs=args.epochs, batch_size=8, eval_every=args.eval_every,
                                 retain_eval_size=args.retain_eval_size,
-                                eval_max_new_tokens=args.eval_max_new_tokens, **fields)
+                                eval_max_new_tokens=args.eval_max_new_tokens, protocol=args.protocol,
+                                eval_gradnorm=not args.no_gradnorm, **fields)
                 t = time.perf_counter()
                 res = unlearn(cfg, store)
                 took = time.perf_counter() - t

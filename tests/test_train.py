@@ -389,3 +389,24 @@ def test_orthogonalised_forget_gradient_is_orthogonal_to_preservation():
     norms = math.sqrt(sum((a ** 2).sum() for a in forget_part)) * math.sqrt(sum((b ** 2).sum() for b in g_p))
     assert norms > 0
     assert abs(float(dot)) / norms < 1e-4
+
+
+def test_eval_gradnorm_off_skips_only_the_gradient_norm_auc(tmp_path):
+    """RunConfig.eval_gradnorm=False: no backward pass in evaluation, so mia_gradnorm is None at
+    step 0 and at the end, while the forward-only MIA AUCs are still recorded."""
+    from engine.store import Store
+    from engine.train import RunConfig, unlearn
+
+    store = Store(tmp_path / "s.sqlite")
+    got = {}
+    for flag in (True, False):
+        cfg = RunConfig(model="demo", data="demo/forget01", loss="ga", selector="all", epochs=1, lr=1e-4,
+                        batch_size=5, max_steps=1, device="cpu", save_checkpoints=False, eval_gradnorm=flag,
+                        **SMALL_EVAL)
+        res = unlearn(cfg, store)
+        assert res.status == "finished", res.error
+        got[flag] = res.history
+    for m in got[True]:
+        assert m["mia_gradnorm"] is not None and m["mia_loss"] is not None
+    for m in got[False]:
+        assert m["mia_gradnorm"] is None and m["mia_loss"] is not None

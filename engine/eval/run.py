@@ -91,7 +91,8 @@ def step0_cache_key(state: State, reference_tr: np.ndarray | None, ref_mia: Reta
     settings = json.dumps({"protocol": bench.protocol, "retain_eval_size": cfg.retain_eval_size,
                            "eval_max_new_tokens": cfg.eval_max_new_tokens,
                            "reference_tr": None if reference_tr is None else np.asarray(reference_tr).tolist(),
-                           "reference_mia": None if ref_mia is None else asdict(ref_mia)})
+                           "reference_mia": None if ref_mia is None else asdict(ref_mia),
+                           **({} if cfg.eval_gradnorm else {"gradnorm": False})})
     return content_hash("step0-eval-v2", weights, fmt, settings, *data, length=24)
 
 
@@ -157,7 +158,8 @@ def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress
                                          retain_size=state.config.retain_eval_size,
                                          max_new_tokens=state.config.eval_max_new_tokens, batch_size=batch_size,
                                          progress=progress, also_score=[] if step0 else state.forget,
-                                         retain_mia=ctx.reference_mia, gradnorm=step0 or final, hooks=False,
+                                         retain_mia=ctx.reference_mia, hooks=False,
+                                         gradnorm=(step0 or final) and state.config.eval_gradnorm,
                                          rouge_rows=None if step0 else rouge_rows, rouge_seed=state.config.seed)
         p = ctx.p0 if step0 else [torch.exp(-row) for row in nll]  # the forget answers scored in the same pass
         if step0 and ctx.step0_key is not None:

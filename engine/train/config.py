@@ -68,6 +68,9 @@ class RunConfig:
     fixed, seeded subsample of this many rows per split (`eval.full.rouge_subsample`; FQ and
     every forward-only number stay on every row); step 0, the best epoch (re-evaluated at the
     end) and the last epoch get the full protocol. None: the full protocol every epoch.
+    eval_gradnorm: the gradient-norm MIA AUC (one backward pass per forget and holdout answer: on
+    SmolLM2-135M on one CPU core about 5 minutes, the largest part of a final evaluation) at step 0
+    and the last evaluation; False records None for it (the other MIA AUCs stay).
     gradient_checkpointing: 'auto' (`memory_plan.plan_training` decides against free memory),
     'on' or 'off'. The plan also decides whether the retain batch is backpropagated on its own.
     rules: phrase rules (`engine.masks.rules_to_json` objects) applied on top of the selector's
@@ -112,6 +115,7 @@ class RunConfig:
     retain_model: str | None = None  # FQ's gold standard; None: resolve.retain_model_for (demo → demo-retain)
     rules: list = field(default_factory=list)
     best_metric: str = DEFAULT_BEST  # the 'best' checkpoint's metric (engine.eval.registry; its direction)
+    eval_gradnorm: bool = True  # the gradient-norm MIA AUC at step 0 and the last evaluation (False: None)
     eval_rouge_rows: int | None = 40  # per-epoch ROUGE on this many seeded rows per split; None: every row
     sharding: str = "ddp"  # under a multi-process launch: 'ddp' (whole model per rank) or 'fsdp' (sharded)
 
