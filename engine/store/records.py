@@ -156,6 +156,10 @@ class EpochRecord:
     metrics: EpochMetrics
     recorded: str
 
+    def __post_init__(self) -> None:
+        if isinstance(self.metrics, dict):  # a record built by hand from a flat metrics object
+            self.metrics = EpochMetrics.from_dict(self.metrics)
+
 
 @dataclass
 class Checkpoint:
@@ -186,6 +190,10 @@ class RunRecord:
     phase_seconds: dict[str, float] | None = None
     metrics: list[EpochRecord] = field(default_factory=list)
     checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.config, dict):  # a record built by hand from a config dict, as stored
+            self.config = RunConfig.from_record(self.config)
 
     @property
     def retain_model(self) -> str | None:
