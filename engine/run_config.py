@@ -71,6 +71,8 @@ class RunConfig:
     'on' or 'off'. The plan also decides whether the retain batch is backpropagated on its own.
     rules: phrase rules (`engine.masks.rules_to_json` objects) applied on top of the selector's
     or mask set's masks, after the mask set's own rules (`engine.weights.fixed.with_rules`).
+    extra: keys of a recorded config this code does not know (`from_record`), written back by
+    `to_dict` beside the fields; empty for a config made here.
     """
 
     model: str = "demo"

@@ -167,7 +167,8 @@ class Runs(Database):
             conn.execute("UPDATE runs SET status = ?, error = ?, finished = ? WHERE id = ?",
                          (status, error, now(), int(run_id)))
             if phase_seconds is not None:
-                conn.execute("UPDATE runs SET phase_seconds = ? WHERE id = ?", (dumps(dict(phase_seconds)), int(run_id)))
+                conn.execute("UPDATE runs SET phase_seconds = ? WHERE id = ?",
+                             (dumps(dict(phase_seconds)), int(run_id)))
 
     @staticmethod
     def _run_records(conn: sqlite3.Connection, where: str = "", args: tuple = ()) -> list[RunRecord]:
@@ -177,8 +178,8 @@ class Runs(Database):
         ids = tuple(runs)
         marks = ",".join("?" * len(ids))
         for r in conn.execute(f"SELECT * FROM epoch_metrics WHERE run_id IN ({marks}) ORDER BY run_id, epoch", ids):
-            runs[r["run_id"]].metrics.append(EpochRecord(r["epoch"], r["step"],
-                                                         EpochMetrics.from_dict(json.loads(r["metrics"])), r["recorded"]))
+            metrics = EpochMetrics.from_dict(json.loads(r["metrics"]))
+            runs[r["run_id"]].metrics.append(EpochRecord(r["epoch"], r["step"], metrics, r["recorded"]))
         for r in conn.execute(f"SELECT * FROM checkpoints WHERE run_id IN ({marks})", ids):
             runs[r["run_id"]].checkpoints[r["kind"]] = Checkpoint(r["path"], r["epoch"])
         return list(runs.values())

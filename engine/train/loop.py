@@ -48,8 +48,8 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
     `metrics` (EpochMetrics); when a phase starts, 'loading' | 'evaluating' | 'saving' and, while
     evaluating, 'evaluating' with eval_done of eval_total questions scored (engine.train.progress).
     The seconds spent per phase (engine.train.phases) are stored with the run
-    (`Store.finish_run(phase_seconds=…)`, read back as RunRecord.phase_seconds). cancel: a threading.Event checked before
-    every step; a cancelled run is recorded as 'cancelled' with the epochs it finished (their
+    (`Store.finish_run(phase_seconds=…)`, read back as RunRecord.phase_seconds). cancel: a
+    threading.Event checked before every step; a cancelled run is recorded as 'cancelled' with the epochs it finished (their
     metrics and best checkpoint). A ValueError for a config that cannot run (unknown names, no
     retain data for the loss, an empty or mismatched mask set) is raised before a run is
     recorded; anything that goes wrong later is recorded as 'failed' with the message and
