@@ -246,7 +246,7 @@ def dto_run(stages: Stages, model_dir: str, work: Path, retain_eval_size: int, m
     result = stages.run("DTO run: 1 epoch (loss dto, selector dto)", run,
                         note=lambda r: f"{r.status}" + (f": {r.error}" if r.error else ""),
                         peak=lambda: max(phase_peaks.values()))  # the run's phases reset the peak
-    phases = (store.get_run(result.run_id).config.get("phase_seconds") if result.run_id is not None else None) or {}
+    phases = (store.get_run(result.run_id).phase_seconds if result.run_id is not None else None) or {}
     parts = [("loading: model, frozen reference copy, `dto` scores of the 100 forget samples", phases.get("loading"),
               "loading"),
              ("evaluation at step 0", eval_seconds.get(0), "evaluation, epoch 0"),

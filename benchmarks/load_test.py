@@ -60,7 +60,7 @@ def _run_to_end(client, store, form: dict, timeout: float) -> int:
 def epoch_numbers(store, run_id: int) -> list[dict]:
     """The run's per-epoch metrics without timing fields."""
     return [{"epoch": r.epoch, "step": r.step,
-             **{k: v for k, v in r.metrics.items() if not any(t in k for t in TIMING)}}
+             **{k: v for k, v in r.metrics.to_dict().items() if not any(t in k for t in TIMING)}}
             for r in store.get_run(run_id).metrics]
 
 

@@ -107,7 +107,7 @@ def main() -> None:
     curve = None if args.no_app else compare_curve(target, data, record.id)
     steps["app (Compare)"] = time.perf_counter() - t
 
-    epochs = [{"epoch": m.epoch, "fq": m.metrics.get("forget_quality"), "mu": m.metrics.get("model_utility")}
+    epochs = [{"epoch": m.epoch, "fq": m.metrics.value("forget_quality"), "mu": m.metrics.value("model_utility")}
               for m in record.metrics]
     best = record.checkpoints.get("best")
     summary = {"data": data, "memorisation": memo, "eval": {k: ev.get(k) for k in ("forget_quality", "model_utility", "notes")},

@@ -19,6 +19,7 @@ from typing import Callable
 
 from .models.device import release_memory
 from .train import check_run, unlearn
+from .train.progress import ProgressEvent
 
 
 PHASE_OF_REPORT = {"train": "training", "eval": "training"}  # after an evaluation's metrics, training resumes
@@ -157,31 +158,33 @@ class JobManager:
 
     # -- the thread
 
-    def _progress(self, info: dict) -> None:
-        """One report of engine.train.unlearn: 'train' (a step), 'eval' (an evaluation's metrics) or
-        the start of a phase ('loading', 'evaluating' with questions scored, 'saving')."""
+    def _progress(self, info: ProgressEvent | dict) -> None:
+        """One report of engine.train.unlearn (a ProgressEvent; a stand-in runner's dict is read as
+        one): 'train' (a step), 'eval' (an evaluation's metrics) or the start of a phase ('loading',
+        'evaluating' with questions scored, 'saving')."""
+        event = ProgressEvent.of(info)
         with self._lock:
             s = self._snap
-            s.run_id = info.get("run_id") if info.get("run_id") is not None else s.run_id
-            kind = info.get("phase")
-            s.phase = PHASE_OF_REPORT.get(kind, kind)
-            s.epoch = info.get("epoch", s.epoch)
-            s.step = info.get("step") or 0
-            s.total_steps = info.get("total_steps", s.total_steps)
-            if info.get("loss") is not None:
-                s.loss = float(info["loss"])
-            if info.get("metrics"):
-                s.last_metrics = {k: v for k, v in info["metrics"].items()
+            s.run_id = event.run_id if event.run_id is not None else s.run_id
+            s.phase = PHASE_OF_REPORT.get(event.phase, event.phase)
+            s.epoch = event.epoch
+            s.step = event.step or 0
+            s.total_steps = event.total_steps
+            if event.loss is not None:
+                s.loss = float(event.loss)
+            if event.metrics is not None and event.metrics.to_dict():
+                s.last_metrics = {k: v for k, v in event.metrics.to_dict().items()
                                   if isinstance(v, (int, float)) or v is None}
             if s.phase == "evaluating":
-                s.eval_done, s.eval_total = info.get("eval_done", 0), info.get("eval_total", s.eval_total)
+                s.eval_done = event.eval_done or 0
+                s.eval_total = event.eval_total if event.eval_total is not None else s.eval_total
             if s.state != "cancelling":
                 s.state = "starting" if s.phase == "loading" else "running"
                 s.message = phase_message(s)
 
     def _phase_seconds(self, run_id: int | None) -> dict | None:
         try:
-            return self.store.get_run(run_id).config.get("phase_seconds") if run_id is not None else None
+            return self.store.get_run(run_id).phase_seconds if run_id is not None else None
         except Exception:  # a stand-in runner's run that was never recorded
             return None
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 ADAPTER_CONFIG = "adapter_config.json"
+MODEL_NAMES = {"demo": "target", "demo-retain": "retain"}  # the built-in tiny models: name -> role (models.builtin)
 
 
 class ModelLoadError(ValueError):

@@ -13,9 +13,9 @@ from pathlib import Path
 from .data import Benchmark, DataError, load_benchmark
 from .data.tofu_builtin import DATA_NAMES as TOFU_NAMES
 from .data.tofu_builtin import is_tofu_name, load_tofu
+from .model_dirs import MODEL_NAMES
 from .models.builtin import ensure_builtin
 
-MODEL_NAMES = {"demo": "target", "demo-retain": "retain"}
 DATA_NAMES = ("demo", "demo/forget01", "demo/forget05", "demo/forget10")
 
 

@@ -38,8 +38,8 @@ def main() -> None:
     losses: list[float] = []
 
     def progress(info: dict) -> None:
-        if info.get("phase") == "train" and info.get("loss") is not None:
-            losses.append(info["loss"])
+        if info.phase == "train" and info.loss is not None:
+            losses.append(info.loss)
     # The launcher's SIGTERM (another rank died) is the engine's to handle during the run
     # (engine.train.distributed.on_sigterm); after the run it must not cut the result file short.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

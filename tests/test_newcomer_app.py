@@ -86,7 +86,7 @@ def test_a_run_reports_its_phases_and_records_their_seconds(client, ctx):
     assert snap["state"] == "finished", snap
     assert {"evaluating"} <= phases and phases <= {"loading", "evaluating", "training", "saving", None}
     assert eval_progress and all(total > 0 for _, total in eval_progress)
-    record = ctx.store.get_run(snap["run_id"]).config["phase_seconds"]
+    record = ctx.store.get_run(snap["run_id"]).phase_seconds
     assert set(record) == {"loading", "evaluating", "training", "saving"}
     assert record["evaluating"] > 0 and snap["phase_seconds"] == record
     from ui import render

@@ -125,7 +125,7 @@ def test_run_record_holds_the_prompt_format(tmp_path, builtin):
     store = Store(tmp_path / "s.db")
     res = unlearn(RunConfig(model="demo", data="demo/forget01", loss="ga", selector="all", epochs=1, batch_size=4,
                             device="cpu", eval_every_epoch=False, save_checkpoints=False, max_steps=1), store)
-    assert store.get_run(res.run_id).config["prompt_format"] == PLAIN.to_dict()
+    assert store.get_run(res.run_id).prompt_format == PLAIN.to_dict()
 
 
 def test_swapped_prompt_is_tokenised_as_encode_would_under_a_joint_format(bpe):

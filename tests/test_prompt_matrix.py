@@ -216,7 +216,7 @@ def test_family_format_survives_score_unlearn_reload_and_eval(world, env, arch):
     store = Store(env / "store.sqlite")
     for lora in (False, True):
         res = _unlearn(model_dir, data, store, lora)
-        assert store.get_run(res.run_id).config["prompt_format"] == fmt.to_dict()
+        assert store.get_run(res.run_id).prompt_format == fmt.to_dict()
         ckpt = res.checkpoints["final"]
         assert is_adapter_dir(ckpt) == lora
         assert json.loads((__import__("pathlib").Path(ckpt) / FORMAT_FILE).read_text()) == fmt.to_dict()
@@ -262,7 +262,7 @@ def test_prompt_format_flag_and_stored_choice_override_and_are_recorded(world, e
 
     def recorded() -> dict:
         run = store.list_runs()[-1]
-        return store.get_run(run.id).config["prompt_format"]
+        return store.get_run(run.id).prompt_format
 
     assert main(common) == 0
     assert recorded()["name"] == "llama2-chat"
@@ -287,11 +287,12 @@ def test_store_v3_migrates_to_prompt_formats(tmp_path):
     Store(path).set_retain_model("m", "demo", "r")
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE prompt_formats")
-    conn.execute("DELETE FROM schema_version WHERE version = 4")
+    conn.execute("DELETE FROM schema_version WHERE version >= 4")
+    conn.execute("INSERT INTO schema_version VALUES (3)")
     conn.commit()
     conn.close()
     store = Store(path)
-    assert SCHEMA_VERSION == 4 and store.schema_version() == 4
+    assert SCHEMA_VERSION == 5 and store.schema_version() == 5
     assert store.retain_model_of("m", "demo") == "r" and store.prompt_format_choices() == {}
     store.set_prompt_format("/x/model", "chat")
     assert store.prompt_format_of("/x/model") == "chat"

@@ -27,7 +27,7 @@ def test_runs_say_why_fq_is_missing():
     run = RunRecord(1, {"model": "/m/t", "data": "/d/tofu", "loss": "ga", "epochs": 1}, None, "finished", "t0", "t1",
                     None, None, None, [EpochRecord(1, 3, {"forget_quality": None, "model_utility": 0.5}, "t1")])
     assert "unavailable: no retain model given" in list_table([run])
-    run.config["retain_model"] = "/m/r"
+    run.config.retain_model = "/m/r"
     assert "unavailable" not in list_table([run])
 
 

@@ -141,7 +141,7 @@ def test_unlearn_rules_recorded_in_the_run_config(tiny_env, capsys):
     assert config["rules"] == [{"phrase": "the", "target": False, "whole_words": True, "case_sensitive": False},
                                {"phrase": "Oslo", "target": True, "whole_words": False, "case_sensitive": False}]
     run = Store(tmp / "store.sqlite").list_runs()[0]
-    assert run.config["rules"] == config["rules"]
+    assert run.config.rules == config["rules"]
 
 
 def test_unlearn_bad_rules_file_names_line_and_field(tiny_env, capsys):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.fingerprint import text_hash
-from engine.store import Checkpoint, EpochRecord, NotFound, SampleMask, Store
+from engine.store import Checkpoint, EpochMetrics, EpochRecord, NotFound, SampleMask, Store
 
 REPO = Path(__file__).resolve().parents[1]
 MASKS = {"s1": ("h1", [0, 1, 1, 0]), "s2": ("h2", [1, 0, 0])}
@@ -38,11 +38,11 @@ def _rows(path, sql):
 # ---------------------------------------------------------------- schema and connection settings
 
 def test_schema_version_and_wal(store, tmp_path):
-    assert store.schema_version() == 4
+    assert store.schema_version() == 5
     assert _rows(tmp_path / "store.sqlite", "PRAGMA journal_mode")[0][0] == "wal"
-    assert _rows(tmp_path / "store.sqlite", "SELECT version FROM schema_version") == [(4,)]
+    assert _rows(tmp_path / "store.sqlite", "SELECT version FROM schema_version") == [(5,)]
     Store(tmp_path / "store.sqlite")  # reopening does not add a second version row
-    assert _rows(tmp_path / "store.sqlite", "SELECT version FROM schema_version") == [(4,)]
+    assert _rows(tmp_path / "store.sqlite", "SELECT version FROM schema_version") == [(5,)]
 
 
 def test_text_hash_is_stable_and_text_sensitive():
@@ -217,8 +217,8 @@ def test_persistence_across_reopen(tmp_path):
     t = Store(path)
     assert t.get_mask_set("set-a").masks["s2"] == SampleMask(text_hash="h2", mask=[0, 0, 1], edited=True)
     r = t.get_run(run)
-    assert r.config == {"loss": "tpo"} and r.mask_set_hash == t.mask_set_hash("set-a")
-    assert r.metrics[0].metrics == {"forget_quality": 0.5}
+    assert r.config.loss == "tpo" and r.mask_set_hash == t.mask_set_hash("set-a")
+    assert r.metrics[0].metrics.values == {"forget_quality": 0.5}
 
 
 # ---------------------------------------------------------------- runs
@@ -242,7 +242,7 @@ def test_run_lifecycle(store):
     assert r.status == "finished" and r.finished and r.error is None
     assert [m.epoch for m in r.metrics] == [0, 1, 2]
     assert [m.step for m in r.metrics] == [0, 5, 10]
-    assert r.metrics[2].metrics["nested"] == {"a": 1}
+    assert r.metrics[2].metrics.values["nested"] == {"a": 1}
     assert r.checkpoints == {"best": Checkpoint(path="/ck/e2", epoch=2), "final": Checkpoint(path="/ck/final", epoch=2)}
     rows = store.run_metrics_rows(rid)
     assert rows[1] == {"run_id": rid, "epoch": 1, "step": 5, "forget_quality": 0.5, "components": "[0.1, 0.2]"}
@@ -255,7 +255,7 @@ def test_metrics_accept_numpy_scalars(store):
     rid = store.create_run({"seed": np.int64(3)})
     store.add_epoch_metrics(rid, 1, 1, {"fq": np.float32(0.25), "n": np.int64(7)})
     r = store.get_run(rid)
-    assert r.config == {"seed": 3} and r.metrics[0].metrics == {"fq": 0.25, "n": 7}
+    assert r.config.seed == 3 and r.metrics[0].metrics.values == {"fq": 0.25, "n": 7}
 
 
 def test_finish_statuses_and_errors(store):
@@ -280,8 +280,8 @@ def test_list_and_delete_runs(store):
     store.add_epoch_metrics(b, 1, 1, {"x": 2})
     store.set_checkpoint(a, "final", "/a", 1)
     runs = store.list_runs()
-    assert [r.config["n"] for r in runs] == [1, 2]
-    assert runs[0].metrics[0].metrics == {"x": 1} and runs[1].metrics[0].metrics == {"x": 2}
+    assert [r.config.extra["n"] for r in runs] == [1, 2]
+    assert runs[0].metrics[0].metrics.values == {"x": 1} and runs[1].metrics[0].metrics.values == {"x": 2}
     assert runs[0].checkpoints == {"final": Checkpoint(path="/a", epoch=1)} and runs[1].checkpoints == {}
     store.delete_run(a)
     assert [r.id for r in store.list_runs()] == [b]
@@ -370,7 +370,7 @@ def _check_after_crash(path, run):
     assert _rows(path, "PRAGMA integrity_check") == [("ok",)]
     r = s.get_run(run)
     assert r.status == "running"
-    assert r.metrics[0] == EpochRecord(epoch=1, step=10, metrics={"forget_quality": 0.25},
+    assert r.metrics[0] == EpochRecord(epoch=1, step=10, metrics=EpochMetrics(values={"forget_quality": 0.25}),
                                        recorded=r.metrics[0].recorded)
     assert all(m.epoch > 0 for m in r.metrics)  # the uncommitted rows are not there
     assert s.mark_stale_runs() == [run]
@@ -478,7 +478,7 @@ def test_run_record_to_dict_is_the_json_shape(store):
     store.set_checkpoint(rid, "final", "/ck", 1)
     d = store.get_run(rid).to_dict()
     assert list(d) == ["id", "config", "mask_set_hash", "status", "started", "finished", "error", "pid", "hostname", "folder",
-                       "metrics", "checkpoints"]
+                       "prompt_format", "world_size", "phase_seconds", "metrics", "checkpoints"]
     assert d["metrics"] == [{"epoch": 1, "step": 4, "metrics": {"forget_quality": 0.5},
                              "recorded": d["metrics"][0]["recorded"]}]
     assert d["checkpoints"] == {"final": {"path": "/ck", "epoch": 1}}

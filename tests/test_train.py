@@ -228,12 +228,12 @@ def test_recorded_run_with_lora_keeps_checkpoints(tiny_dir, workdirs):
     assert first["forget_quality"] is not None and first["model_utility"] is not None
     assert {"target_prob_drop", "forget_probability", "retain_probability"} <= set(first)
     assert first["target_prob_drop"] == 0.0 and result.history[-1]["target_prob_drop"] > 0
-    steps_seen = [i for i in seen if i["phase"] in ("train", "eval")]  # phase starts come in between
-    assert [(i["phase"], i["step"]) for i in steps_seen] == [("eval", 0), ("train", 1), ("train", 2), ("eval", 2),
+    steps_seen = [i for i in seen if i.phase in ("train", "eval")]  # phase starts come in between
+    assert [(i.phase, i.step) for i in steps_seen] == [("eval", 0), ("train", 1), ("train", 2), ("eval", 2),
                                                              ("train", 3), ("eval", 3)]
-    assert {i["total_steps"] for i in steps_seen} == {3}
-    assert [i["phase"] for i in seen[:2]] == ["loading", "evaluating"]
-    phases = workdirs.get_run(result.run_id).config["phase_seconds"]
+    assert {i.total_steps for i in steps_seen} == {3}
+    assert [i.phase for i in seen[:2]] == ["loading", "evaluating"]
+    phases = workdirs.get_run(result.run_id).phase_seconds
     assert set(phases) == {"loading", "evaluating", "training", "saving"} and phases["evaluating"] > 0
     final = Path(result.checkpoints["final"])
     assert (final / "adapter_model.safetensors").is_file() and not (final / "model.safetensors").exists()
@@ -254,9 +254,9 @@ def test_cancel_stops_within_a_step(tiny_dir, workdirs):
     steps = []
 
     def progress(info):
-        if info["phase"] == "train":
-            steps.append(info["step"])
-            if info["epoch"] == 2:
+        if info.phase == "train":
+            steps.append(info.step)
+            if info.epoch == 2:
                 cancel.set()
 
     cfg = RunConfig(model=str(tiny_dir), data="demo/forget01", loss="ga", epochs=3, batch_size=2,
@@ -326,9 +326,9 @@ from engine.store import Store
 from engine.train import RunConfig, unlearn
 
 def progress(info):
-    if info["phase"] not in ("eval", "train"):  # loading/evaluating/saving reports: not yet a finished step
+    if info.phase not in ("eval", "train"):  # loading/evaluating/saving reports: not yet a finished step
         return
-    Path(sys.argv[2]).write_text(str(info["run_id"]))
+    Path(sys.argv[2]).write_text(str(info.run_id))
     time.sleep(0.5)
 
 cfg = RunConfig(model=sys.argv[4], data="demo/forget01", loss="ga", epochs=50, batch_size=2, device="cpu",
@@ -362,7 +362,7 @@ def test_killed_run_leaves_a_readable_store(tiny_dir, tmp_path):
     store = Store(db)
     run = store.get_run(run_id)
     assert run.status == "running"
-    assert run.config["loss"] == "ga"
+    assert run.config.loss == "ga"
     assert [m.epoch for m in run.metrics] == [0]  # the step-0 evaluation was committed
     assert store.mark_stale_runs() == [run_id]
     assert store.get_run(run_id).status == "interrupted"

@@ -17,10 +17,10 @@ from .context import AppContext, fail, message_of, ok
 
 def run_label(run: RunRecord) -> str:
     cfg = run.config
-    source = f"mask set {cfg.get('mask_set')}" if cfg.get("mask_set") else cfg.get("selector")
+    source = f"mask set {cfg.mask_set}" if cfg.mask_set else cfg.selector
     state = "" if run.status == "finished" else f" [{run.status}]"
     retain = f"FQ vs {run.retain_model}" if run.retain_model else "no retain model: FQ unavailable"
-    return f"run {run.id}: {cfg.get('loss')} · {source} · {cfg.get('data')} · {retain}{state}"
+    return f"run {run.id}: {cfg.loss} · {source} · {cfg.data} · {retain}{state}"
 
 
 CURVES = {"FQ vs MU": (DEFAULT_Y, DEFAULT_X), "privleak vs MU": ("privleak", DEFAULT_X)}  # (y, x) presets
@@ -35,11 +35,10 @@ class CompareHandlers:
         out = []
         for run in self.ctx.store.list_runs():
             cfg = run.config
-            if model is not None and (cfg.get("model") != model or
-                                      canonical_data(cfg.get("data", "")) != canonical_data(data)):
+            if model is not None and (cfg.model != model or canonical_data(cfg.data or "") != canonical_data(data)):
                 continue
             out.append({"run_id": run.id, "label": run_label(run), "status": run.status,
-                        "rows": self.ctx.store.run_metrics_rows(run.id), "best_metric": cfg.get("best_metric")})
+                        "rows": self.ctx.store.run_metrics_rows(run.id), "best_metric": cfg.best_metric})
         return out
 
     def _references(self, model: str, data: str, retain_eval_size: int, max_new_tokens: int) -> list[dict]:
@@ -99,7 +98,7 @@ class CompareHandlers:
             if run_ids is not None and run.id not in run_ids:
                 continue
             for kind, ck in sorted(run.checkpoints.items()):
-                choices.append((f"run {run.id} · {kind} (epoch {ck.epoch}) · {run.config.get('loss')}",
+                choices.append((f"run {run.id} · {kind} (epoch {ck.epoch}) · {run.config.loss}",
                                 f"{run.id}:{kind}"))
         return gr.update(choices=choices, value=choices[-1][1] if choices else None)
 
@@ -113,7 +112,7 @@ class CompareHandlers:
             if ck is None:
                 raise ValueError(f"run {run_id} has no {kind} checkpoint")
             cfg = run.config
-            result = self.ctx.explore.before_after(cfg.get("model", model), cfg.get("data", data), split,
+            result = self.ctx.explore.before_after(cfg.model or model, cfg.data or data, split,
                                                    int(index or 0), ck.path)
         except Exception as err:
             return "", fail(message_of(err))

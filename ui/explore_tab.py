@@ -154,8 +154,8 @@ class ExploreHandlers:
         """Fit the ATWU scorer (engine.train.fit_atwu_scorer), then drop cached atwu scores."""
         steps = int(steps or 40)
 
-        def report(info: dict) -> None:
-            progress((info.get("step") or 0) / steps, desc=f"fitting the ATWU scorer, step {info.get('step')}")
+        def report(info) -> None:  # an engine.train.ProgressEvent
+            progress((info.step or 0) / steps, desc=f"fitting the ATWU scorer, step {info.step}")
 
         try:
             path = fit_atwu_scorer(model, data, steps=steps, progress=report)

@@ -56,7 +56,7 @@ class LeakHandlers:
             ck = run.checkpoints.get(kind)
             if ck is None:
                 raise ValueError(f"run {run_id} has no {kind} checkpoint")
-            model, data = run.config.get("model", "demo"), run.config.get("data", "demo")
+            model, data = run.config.model, run.config.data
             from engine.prompts import generation_length
 
             limit = max(1, int(limit or 1))

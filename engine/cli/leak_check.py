@@ -97,15 +97,15 @@ def _run_defaults(args, store) -> tuple[str, str | None, str | None]:
     if args.run_id is None:
         return args.model or "demo", args.data, args.mask_set
     run = store.get_run(args.run_id)
-    checkpoints, config = run.checkpoints, run.config or {}
+    checkpoints, config = run.checkpoints, run.config
     if args.model is None:
         if args.checkpoint not in checkpoints:
             raise UserError(f"run {args.run_id} has no {args.checkpoint} checkpoint (it has: {', '.join(checkpoints) or 'none'})")
         model = checkpoints[args.checkpoint].path
     else:
         model = args.model
-    mask_set = args.mask_set or (None if args.spans else config.get("mask_set"))
-    return model, args.data or config.get("data"), mask_set
+    mask_set = args.mask_set or (None if args.spans else config.mask_set)
+    return model, args.data or config.data, mask_set
 
 
 def format_table(report, limit: int = 20) -> str:

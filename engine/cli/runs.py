@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .. import atomic, paths
 from ..eval.registry import DEFAULT_BEST, METRICS, shown
+from ..run_config import RunConfig
 from ..store import RunRecord, Store
 from . import UserError, check_output
 
@@ -35,7 +36,7 @@ def add_arguments(p) -> None:
 
 def epochs_of(run: RunRecord) -> list[dict]:
     """Per-epoch metric dicts of a stored run, each with 'epoch' and 'step'."""
-    return [{**r.metrics, "epoch": r.epoch, "step": r.step} for r in run.metrics]
+    return [{**r.metrics.to_dict(), "epoch": r.epoch, "step": r.step} for r in run.metrics]
 
 
 def _fmt(x) -> str:
@@ -46,8 +47,8 @@ def _fmt(x) -> str:
     return str(x)
 
 
-def _source(cfg: dict) -> str:
-    return f"mask set {cfg['mask_set']}" if cfg.get("mask_set") else str(cfg.get("selector"))
+def _source(cfg: RunConfig) -> str:
+    return f"mask set {cfg.mask_set}" if cfg.mask_set else str(cfg.selector)
 
 
 def filter_by_retain(runs: list[RunRecord], retain_model: str) -> list[RunRecord]:
@@ -64,7 +65,7 @@ def _missing_fq(run: RunRecord) -> str:
 def best_value(run: RunRecord, eps: list[dict]) -> str:
     """The run's best value of its best metric (`best_metric` in its config, forget quality for
     runs recorded before it), as `label value`; why it is missing otherwise."""
-    name = (run.config or {}).get("best_metric") or DEFAULT_BEST
+    name = run.config.best_metric or DEFAULT_BEST
     metric = METRICS.get(name)
     values = [m[name] for m in eps if isinstance(m.get(name), (int, float))]
     if metric is None or not metric.ranked:
@@ -81,20 +82,22 @@ def list_table(runs: list[RunRecord]) -> str:
     lines = ["| id | status | model | retain model | data | loss | tokens | epochs | best | MU (last) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
-        cfg = run.config or {}
+        cfg = run.config
         eps = [m for m in epochs_of(run) if (m.get("epoch") or 0) >= 1]
         last = eps[-1] if eps else {}
-        lines.append(f"| {run.id} | {run.status} | {cfg.get('model')} | {run.retain_model or '-'} | {cfg.get('data')} | "
-                     f"{cfg.get('loss')} | {_source(cfg)} | {len(eps)}/{cfg.get('epochs')} | "
+        lines.append(f"| {run.id} | {run.status} | {cfg.model} | {run.retain_model or '-'} | {cfg.data} | "
+                     f"{cfg.loss} | {_source(cfg)} | {len(eps)}/{cfg.epochs} | "
                      f"{best_value(run, eps)} | {_fmt(last.get('model_utility'))} |")
     return "\n".join(lines)
 
 
 def show(run: RunRecord) -> str:
-    cfg = run.config or {}
+    cfg = run.config
     lines = [f"run {run.id}: {run.status} (started {run.started}, finished {run.finished})"
              + (f"\n  error: {run.error}" if run.error else "")]
-    lines += [f"  {k}: {v}" for k, v in cfg.items()]
+    lines += [f"  {k}: {v}" for k, v in sorted(cfg.to_dict().items())]
+    lines += [f"  {k}: {getattr(run, k)}" for k in ("prompt_format", "world_size", "phase_seconds")
+              if getattr(run, k) is not None]  # what the run found out (engine.store RunRecord)
     rows = epochs_of(run)
     cols = columns(rows)
     lines.append("| epoch | step | " + " | ".join(cols) + " |")  # names, as in the CSV and --best-metric

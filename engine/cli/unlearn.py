@@ -159,7 +159,7 @@ def run(args) -> int:
     from tqdm.auto import tqdm
     from transformers.utils import logging as hf_logging
 
-    from ..train import check_run, unlearn
+    from ..train import ProgressEvent, check_run, unlearn
     from ..train.loop import default_store
 
     hf_logging.disable_progress_bar()  # no per-file loading / saving bars between ours
@@ -180,26 +180,25 @@ def run(args) -> int:
     cancel = threading.Event()
     bar = None
 
-    def progress(info: dict) -> None:
+    def progress(event: ProgressEvent) -> None:
         """A step ('train'), an evaluation's metrics ('eval'), or the start of a phase (loading,
         evaluating with questions scored, saving): the bar's label names the phase."""
         nonlocal bar
-        if info.get("run_id") is None:  # 'loading': the run is not recorded yet
+        if event.run_id is None:  # 'loading': the run is not recorded yet
             return
         if bar is None:
-            bar = tqdm(total=info["total_steps"], desc=f"run {info['run_id']}", unit="step")
-        bar.n = info.get("step") or 0
-        phase = info.get("phase")
-        if phase in ("evaluating", "saving"):
-            done = f" {info['eval_done']}/{info['eval_total']} questions" if info.get("eval_total") else ""
-            bar.set_description(f"run {info['run_id']} {phase}{done}", refresh=False)
+            bar = tqdm(total=event.total_steps, desc=f"run {event.run_id}", unit="step")
+        bar.n = event.step or 0
+        if event.phase in ("evaluating", "saving"):
+            done = f" {event.eval_done}/{event.eval_total} questions" if event.eval_total else ""
+            bar.set_description(f"run {event.run_id} {event.phase}{done}", refresh=False)
         else:
-            bar.set_description(f"run {info['run_id']}", refresh=False)
-        if info.get("loss") is not None:
-            bar.set_postfix(epoch=info["epoch"], loss=f"{info['loss']:.3f}", refresh=False)
+            bar.set_description(f"run {event.run_id}", refresh=False)
+        if event.loss is not None:
+            bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.3f}", refresh=False)
         bar.refresh()
-        if info.get("metrics") is not None:
-            tqdm.write(format_epoch(info["metrics"], config.protocol))
+        if event.metrics is not None:
+            tqdm.write(format_epoch(event.metrics.to_dict(), config.protocol))
 
     previous = signal.signal(signal.SIGINT, ctrl_c_handler(cancel))
     try:

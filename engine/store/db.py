@@ -25,8 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-SCHEMA_VERSION = 4  # 2: runs.folder, the run's own checkpoint folder name (a uuid); 3: rules, reviews, pairings;
-# 4: prompt_formats, the prompt format chosen per model (engine/store/prompt_formats.py)
+SCHEMA_VERSION = 5  # 2: runs.folder, the run's own checkpoint folder name (a uuid); 3: rules, reviews, pairings;
+# 4: prompt_formats, the prompt format chosen per model (engine/store/prompt_formats.py);
+# 5: a run's outputs in columns of their own (runs.prompt_format, world_size, phase_seconds), out of its config
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -60,6 +61,9 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     pid INTEGER,
     pid_start TEXT,
+    prompt_format TEXT,
+    world_size INTEGER,
+    phase_seconds TEXT,
     hostname TEXT,
     folder TEXT UNIQUE
 );
@@ -103,13 +107,32 @@ CREATE TABLE IF NOT EXISTS prompt_formats (
 """
 
 
-# version -> statements that bring a store of version - 1 to it (old rows stay readable)
+RUN_OUTPUTS = {"prompt_format": "TEXT", "world_size": "INTEGER", "phase_seconds": "TEXT"}  # v5: out of runs.config
+
+
+def _run_outputs_to_columns(conn: sqlite3.Connection) -> None:
+    """v5: add the run-output columns (those a store lacks) and move each old row's outputs, which
+    earlier versions wrote into its config JSON, out of the config into them."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+    for name, kind in RUN_OUTPUTS.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+    conn.execute("UPDATE runs SET prompt_format = json_extract(config, '$.prompt_format'), "
+                 "world_size = json_extract(config, '$.world_size'), "
+                 "phase_seconds = json_extract(config, '$.phase_seconds'), "
+                 "config = json_remove(config, '$.prompt_format', '$.world_size', '$.phase_seconds') "
+                 "WHERE json_valid(config) AND json_type(config) = 'object'")
+
+
+# version -> steps (SQL statements, or functions of the connection) that bring a store of version - 1
+# to it (old rows stay readable)
 _MIGRATIONS = {
     2: ["ALTER TABLE runs ADD COLUMN folder TEXT",
         "CREATE UNIQUE INDEX IF NOT EXISTS runs_folder ON runs(folder)"],
     3: [t.strip() for t in _SCHEMA.split(";") if "mask_set_rules (" in t or "mask_set_reviewed (" in t
         or "retain_pairings (" in t],
     4: [t.strip() for t in _SCHEMA.split(";") if "prompt_formats (" in t],
+    5: [_run_outputs_to_columns],
 }
 
 
@@ -415,7 +438,7 @@ class Database:
                 return
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS[target]:
-                    conn.execute(statement)
+                    statement(conn) if callable(statement) else conn.execute(statement)
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
 
     @staticmethod

@@ -4,9 +4,10 @@ a run, one epoch of a run and a checkpoint. No SQL and no torch here (tokenising
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from ..fingerprint import text_hash, tokenizer_fingerprint
+from ..run_config import RunConfig
 
 
 @dataclass
@@ -109,13 +110,55 @@ class MaskSet:
 
 
 @dataclass
+class EpochMetrics:
+    """One evaluation's numbers: `values` holds every metric by its registered name
+    (engine.eval.registry: forget_quality, model_utility, train_loss, …, a metric registered at
+    runtime included; None where it could not be computed) and any other number recorded with it;
+    the flags say how the numbers were made. Stored as one flat JSON object (`to_dict`), as before
+    these records were typed, so `from_dict(d).to_dict() == d`.
+
+    epoch, step: where the run was (the loop records them in the object too); subsampled: ROUGE-L
+    came from a seeded subsample of `rouge_rows` rows per split (engine.eval.full.rouge_subsample);
+    notes: what could not be computed and why. A flag the evaluation did not give stays None and is
+    left out of `to_dict`.
+    """
+
+    values: dict[str, Any] = field(default_factory=dict)
+    epoch: int | None = None
+    step: int | None = None
+    subsampled: bool | None = None
+    rouge_rows: int | None = None
+    notes: list[str] | None = None
+
+    FLAGS = ("epoch", "step", "subsampled", "rouge_rows", "notes")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EpochMetrics":
+        """The record of one flat metrics object (as stored, or as `evaluate_state` returns it)."""
+        return cls(values={k: v for k, v in d.items() if k not in cls.FLAGS},
+                   **{k: d[k] for k in cls.FLAGS if k in d})
+
+    def to_dict(self) -> dict:
+        """The flat object: the values by name, then the flags that are set."""
+        return {**self.values, **{k: getattr(self, k) for k in self.FLAGS if getattr(self, k) is not None}}
+
+    def value(self, name: str) -> Any:
+        """The value of metric `name`, None when it was not recorded."""
+        return self.values.get(name)
+
+
+@dataclass
 class EpochRecord:
     """One recorded epoch of a run (epoch 0: the model before unlearning)."""
 
     epoch: int
     step: int
-    metrics: dict
+    metrics: EpochMetrics
     recorded: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.metrics, dict):  # a record built by hand from a flat metrics object
+            self.metrics = EpochMetrics.from_dict(self.metrics)
 
 
 @dataclass
@@ -126,10 +169,14 @@ class Checkpoint:
 
 @dataclass
 class RunRecord:
-    """A recorded run: its config, status and owner, per-epoch metrics by epoch, checkpoints by kind."""
+    """A recorded run: its config (`RunConfig`; a record's keys this code does not know are kept in
+    `config.extra`, missing ones take their defaults), status and owner, per-epoch metrics by epoch,
+    checkpoints by kind, and what the run found out rather than was told (columns of their own,
+    schema v5): the prompt format its tokenizer used, its number of processes and its seconds per
+    phase (loading, evaluating, training, saving; None until it ends)."""
 
     id: int
-    config: dict
+    config: RunConfig
     mask_set_hash: str | None
     status: str  # running | finished | cancelled | failed | interrupted
     started: str
@@ -138,8 +185,15 @@ class RunRecord:
     pid: int | None
     hostname: str | None
     folder: str | None = None  # its checkpoint folder's name under runs_dir (a uuid; None: a run from before v2)
+    prompt_format: dict | None = None  # engine.prompts.PromptFormat.to_dict() of the run's tokenizer
+    world_size: int | None = None
+    phase_seconds: dict[str, float] | None = None
     metrics: list[EpochRecord] = field(default_factory=list)
     checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.config, dict):  # a record built by hand from a config dict, as stored
+            self.config = RunConfig.from_record(self.config)
 
     @property
     def retain_model(self) -> str | None:
@@ -147,9 +201,13 @@ class RunRecord:
         pairing (demo data → demo-retain); None: the run had none, so its FQ is unavailable."""
         from ..resolve import retain_model_for
 
-        cfg = self.config or {}
-        return cfg.get("retain_model") or retain_model_for(str(cfg.get("model")), str(cfg.get("data")))
+        cfg = self.config
+        return cfg.retain_model or retain_model_for(str(cfg.model), str(cfg.data))
 
     def to_dict(self) -> dict:
-        """Plain JSON-ready dict (nested records become dicts)."""
-        return asdict(self)
+        """Plain JSON-ready dict: the config and each epoch's metrics as they are stored (flat)."""
+        d = asdict(self)
+        d["config"] = self.config.to_dict()
+        for out, m in zip(d["metrics"], self.metrics):
+            out["metrics"] = m.metrics.to_dict()
+        return d

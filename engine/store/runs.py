@@ -13,8 +13,9 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-from .db import Database, NotFound, dumps, now
-from .records import Checkpoint, EpochRecord, RunRecord
+from ..run_config import RunConfig
+from .db import RUN_OUTPUTS, Database, NotFound, dumps, now
+from .records import Checkpoint, EpochMetrics, EpochRecord, RunRecord
 
 FINAL_STATUSES = ("finished", "cancelled", "failed")
 CHECKPOINT_KINDS = ("best", "final")
@@ -64,11 +65,29 @@ def _flatten(metrics: dict, prefix: str = "") -> dict:
     return out
 
 
+def _json_column(text: str | None):
+    """A JSON column's value (None for NULL; the text itself when it is not JSON)."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def _run_record(r: sqlite3.Row) -> RunRecord:
+    """The record of one `runs` row. A read-only store older than v5 (not migrated) still holds the
+    run's outputs in its config JSON: they are taken from there."""
     d = dict(r)
-    d["config"] = json.loads(d["config"])
+    config = json.loads(d.pop("config"))
     d.pop("pid_start", None)
-    return RunRecord(**d)
+    for name, kind in RUN_OUTPUTS.items():
+        value = d.pop(name, None)
+        if value is not None:
+            d[name] = value if kind == "INTEGER" else _json_column(value)
+        elif isinstance(config, dict) and name in config:
+            d[name] = config.pop(name)
+    return RunRecord(config=RunConfig.from_record(config if isinstance(config, dict) else {}), **d)
 
 
 class Runs(Database):
@@ -79,17 +98,22 @@ class Runs(Database):
         if conn.execute("SELECT 1 FROM runs WHERE id = ?", (int(run_id),)).fetchone() is None:
             raise NotFound(f"no run with id {run_id}")
 
-    def create_run(self, config: dict, mask_set_hash: str | None = None) -> int:
+    def create_run(self, config: RunConfig | dict, mask_set_hash: str | None = None,
+                   prompt_format: dict | None = None, world_size: int | None = None) -> int:
         """Record a new run as 'running', owned by this process (pid + hostname) and by a new
-        checkpoint folder name (a uuid4); returns its id. Backs the store up first (`backup`)."""
+        checkpoint folder name (a uuid4); returns its id. config: the RunConfig (or its dict) as
+        decided; prompt_format, world_size: what the run found (the tokenizer's prompt format, the
+        number of processes), in their own columns. Backs the store up first (`backup`)."""
         self.backup()
         pid = os.getpid()
+        record = config.to_dict() if isinstance(config, RunConfig) else dict(config)
         with self._write() as conn:
             cur = conn.execute(
-                "INSERT INTO runs (config, mask_set_hash, status, started, pid, pid_start, hostname, folder) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
-                (dumps(config), mask_set_hash, now(), pid, _process_start(pid), socket.gethostname(),
-                 uuid.uuid4().hex))
+                "INSERT INTO runs (config, mask_set_hash, status, started, pid, pid_start, hostname, folder, "
+                "prompt_format, world_size) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                (dumps(record), mask_set_hash, now(), pid, _process_start(pid), socket.gethostname(),
+                 uuid.uuid4().hex, None if prompt_format is None else dumps(prompt_format),
+                 None if world_size is None else int(world_size)))
         return int(cur.lastrowid)
 
     def run_folder(self, run_id: int) -> str:
@@ -99,8 +123,10 @@ class Runs(Database):
             row = conn.execute("SELECT * FROM runs WHERE id = ?", (int(run_id),)).fetchone()
         return row["folder"] if "folder" in row.keys() and row["folder"] else str(int(run_id))
 
-    def add_epoch_metrics(self, run_id: int, epoch: int, step: int, metrics: dict) -> None:
-        """Record one epoch's metrics (JSON); ValueError when this epoch is already recorded."""
+    def add_epoch_metrics(self, run_id: int, epoch: int, step: int, metrics: EpochMetrics | dict) -> None:
+        """Record one epoch's metrics (one flat JSON object, `EpochMetrics.to_dict`); ValueError when
+        this epoch is already recorded."""
+        metrics = metrics.to_dict() if isinstance(metrics, EpochMetrics) else metrics
         with self._write() as conn:
             self._require_run(conn, run_id)
             try:
@@ -109,9 +135,10 @@ class Runs(Database):
             except sqlite3.IntegrityError as err:
                 raise ValueError(f"run {run_id} already has metrics for epoch {epoch}") from err
 
-    def replace_epoch_metrics(self, run_id: int, epoch: int, metrics: dict) -> None:
+    def replace_epoch_metrics(self, run_id: int, epoch: int, metrics: EpochMetrics | dict) -> None:
         """Replace a recorded epoch's metrics (a run's best epoch, first evaluated on a subsample,
         then on every row); ValueError when the epoch was never recorded."""
+        metrics = metrics.to_dict() if isinstance(metrics, EpochMetrics) else metrics
         with self._write() as conn:
             self._require_run(conn, run_id)
             cur = conn.execute("UPDATE epoch_metrics SET metrics = ? WHERE run_id = ? AND epoch = ?",
@@ -132,7 +159,7 @@ class Runs(Database):
     def finish_run(self, run_id: int, status: str, error: str | None = None,
                    phase_seconds: dict[str, float] | None = None) -> None:
         """Record the end of a run; phase_seconds (seconds per phase: loading, evaluating, training,
-        saving) go into the run's config JSON as `phase_seconds` (RunRecord.config['phase_seconds'])."""
+        saving) go into their own column (RunRecord.phase_seconds), not into the config."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"a run finishes as one of {FINAL_STATUSES}, got {status!r}")
         with self._write() as conn:
@@ -140,7 +167,7 @@ class Runs(Database):
             conn.execute("UPDATE runs SET status = ?, error = ?, finished = ? WHERE id = ?",
                          (status, error, now(), int(run_id)))
             if phase_seconds is not None:
-                conn.execute("UPDATE runs SET config = json_set(config, '$.phase_seconds', json(?)) WHERE id = ?",
+                conn.execute("UPDATE runs SET phase_seconds = ? WHERE id = ?",
                              (dumps(dict(phase_seconds)), int(run_id)))
 
     @staticmethod
@@ -151,8 +178,8 @@ class Runs(Database):
         ids = tuple(runs)
         marks = ",".join("?" * len(ids))
         for r in conn.execute(f"SELECT * FROM epoch_metrics WHERE run_id IN ({marks}) ORDER BY run_id, epoch", ids):
-            runs[r["run_id"]].metrics.append(EpochRecord(r["epoch"], r["step"], json.loads(r["metrics"]),
-                                                         r["recorded"]))
+            metrics = EpochMetrics.from_dict(json.loads(r["metrics"]))
+            runs[r["run_id"]].metrics.append(EpochRecord(r["epoch"], r["step"], metrics, r["recorded"]))
         for r in conn.execute(f"SELECT * FROM checkpoints WHERE run_id IN ({marks})", ids):
             runs[r["run_id"]].checkpoints[r["kind"]] = Checkpoint(r["path"], r["epoch"])
         return list(runs.values())
@@ -199,6 +226,6 @@ class Runs(Database):
         run = self.get_run(run_id)
         rows = []
         for m in run.metrics:
-            flat = _flatten({k: v for k, v in m.metrics.items() if k not in ("run_id", "epoch", "step")})
+            flat = _flatten({k: v for k, v in m.metrics.to_dict().items() if k not in ("run_id", "epoch", "step")})
             rows.append({"run_id": run.id, "epoch": m.epoch, "step": m.step, **flat})
         return rows

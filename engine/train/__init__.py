@@ -27,12 +27,13 @@ from ..weights import FixedWeights, normalise_scores, weights_from_mask_set, wei
 from .fit_scorer import fit_atwu_scorer
 from .check import check_run
 from .checkpoint import save_checkpoint, save_run_scorer
-from .config import Progress, RunConfig, RunResult
+from .config import Progress, ProgressEvent, RunConfig, RunResult
 from .loop import short_run, total_steps, unlearn
 from .state import State, prepare
 from .step import loss_inputs, lr_at, orthogonal_backward, plan_epoch, step
 
-__all__ = ["LOSSES", "FixedWeights", "check_run", "Progress", "RunConfig", "RunResult", "State", "evaluate_state",
+__all__ = ["LOSSES", "FixedWeights", "check_run", "Progress", "ProgressEvent", "RunConfig", "RunResult", "State",
+           "evaluate_state",
            "fit_atwu_scorer", "forget_token_probs", "loss_inputs", "lr_at", "normalise_scores",
            "orthogonal_backward", "plan_epoch", "prepare", "save_checkpoint", "save_run_scorer", "short_run", "step",
            "total_steps", "unlearn", "weights_from_mask_set", "weights_from_selector"]

@@ -18,6 +18,8 @@ from . import distributed
 from .checkpoint import claim_run_folder, save_checkpoint, save_run_scorer
 from ..prompts import format_of
 from .config import Progress, RunConfig, RunResult
+from .progress import ProgressEvent
+from ..store.records import EpochMetrics
 from ..eval.registry import rankable
 from ..eval.run import eval_context, evaluate_state
 from .phases import PhaseClock
@@ -41,14 +43,13 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
             cancel: threading.Event | None = None) -> RunResult:
     """Run one unlearning job and record it; returns a RunResult (status finished|cancelled|failed).
 
-    store: an engine.store.Store (default: the workbench's). progress(dict) gets, after every
-    step, {run_id, phase: 'train', step, total_steps, epoch, loss, metrics: None} and, after every
-    evaluation, {..., phase: 'eval', metrics: {...}}; when a phase starts, {run_id, phase:
-    'loading' | 'evaluating' | 'saving', step, total_steps, epoch} and, while evaluating,
-    {..., phase: 'evaluating', eval_done, eval_total} (questions scored). The seconds spent per
-    phase (engine.train.phases) are stored with the run (`Store.finish_run(phase_seconds=…)`,
-    read back as RunRecord.config['phase_seconds']). cancel: a threading.Event checked before
-    every step; a cancelled run is recorded as 'cancelled' with the epochs it finished (their
+    store: an engine.store.Store (default: the workbench's). progress(ProgressEvent) gets, after
+    every step, phase 'train' with the step's loss and, after every evaluation, phase 'eval' with its
+    `metrics` (EpochMetrics); when a phase starts, 'loading' | 'evaluating' | 'saving' and, while
+    evaluating, 'evaluating' with eval_done of eval_total questions scored (engine.train.progress).
+    The seconds spent per phase (engine.train.phases) are stored with the run
+    (`Store.finish_run(phase_seconds=…)`, read back as RunRecord.phase_seconds). cancel: a
+    threading.Event checked before every step; a cancelled run is recorded as 'cancelled' with the epochs it finished (their
     metrics and best checkpoint). A ValueError for a config that cannot run (unknown names, no
     retain data for the loss, an empty or mismatched mask set) is raised before a run is
     recorded; anything that goes wrong later is recorded as 'failed' with the message and
@@ -60,14 +61,13 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
     clock = PhaseClock()
     clock.enter("loading")
     if progress is not None:
-        progress({"run_id": None, "phase": "loading", "step": 0, "total_steps": None, "epoch": None})
+        progress(ProgressEvent("loading"))
     store = store if store is not None else default_store()
     state = prepare(config, store)
     main = state.is_main
-    record = {**config.to_dict(), "prompt_format": format_of(state.tokenizer).to_dict(),  # engine.prompts
-              "world_size": state.world}
-    run_id = store.create_run(record, store.mask_set_hash(config.mask_set) if config.mask_set else None) \
-        if main else None
+    run_id = store.create_run(config, store.mask_set_hash(config.mask_set) if config.mask_set else None,
+                              prompt_format=format_of(state.tokenizer).to_dict(),  # engine.prompts
+                              world_size=state.world) if main else None
     owner = store.run_folder(run_id) if main else None
     run_dir = paths.runs_dir(getattr(store, "path", None)) / str(owner)
 
@@ -82,14 +82,13 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
     notify = progress if progress is not None and main else (lambda info: None)
 
     def report(epoch: int, loss: float | None, metrics: dict | None) -> None:
-        notify({"run_id": run_id, "phase": "train" if metrics is None else "eval", "step": state.step,
-                "total_steps": total, "epoch": epoch, "loss": loss, "metrics": metrics})
+        notify(ProgressEvent("train" if metrics is None else "eval", run_id, state.step, total, epoch, loss,
+                             None if metrics is None else EpochMetrics.from_dict(metrics)))
 
     def enter(phase: str, epoch: int | None, **extra) -> None:
         """Start timing `phase` and say so (the app shows it instead of a stale 'training')."""
         clock.enter(phase)
-        notify({"run_id": run_id, "phase": phase, "step": state.step, "total_steps": total, "epoch": epoch,
-                **extra})
+        notify(ProgressEvent(phase, run_id, state.step, total, epoch, **extra))
 
     top: list = []  # [best-metric value, epoch, weights or None]: the best evaluated epoch ≥ 1, with its
     # weights (CPU) while its metrics are subsampled, for the full evaluation at the end
@@ -103,8 +102,7 @@ def unlearn(config: RunConfig, store=None, progress: Progress | None = None,
             enter("evaluating", epoch)
 
         def questions(done: int, n: int) -> None:
-            notify({"run_id": run_id, "phase": "evaluating", "step": state.step, "total_steps": total,
-                    "epoch": epoch, "eval_done": done, "eval_total": n})
+            notify(ProgressEvent("evaluating", run_id, state.step, total, epoch, eval_done=done, eval_total=n))
         m = {"epoch": epoch, "step": state.step, "train_loss": train_loss,
              **(evaluate_state(state, ctx, step0=epoch == 0, progress=questions, final=final,
                                rouge_rows=None if final else config.eval_rouge_rows)
@@ -251,6 +249,5 @@ def short_run(config: RunConfig, steps: int, progress: Progress | None = None) -
                 break
             stats = step(state, micro)
             if progress:
-                progress({"run_id": None, "phase": "train", "step": state.step, "total_steps": steps,
-                          "epoch": epoch, "loss": stats["loss"], "metrics": None})
+                progress(ProgressEvent("train", None, state.step, steps, epoch, stats["loss"]))
     return state

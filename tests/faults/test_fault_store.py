@@ -229,9 +229,9 @@ def test_version_1_store_is_migrated_and_keeps_its_rows(tmp_path):
     conn.commit()
     conn.close()
     s = Store(path)
-    assert s.schema_version() == 4
+    assert s.schema_version() == 5
     r = s.get_run(1)
-    assert r.status == "finished" and r.config == {"model": "demo"} and r.folder is None
+    assert r.status == "finished" and r.config.model == "demo" and r.folder is None
     assert s.run_folder(1) == "1"
     new = s.create_run({"model": "demo"}, None)
     assert len(s.run_folder(new)) == 32 and s.run_folder(new) != s.run_folder(1)
