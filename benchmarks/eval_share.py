@@ -23,9 +23,11 @@ import json
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
+sys.path.append(str(Path(__file__).resolve().parent))  # eval_profile (last: benchmarks/selectors.py is no stdlib)
 
 import torch  # noqa: E402
 
@@ -64,7 +66,11 @@ def share(epochs: int, eval_every: int) -> dict:
     from engine.store import Store
     from engine.train import RunConfig, loop, unlearn
 
+    from eval_profile import wrap_parts
+
     spent, sub = [], []
+    parts: dict = defaultdict(float)
+    names = wrap_parts(parts)  # seconds per part over every evaluation of the run
     real = eval_run.evaluate_state
 
     def timed(*a, **k):
@@ -81,13 +87,15 @@ def share(epochs: int, eval_every: int) -> dict:
         store = Store(Path(tmp) / "store.sqlite")
         unlearn(RunConfig(epochs=1, device="cpu", save_checkpoints=False, max_steps=1), store)  # warms the cache
         spent.clear()
+        parts.clear()
         result = unlearn(cfg, store)
     loop.evaluate_state = real
     assert result.status == "finished", result.error
     return {"run_s": result.seconds, "eval_s": sum(spent), "evaluations": len(spent),
             "eval_every": cfg.eval_every, "epochs": epochs, "share": sum(spent) / result.seconds,
             "subsampled": len(sub), "one_subsampled_s": sum(sub) / max(1, len(sub)),
-            "train_s": result.seconds - sum(spent)}
+            "train_s": result.seconds - sum(spent),
+            "parts": {n: parts[n] for n in names if n in parts}}
 
 
 def subsample_check(epochs: int) -> list[dict]:
@@ -143,6 +151,9 @@ def main() -> None:
         print(f"  ROUGE subsample {RunConfig().eval_rouge_rows} rows/split: {s['subsampled']} subsampled evaluations, "
               f"{s['one_subsampled_s']:.1f} s each = {s['one_subsampled_s'] / s['run_s']:.2f} of the run; "
               f"training + loading + saving {s['train_s']:.1f} s")
+        print("  evaluation seconds by part (rouge_l_recall also inside token_level_metrics): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in s["parts"].items())
+              + f", other {s['eval_s'] - sum(v for k, v in s['parts'].items() if k != 'rouge_l_recall'):.1f}")
     if not args.skip_subsample_check:
         for r in subsample_check(args.epochs):
             print(f"subsample check {r['run']}: {r['epochs']} subsampled epochs, max |MU(sub) - MU(full)| = "
