@@ -12,9 +12,12 @@ evaluation's metrics against the values stored from the evaluation path before i
    call, timed) over the run's seconds. Target: ≤ 0.30. Without --eval-every: the default
    `RunConfig.eval_every`, and also eval_every=1 when the default is another N. The default run
    evaluates ROUGE on `RunConfig.eval_rouge_rows` seeded rows per split between step 0 and the
-   last epoch (issue 23); also printed: one per-epoch (subsampled) evaluation's seconds over the run's.
+   last epoch (issue 23); also printed: one per-epoch (subsampled) evaluation's seconds over the run's,
+   the subsampled and the full evaluations' seconds, and the seconds per part of the evaluation over
+   the whole run (`eval_profile.PARTS`: prefill, continuation scoring, greedy decode, ROUGE, ...).
 3. Subsample check: three default runs (GA, NPO, TPO + tif); at every subsampled epoch the
-   same weights are also evaluated on every row: max |MU(subsample) − MU(full)|. Target ≤ 0.02.
+   same weights are also evaluated on every row: max |MU(subsample) − MU(full)| (target ≤ 0.02)
+   and max |fact leak rate(subsample) − fact leak rate(full)|, then every epoch's pair.
 """
 from __future__ import annotations
 
