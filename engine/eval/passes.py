@@ -215,7 +215,9 @@ def run(model, tokenizer, generate: list[str], score: list[tuple[str, str]], max
         stats: list[tuple[str, str]] = ()) -> Outputs:
     """Greedy answers to the questions `generate` and per-token NLLs of the (question, text) pairs
     `score`, each distinct prompt run once (`prefill`), in batches of `batch_size` prompts sorted by
-    length, the prompts that are answered before the score-only ones (fewer decode loops); each batch's texts are scored in batches of `batch_size` rows sorted by length.
+    length, the prompts that are answered before the score-only ones (fewer decode loops); each
+    batch's texts are scored in batches of `batch_size` rows sorted by length. Tokenisation comes
+    from `_work` (kept between a run's evaluations).
 
     Tokenisation is `prompt_ids`' for generation and `encode`'s for scoring (a pair's prompt is the
     prompt part of its own `prompt + text + EOS` row, so joint formats stay exact). Prompts that
