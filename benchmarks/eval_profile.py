@@ -5,11 +5,11 @@
 
     python benchmarks/eval_profile.py [--threads 1]
 
-Parts are the functions below that exist in this tree (before issue 15 item 3: generation,
-NLL passes, ROUGE, forget token probabilities; after: prompt prefill, continuation NLL, greedy
-decode, ROUGE), timed by wrapping them; 'other' is the rest of `evaluate_state` (tokenisation,
-formulas). One warm-up
-evaluation runs first.
+Parts are the functions in PARTS that exist in this tree (prompt prefill, continuation scoring
+(every forward-only number: probabilities, truth ratios, MIA token statistics), greedy decode,
+ROUGE, the privacy and token-level metrics), timed by wrapping them; 'other' is the rest of
+`evaluate_state` (tokenisation, batching, formulas). One warm-up evaluation runs first. Each case
+is profiled as a per-epoch (subsampled, `RunConfig.eval_rouge_rows`) and as a full evaluation.
 """
 from __future__ import annotations
 
@@ -24,10 +24,12 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import torch  # noqa: E402
 
-PARTS = {  # module: functions timed, outermost first
-    "engine.eval.passes": ["prefill", "continuation_nll", "greedy_decode"],
-    "engine.eval.metrics": ["greedy_generate", "mean_answer_nll", "rouge_l_recall"],
-    "engine.eval.run": ["forget_token_probs"],
+PARTS = {  # module: functions timed; the parts `evaluate_state` reaches do not nest, but for
+    # rouge_l_recall (ROUGE-L components and token_level's kept-words recall)
+    "engine.eval.passes": ["prefill", "continuation_scores", "greedy_decode"],
+    "engine.eval.metrics": ["rouge_l_recall"],
+    "engine.eval.privacy": ["memorisation", "privacy_metrics", "grad_norm_scores"],
+    "engine.eval.run": ["token_level_metrics", "compute_hooks"],
 }
 
 
@@ -60,17 +62,18 @@ def wrap_parts(spent: dict) -> list[str]:
     return names
 
 
-def profile(state, spent: dict, names: list[str]) -> dict:
+def profile(state, spent: dict, names: list[str], **kw) -> dict:
+    """Seconds per part of one `evaluate_state(state, ctx, **kw)` after a warm-up call."""
     from engine.eval.run import eval_context, evaluate_state
 
     ctx = eval_context(state)
-    evaluate_state(state, ctx)  # warm-up
+    evaluate_state(state, ctx, **kw)  # warm-up
     spent.clear()
     t = time.perf_counter()
-    evaluate_state(state, ctx)
+    evaluate_state(state, ctx, **kw)
     total = time.perf_counter() - t
-    parts = {n: spent[n] for n in names if n in spent}  # the parts evaluate_state reaches do not nest
-    return {"total": total, **parts, "other": total - sum(parts.values())}
+    parts = {n: spent[n] for n in names if n in spent and n != "rouge_l_recall"}
+    return {"total": total, **parts, "other": total - sum(parts.values()), "(rouge_l_recall)": spent["rouge_l_recall"]}
 
 
 def main() -> None:
@@ -82,11 +85,14 @@ def main() -> None:
     names = wrap_parts(spent)
     from engine.train import RunConfig, prepare, short_run
 
+    rows = RunConfig().eval_rouge_rows
     cases = [("target model (step 0)", lambda: prepare(RunConfig(device="cpu"))),
              ("after a default run's 130 steps", lambda: short_run(RunConfig(device="cpu"), 130))]
     for label, make in cases:
-        row = profile(make(), spent, names)
-        print(f"{label}: " + ", ".join(f"{k} {v:.2f} s" for k, v in row.items()))
+        state = make()
+        for kind, kw in ((f"per-epoch ({rows} rows/split)", {"rouge_rows": rows}), ("full", {})):
+            row = profile(state, spent, names, **kw)
+            print(f"{label}, {kind}: " + ", ".join(f"{k} {v:.2f} s" for k, v in row.items()))
 
 
 if __name__ == "__main__":

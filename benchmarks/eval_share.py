@@ -12,9 +12,12 @@ evaluation's metrics against the values stored from the evaluation path before i
    call, timed) over the run's seconds. Target: ≤ 0.30. Without --eval-every: the default
    `RunConfig.eval_every`, and also eval_every=1 when the default is another N. The default run
    evaluates ROUGE on `RunConfig.eval_rouge_rows` seeded rows per split between step 0 and the
-   last epoch (issue 23); also printed: one per-epoch (subsampled) evaluation's seconds over the run's.
+   last epoch (issue 23); also printed: one per-epoch (subsampled) evaluation's seconds over the run's,
+   the subsampled and the full evaluations' seconds, and the seconds per part of the evaluation over
+   the whole run (`eval_profile.PARTS`: prefill, continuation scoring, greedy decode, ROUGE, ...).
 3. Subsample check: three default runs (GA, NPO, TPO + tif); at every subsampled epoch the
-   same weights are also evaluated on every row: max |MU(subsample) − MU(full)|. Target ≤ 0.02.
+   same weights are also evaluated on every row: max |MU(subsample) − MU(full)| (target ≤ 0.02)
+   and max |fact leak rate(subsample) − fact leak rate(full)|, then every epoch's pair.
 """
 from __future__ import annotations
 
@@ -23,9 +26,11 @@ import json
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
+sys.path.append(str(Path(__file__).resolve().parent))  # eval_profile (last: benchmarks/selectors.py is no stdlib)
 
 import torch  # noqa: E402
 
@@ -64,7 +69,11 @@ def share(epochs: int, eval_every: int) -> dict:
     from engine.store import Store
     from engine.train import RunConfig, loop, unlearn
 
+    from eval_profile import wrap_parts
+
     spent, sub = [], []
+    parts: dict = defaultdict(float)
+    names = wrap_parts(parts)  # seconds per part over every evaluation of the run
     real = eval_run.evaluate_state
 
     def timed(*a, **k):
@@ -81,13 +90,15 @@ def share(epochs: int, eval_every: int) -> dict:
         store = Store(Path(tmp) / "store.sqlite")
         unlearn(RunConfig(epochs=1, device="cpu", save_checkpoints=False, max_steps=1), store)  # warms the cache
         spent.clear()
+        parts.clear()
         result = unlearn(cfg, store)
     loop.evaluate_state = real
     assert result.status == "finished", result.error
     return {"run_s": result.seconds, "eval_s": sum(spent), "evaluations": len(spent),
             "eval_every": cfg.eval_every, "epochs": epochs, "share": sum(spent) / result.seconds,
             "subsampled": len(sub), "one_subsampled_s": sum(sub) / max(1, len(sub)),
-            "train_s": result.seconds - sum(spent)}
+            "train_s": result.seconds - sum(spent), "sub_s": sum(sub),
+            "parts": {n: parts[n] for n in names if n in parts}}
 
 
 def subsample_check(epochs: int) -> list[dict]:
@@ -100,12 +111,14 @@ def subsample_check(epochs: int) -> list[dict]:
     real = eval_run.evaluate_state
     out = []
     for loss, selector in (("ga", "all"), ("npo", "all"), ("tpo", "tif")):
-        pairs = []
+        pairs, leaks = [], []
 
         def both(state, ctx, *a, rouge_rows=None, **k):
             m = real(state, ctx, *a, rouge_rows=rouge_rows, **k)
             if m.get("subsampled"):
-                pairs.append((m["model_utility"], real(state, ctx)["model_utility"]))
+                full = real(state, ctx)
+                pairs.append((m["model_utility"], full["model_utility"]))
+                leaks.append((m.get("fact_leak_rate"), full.get("fact_leak_rate")))
             return m
         loop.evaluate_state = both
         try:
@@ -116,9 +129,14 @@ def subsample_check(epochs: int) -> list[dict]:
             loop.evaluate_state = real
         assert result.status == "finished", result.error
         worst = max(abs(a - b) for a, b in pairs)
+        leak = [abs(a - b) for a, b in leaks if a is not None and b is not None]
         out.append({"run": f"{loss}+{selector}", "epochs": len(pairs), "max_abs_mu_diff": worst,
-                    "pairs": pairs})
+                    "pairs": pairs, "max_abs_leak_diff": max(leak) if leak else None, "leaks": leaks})
     return out
+
+
+def _f(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
 
 
 def main() -> None:
@@ -141,12 +159,20 @@ def main() -> None:
         print(f"{label}, {s['epochs']} epochs, eval_every={n}: {s['evaluations']} evaluations (step 0 from the "
               f"cache), {s['eval_s']:.1f} s of {s['run_s']:.1f} s -> evaluation share {s['share']:.2f} (target ≤ 0.30)")
         print(f"  ROUGE subsample {RunConfig().eval_rouge_rows} rows/split: {s['subsampled']} subsampled evaluations, "
-              f"{s['one_subsampled_s']:.1f} s each = {s['one_subsampled_s'] / s['run_s']:.2f} of the run; "
+              f"{s['one_subsampled_s']:.1f} s each = {s['one_subsampled_s'] / s['run_s']:.2f} of the run, "
+              f"{s['sub_s']:.1f} s together = {s['sub_s'] / s['run_s']:.2f}; full evaluations (last, best) "
+              f"{s['eval_s'] - s['sub_s']:.1f} s = {(s['eval_s'] - s['sub_s']) / s['run_s']:.2f}; "
               f"training + loading + saving {s['train_s']:.1f} s")
+        print("  evaluation seconds by part (rouge_l_recall also inside token_level_metrics): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in s["parts"].items())
+              + f", other {s['eval_s'] - sum(v for k, v in s['parts'].items() if k != 'rouge_l_recall'):.1f}")
     if not args.skip_subsample_check:
         for r in subsample_check(args.epochs):
             print(f"subsample check {r['run']}: {r['epochs']} subsampled epochs, max |MU(sub) - MU(full)| = "
-                  f"{r['max_abs_mu_diff']:.4f} (target ≤ 0.02)")
+                  f"{r['max_abs_mu_diff']:.4f} (target ≤ 0.02); max |leak rate(sub) - leak rate(full)| = "
+                  f"{r['max_abs_leak_diff'] if r['max_abs_leak_diff'] is None else round(r['max_abs_leak_diff'], 4)}")
+            print("  per epoch (MU sub, MU full; leak sub, leak full): " + "; ".join(
+                f"{a:.4f}, {b:.4f}; {_f(c)}, {_f(d)}" for (a, b), (c, d) in zip(r["pairs"], r["leaks"])))
 
 
 if __name__ == "__main__":

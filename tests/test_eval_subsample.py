@@ -44,10 +44,12 @@ def test_forward_only_numbers_equal_the_full_protocol(target):
                                 rouge_seed=1)
     assert full.rouge_rows is None and sub.rouge_rows == 5
     assert sub.forget_quality == pytest.approx(full.forget_quality, abs=1e-9)
-    assert sub.forget_truth_ratios == pytest.approx(full.forget_truth_ratios, abs=1e-6)
+    # float32 rounding only: a subsampled pass batches the answered prompts first (fewer decode
+    # loops), so a prompt shares its batch with other rows than in the full protocol
+    assert sub.forget_truth_ratios == pytest.approx(full.forget_truth_ratios, rel=1e-5, abs=1e-6)
     for key, value in full.components.items():
         if "rouge" not in key:
-            assert sub.components[key] == pytest.approx(value, abs=1e-6), key
+            assert sub.components[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
         else:
             assert 0.0 <= sub.components[key] <= 1.0
 
@@ -87,5 +89,5 @@ def test_run_records_full_points_at_step0_best_and_last(tmp_path, one_thread):
     for epoch, m in rec.items():
         full = epoch in (0, 3, best)
         assert m["subsampled"] is (not full), (epoch, best, m["subsampled"])
-        assert ("rouge_rows" in m) is (not full)
+        assert ("rouge_rows" in m) is (not full) and ("eval_new_tokens" in m) is (not full)
     assert [m["subsampled"] for m in result.history] == [rec[m["epoch"]]["subsampled"] for m in result.history]

@@ -103,7 +103,11 @@ def show(run: RunRecord) -> str:
     lines.append("| epoch | step | " + " | ".join(cols) + " |")  # names, as in the CSV and --best-metric
     lines.append("|---" * (len(cols) + 2) + "|")
     for m in rows:
-        lines.append(f"| {m.get('epoch')} | {m.get('step')} | " + " | ".join(_fmt(m.get(k)) for k in cols) + " |")
+        epoch = f"{m.get('epoch')}*" if m.get("subsampled") else m.get("epoch")  # footnote below
+        lines.append(f"| {epoch} | {m.get('step')} | " + " | ".join(_fmt(m.get(k)) for k in cols) + " |")
+    if any(m.get("subsampled") for m in rows):
+        lines.append("* subsampled: generation-based numbers (ROUGE, leak / answered / kept-words rates) on "
+                     "the seeded rows of each split only; every forward-only number on every row")
     for kind, ck in run.checkpoints.items():
         lines.append(f"{kind} checkpoint (epoch {ck.epoch}): {ck.path}")
     return "\n".join(lines)

@@ -136,7 +136,16 @@ def format_epoch(m: dict, protocol: str | None = None) -> str:
     beside = {"forget_quality": f" ({protocol}, n = {m.get('forget_rows')})"} if protocol else {}
     return f"epoch {m['epoch']:>2}  " + "  ".join(
         f"{metric.name.replace('_probability', '_prob')} {_fmt(m.get(metric.name))}{beside.get(metric.name, '')}"
-        for metric in shown("headline") if metric.name in m and metric.name != "train_loss")
+        for metric in shown("headline") if metric.name in m and metric.name != "train_loss") + subsample_note(m)
+
+
+def subsample_note(m: dict) -> str:
+    """'  [subsampled: …]' for an epoch whose generation-based numbers (ROUGE, leak / answered /
+    kept-words rates) come from the seeded subsample (`RunConfig.eval_rouge_rows`), else ''."""
+    if not m.get("subsampled"):
+        return ""
+    cap = f", answers ≤ {m['eval_new_tokens']} tokens" if m.get("eval_new_tokens") else ""
+    return f"  [subsampled: generations on {m.get('rouge_rows')} rows/split{cap}]"
 
 
 CANCEL_NOTICE = "cancelling: the run stops before its next step (press Ctrl-C again to stop at once)"

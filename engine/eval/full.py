@@ -33,6 +33,16 @@ def rouge_subsample(samples: list[Sample], size: int | None, seed: int = 0) -> l
     return [samples[i] for i in keep]
 
 
+def answer_token_cap(tokenizer, samples: list[Sample]) -> int:
+    """The data's answer length in tokens: the longest reference answer of `samples` (`encode`'s
+    tokens of the answer) + 1 for its closing EOS; 1 for no samples. A greedy answer cut there
+    still has room for every reference token (ROUGE-L recall = LCS / reference length)."""
+    if not samples:
+        return 1
+    ids = tokenizer([s.answer for s in samples], add_special_tokens=False)["input_ids"]
+    return max(len(i) for i in ids) + 1
+
+
 def eval_subset(samples: list[Sample], size: int) -> list[Sample]:
     """An evenly spaced, deterministic subset (TOFU also evaluates utility on a retain subset)."""
     if size <= 0 or len(samples) <= size:
@@ -53,6 +63,7 @@ class EvalReport:
     extra: dict[str, float | None] = field(default_factory=dict)  # memorisation, MIA, registered hooks
     forget_generations: dict[str, str] | None = None  # question → greedy answer (engine.eval.token_level)
     rouge_rows: int | None = None  # ROUGE on this many seeded rows per split (`rouge_subsample`); None: all
+    new_tokens: int | None = None  # the greedy answers' length cap this evaluation used
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,13 +114,18 @@ def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndar
 
     rouge_rows: generate greedy answers (the ROUGE-L components) for only `rouge_subsample(split,
     rouge_rows, rouge_seed)` of each split; probabilities and truth ratios (forward passes only,
-    so FQ is exact) stay on every row. None: every row (the full protocol)."""
+    so FQ is exact) stay on every row, and every greedy answer stops at `answer_token_cap` (the
+    longest reference answer of the evaluated splits + EOS) when that is below max_new_tokens
+    (`EvalReport.new_tokens` says which). None: every row, max_new_tokens (the full protocol)."""
     splits = eval_splits(bench, retain_size)
     holdout = bench.eval_split("holdout")
     generated = {key: rouge_subsample(samples, rouge_rows, rouge_seed) for key, _, samples in splits}
     questions = [s.question for key, _, _ in splits for s in generated[key]]
     pairs = [p for _, kind, samples in splits for p in metrics.split_pairs(samples, kind)]
     pairs += [(s.question, s.answer) for s in also_score]
+    sub = rouge_rows if rouge_rows is not None and any(len(generated[k]) < len(v) for k, _, v in splits) else None
+    if sub is not None:  # a per-epoch point: answers no longer than the data's
+        max_new_tokens = min(max_new_tokens, answer_token_cap(tokenizer, [s for _, _, v in splits for s in v]))
     outputs = passes.run(model, tokenizer, questions, pairs, max_new_tokens, batch_size, progress,
                          stats=privacy.pairs(splits[0][2]))
     if holdout:  # a pass of its own: the batches above, and so every digit of their numbers, stay as they were
@@ -148,10 +164,10 @@ def evaluate_and_score(model, tokenizer, bench: Benchmark, reference_tr: np.ndar
     mia_values, mia_notes = privacy.privacy_metrics(outputs, forget_samples, holdout, retain_mia, norms)
     extra.update(mia_values)
     notes += mia_notes
-    sub = rouge_rows if rouge_rows is not None and any(len(generated[k]) < len(v) for k, _, v in splits) else None
     report = EvalReport(fq, metrics.model_utility(comps), comps, None if forget is None else forget.truth_ratios, notes,
-                        rouge_rows=sub, extra=extra, forget_generations={s.question: outputs.generations[s.question]
-                                                         for s in forget_samples if s.question in outputs.generations})
+                        rouge_rows=sub, new_tokens=max_new_tokens, extra=extra,
+                        forget_generations={s.question: outputs.generations[s.question]
+                                            for s in forget_samples if s.question in outputs.generations})
     if hooks:
         report.extra.update(compute_hooks(MetricInput(model, tokenizer, bench, report.values())))
     return report, [outputs.nll[(s.question, s.answer)] for s in also_score]

@@ -67,10 +67,20 @@ def _rouge_scorer():
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _rouge_tokens(text: str) -> tuple[str, ...]:
+    """rouge-score's tokens of `text` (lower-cased, Porter-stemmed): what `RougeScorer.score` makes
+    of each text, kept across calls (the references, and most answers, are the same every epoch)."""
+    return tuple(_rouge_scorer()._tokenizer.tokenize(text))
+
+
 def rouge_l_recall(predictions: list[str], references: list[str]) -> np.ndarray:
-    """ROUGE-L recall of each prediction against its reference (rouge-score, stemmer on)."""
-    scorer = _rouge_scorer()
-    return np.array([scorer.score(ref, pred)["rougeL"].recall for pred, ref in zip(predictions, references)])
+    """ROUGE-L recall of each prediction against its reference (rouge-score, stemmer on):
+    `RougeScorer.score(ref, pred)['rougeL'].recall`, its LCS on memoised tokens (`_rouge_tokens`)."""
+    from rouge_score.rouge_scorer import _score_lcs
+
+    return np.array([_score_lcs(list(_rouge_tokens(ref)), list(_rouge_tokens(pred))).recall
+                     for pred, ref in zip(predictions, references)])
 
 
 # ---------------------------------------------------------------- batched model work (engine.eval.passes)

@@ -16,7 +16,7 @@ differ by rounding only (tests/test_eval_cost.py checks both; the evaluation's m
 """
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -24,6 +24,7 @@ import torch
 from transformers import DynamicCache
 
 from ..models.loading import model_context
+from ..prompts import format_of
 from ..tokens import Batch, encode, eval_mode, iter_batches, per_token_nll, prompt_ids
 
 
@@ -144,13 +145,12 @@ def greedy_decode(model, prompts: Prompts, rows: list[int], max_new_tokens: int,
     (kept), or after `max_new_tokens`. One token per step on the KV cache; a row that has produced
     EOS leaves the batch (HF `generate` would keep feeding it padding: the other rows' tokens are the same)."""
     device = prompts.ids.device
-    stop = torch.tensor([eos_id] if isinstance(eos_id, int) else list(eos_id), device=device)
     index = torch.tensor(rows, device=device)
     cache, mask, pos = prompts.cache(model, index), prompts.mask[index], prompts.positions[index, -1]
     logits = prompts.last_logits[index]  # (b, V)
     alive = list(range(len(rows)))  # output row of each batch row
     out: list[list[int]] = [[] for _ in rows]
-    stops = torch.tensor([eos_id] if isinstance(eos_id, int) else list(eos_id), device=device)
+    stop = torch.tensor([eos_id] if isinstance(eos_id, int) else list(eos_id), device=device)
     for step in range(max_new_tokens):
         nxt = logits.argmax(-1)  # (b,)
         for r, t in zip(alive, nxt.tolist()):
@@ -180,22 +180,21 @@ class Outputs:
     stats: dict[tuple[str, str], TokenStats] = field(default_factory=dict)  # the pairs `run` was asked `stats` for
 
 
-@torch.no_grad()
-def run(model, tokenizer, generate: list[str], score: list[tuple[str, str]], max_new_tokens: int = 64,
-        batch_size: int = 64, progress: Callable[[int, int], None] | None = None,
-        stats: list[tuple[str, str]] = ()) -> Outputs:
-    """Greedy answers to the questions `generate` and per-token NLLs of the (question, text) pairs
-    `score`, each distinct prompt run once (`prefill`), in batches of `batch_size` prompts sorted by
-    length; each batch's texts are scored in batches of `batch_size` rows sorted by length.
+_WORK: OrderedDict = OrderedDict()  # (tokenizer id, prompt format, questions, pairs) -> (tokenizer, work)
+_WORK_ENTRIES = 8  # a run's per-epoch, full and holdout passes, with room to spare
 
-    Tokenisation is `prompt_ids`' for generation and `encode`'s for scoring (a pair's prompt is the
-    prompt part of its own `prompt + text + EOS` row, so joint formats stay exact). Prompts that
-    are the same token ids run once. progress(done, total): distinct questions whose prompts have
-    all run. stats: pairs (scored too) whose `TokenStats` are also wanted (`Outputs.stats`)."""
-    out = Outputs()
-    want = set(stats)
-    generate, score = list(dict.fromkeys(generate)), list(dict.fromkeys([*score, *stats]))
-    work: dict[tuple[int, ...], tuple[list, list]] = {}  # prompt ids -> (questions to answer, (pair, text ids))
+
+def _work(tokenizer, generate: list[str], score: list[tuple[str, str]]) -> dict[tuple[int, ...], tuple[list, list]]:
+    """Prompt ids -> (questions to answer, [(pair, text ids)]): `prompt_ids`' tokens of each
+    question to answer, `encode`'s of each scored pair split at its prompt. Tokenisation does not
+    change between a run's evaluations, so the last few are kept (keyed by the tokenizer object,
+    held by the entry so that its id stays its own, the prompt format's key and the inputs); callers
+    only read the result."""
+    key = (id(tokenizer), format_of(tokenizer).key(tokenizer), tuple(generate), tuple(score))
+    if key in _WORK:
+        _WORK.move_to_end(key)
+        return _WORK[key][1]
+    work: dict[tuple[int, ...], tuple[list, list]] = {}
     for q, ids in zip(generate, prompt_ids(tokenizer, generate) if generate else []):
         work.setdefault(tuple(ids), ([], []))[0].append(q)
     for chunk in iter_batches(score, 256):  # encode's padded tensors stay small
@@ -204,7 +203,33 @@ def run(model, tokenizer, generate: list[str], score: list[tuple[str, str]], max
             row = enc.input_ids[i, :int(enc.attention_mask[i].sum())].tolist()
             p = enc.prompt_lengths[i]
             work.setdefault(tuple(row[:p]), ([], []))[1].append((pair, row[p:]))
-    batches = list(iter_batches(sorted(work, key=len), batch_size))
+    _WORK[key] = (tokenizer, work)
+    while len(_WORK) > _WORK_ENTRIES:
+        _WORK.popitem(last=False)
+    return work
+
+
+@torch.no_grad()
+def run(model, tokenizer, generate: list[str], score: list[tuple[str, str]], max_new_tokens: int = 64,
+        batch_size: int = 64, progress: Callable[[int, int], None] | None = None,
+        stats: list[tuple[str, str]] = ()) -> Outputs:
+    """Greedy answers to the questions `generate` and per-token NLLs of the (question, text) pairs
+    `score`, each distinct prompt run once (`prefill`), in batches of `batch_size` prompts sorted by
+    length, the prompts that are answered before the score-only ones (fewer decode loops); each
+    batch's texts are scored in batches of `batch_size` rows sorted by length. Tokenisation comes
+    from `_work` (kept between a run's evaluations).
+
+    Tokenisation is `prompt_ids`' for generation and `encode`'s for scoring (a pair's prompt is the
+    prompt part of its own `prompt + text + EOS` row, so joint formats stay exact). Prompts that
+    are the same token ids run once. progress(done, total): distinct questions whose prompts have
+    all run. stats: pairs (scored too) whose `TokenStats` are also wanted (`Outputs.stats`)."""
+    out = Outputs()
+    want = set(stats)
+    work = _work(tokenizer, list(dict.fromkeys(generate)), list(dict.fromkeys([*score, *stats])))
+    # prompts with a question to answer first (shortest first), then the score-only ones: a subsampled
+    # evaluation's few greedy rows share as few batches (decode loops) as they can; when every prompt
+    # is answered (the full protocol) this is the plain length order
+    batches = list(iter_batches(sorted(work, key=lambda k: (not work[k][0], len(k))), batch_size))
     last_batch = {}  # question -> the batch after which all of its prompts have run
     for b, keys in enumerate(batches):
         for key in keys:

@@ -185,4 +185,5 @@ def evaluate_state(state: State, ctx: EvalContext, step0: bool = False, progress
     m["subsampled"] = getattr(report, "rouge_rows", None) is not None
     if m["subsampled"]:
         m["rouge_rows"] = report.rouge_rows
+        m["eval_new_tokens"] = report.new_tokens  # the greedy answers' cap on this subsampled point
     return m

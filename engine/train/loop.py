@@ -223,7 +223,8 @@ def _full_best(state: State, ctx, store, run_id: int, history: list[dict], epoch
                 params[n].copy_(w)
     i = next(i for i, m in enumerate(history) if m["epoch"] == epoch)
     history[i] = {**history[i], **full, "subsampled": False}
-    history[i].pop("rouge_rows", None)
+    for key in ("rouge_rows", "eval_new_tokens"):  # the subsampled point's own keys
+        history[i].pop(key, None)
     store.replace_epoch_metrics(run_id, epoch, history[i])
 
 
