@@ -12,7 +12,7 @@ Compared: that peak against the plan's total minus the terms already resident be
 (the weights). Training cases measure the first step, when gradients and AdamW states appear.
 
     python benchmarks/memory_plan.py [--family gpt2|llama] [--sizes 1M,10M,100M[,135M]] [--seq 64]
-                                     [--batch 8] [--cases TEXT[,TEXT]] [--markdown FILE]
+                                     [--batch 8] [--cases TEXT ...] [--markdown FILE]
 
 Target: every ratio estimate / measured within 0.75–1.25.
 """
@@ -218,8 +218,8 @@ def main() -> None:
     ap.add_argument("--probe", type=int, default=2, help="DTO probe batch measured")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--family", default="gpt2", choices=("gpt2", "llama"))
-    ap.add_argument("--cases", default=None, help="only the cases whose label contains one of these "
-                    "comma-separated texts")
+    ap.add_argument("--cases", action="append", default=None, help="only the cases whose label contains "
+                    "this text (repeat for several)")
     ap.add_argument("--terms", action="store_true", help="print each estimate's terms (MiB)")
     ap.add_argument("--markdown", default=None)
     a = ap.parse_args()
@@ -228,7 +228,7 @@ def main() -> None:
     print(rows[0]), print(rows[1])
     worst = 0.0
     t0 = time.time()
-    wanted = a.cases.split(",") if a.cases else None
+    wanted = a.cases
     for size in (a.sizes or DEFAULT_SIZES[a.family]).split(","):
         model = make_model(size, "cpu", a.family)
         shape = ModelShape.from_model(model)
