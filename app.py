@@ -22,7 +22,7 @@ import gradio as gr  # noqa: E402
 
 from engine.resolve import data_choices, model_choices  # noqa: E402
 from tokenviz import CHIPS_CSS, SCALES  # noqa: E402
-from ui import compare_tab, edit_tab, explore_tab, run_tab  # noqa: E402
+from ui import compare_tab, edit_tab, explore_tab, model_setup, run_tab  # noqa: E402
 from ui.chips_js import APP_CSS, SHORTCUTS_JS  # noqa: E402
 from ui.context import (DEFAULT_DATA, DEFAULT_MODEL, AppContext, choose_prompt_format,  # noqa: E402
                         prompt_format_choice, prompt_format_line, prompt_format_options, remember_retain, retain_box)
@@ -52,6 +52,8 @@ def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | No
             scale = gr.Radio(list(SCALES), value="rank", label="colour scale", elem_id="top-scale", scale=0,
                              min_width=160, info="rank: within the row (default) · raw: the score itself")
         prompt_line = gr.Markdown(elem_id="top-prompt-format")
+        smol = model_setup.SmolSetup()
+        model_setup.build(smol, model, viewer)
         top = {"model": model, "data": data, "retain": retain, "scale": scale}
         with gr.Tabs():
             with gr.Tab("Explore", id="explore"):
@@ -74,6 +76,7 @@ def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | No
         retain.submit(partial(remember_retain, ctx), [model, data, retain], None, api_visibility="undocumented")
         model.change(partial(prompt_format_line, ctx), model, prompt_line, api_visibility="undocumented")
         demo.load(partial(prompt_format_line, ctx), model, prompt_line, api_visibility="undocumented")
+        demo.load(model_setup.refresh_models, None, model, api_visibility="undocumented")
         for event in (model.change, demo.load):
             event(partial(prompt_format_choice, ctx), model, prompt_pick, api_visibility="undocumented")
         prompt_pick.input(partial(choose_prompt_format, ctx), [model, prompt_pick], prompt_line,
@@ -87,6 +90,7 @@ def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | No
         compare_tab_block.select(**compare["refresh"], api_visibility="undocumented")
         edit["mask_set"].change(edit["choices"], edit["mask_set"], run["mask_set"], api_visibility="undocumented")
     demo.wb_context = ctx  # for tests and benchmarks
+    demo.wb_smol_setup = smol  # the model bar's SmolLM2 setup (tests set its command)
     if viewer:
         from ui.access import guard_viewer
 

@@ -144,15 +144,15 @@ def memory_cases(model, device: str, seq: int, batch: int, probe: int) -> list[d
 
 
 def plan_version() -> str:
-    """The last commit of engine/memory_plan.py (git), '+changes' when the file differs from it."""
+    """The last commit of engine/memory_plan/ (git), '+changes' when the package differs from it."""
     import subprocess
 
     def git(*cmd):
         return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, timeout=10)
 
     try:
-        commit = git("log", "-1", "--format=%h", "--", "engine/memory_plan.py").stdout.strip() or "unknown"
-        return commit + ("+changes" if git("diff", "--quiet", "HEAD", "--", "engine/memory_plan.py").returncode else "")
+        commit = git("log", "-1", "--format=%h", "--", "engine/memory_plan").stdout.strip() or "unknown"
+        return commit + ("+changes" if git("diff", "--quiet", "HEAD", "--", "engine/memory_plan").returncode else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

@@ -1,5 +1,7 @@
-"""The memory plan's estimates (`engine/memory_plan.py`) against measured peaks, per method, on
-random-initialised GPT-2 models of ~1M, ~10M and ~100M parameters (fp32, CPU).
+"""The memory plan's estimates (`engine/memory_plan/`) against measured peaks, per method, on
+random-initialised GPT-2 models of ~1M, ~10M and ~100M parameters (fp32, CPU); `--family llama`:
+Llama-style models of the same sizes and the real SmolLM2-135M-Instruct (`135M`, the converted
+model of `python -m engine setup --model smollm2`, loaded in fp32).
 
 Measured: the peak of the running sum of tensor allocations and frees that the torch profiler
 records (`profile_memory=True`, its raw allocation events, see `peak_bytes`) during one call,
@@ -9,8 +11,8 @@ the memory allocated before the call.
 Compared: that peak against the plan's total minus the terms already resident before the call
 (the weights). Training cases measure the first step, when gradients and AdamW states appear.
 
-    python benchmarks/memory_plan.py [--sizes 1M,10M,100M] [--seq 64] [--batch 8] [--device cpu]
-                                     [--markdown FILE]
+    python benchmarks/memory_plan.py [--family gpt2|llama] [--sizes 1M,10M,100M[,135M]] [--seq 64]
+                                     [--batch 8] [--cases TEXT ...] [--markdown FILE]
 
 Target: every ratio estimate / measured within 0.75–1.25.
 """
@@ -33,6 +35,8 @@ from engine.tokens import Batch, forward_logits, kl_ref, per_token_nll  # noqa: 
 
 # name: (vocab, hidden, layers, heads)
 SIZES = {"1M": (2048, 128, 4, 4), "10M": (8192, 256, 10, 4), "100M": (32000, 768, 12, 12)}
+REAL = {"135M": "smollm2"}  # llama family only: a real model by its built-in name (engine.resolve)
+DEFAULT_SIZES = {"gpt2": "1M,10M,100M", "llama": "1M,10M,100M,135M"}
 
 
 def peak_bytes(fn, device: str) -> int:
@@ -75,6 +79,8 @@ def make_model(size: str, device: str, family: str = "gpt2"):
     I = 8H/3 rounded to 16 and H_kv = H/2: grouped-query attention), fp32, no dropout."""
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
+    if size in REAL:
+        return real_model(size, device, family)
     vocab, hidden, layers, heads = SIZES[size]
     torch.manual_seed(0)
     if family == "llama":
@@ -85,6 +91,22 @@ def make_model(size: str, device: str, family: str = "gpt2"):
     cfg = GPT2Config(vocab_size=vocab, n_positions=256, n_embd=hidden, n_layer=layers, n_head=heads,
                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
     return GPT2LMHeadModel(cfg).to(device)
+
+
+def real_model(size: str, device: str, family: str):
+    """The real model `REAL[size]` (fp32, eval mode); SystemExit naming the setup command when it
+    is not set up. Only in the llama family (SmolLM2 is a LlamaForCausalLM)."""
+    from engine.resolve import SETUP_HINT, real_models
+
+    name = REAL[size]
+    if family != "llama":
+        raise SystemExit(f"--sizes {size}: {name} is a Llama-family model; use --family llama")
+    path = real_models()[name]
+    if not path.is_dir():
+        raise SystemExit(f"{name} is not set up: run `{SETUP_HINT[name]}` first (see README)")
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).to(device).eval()
 
 
 def make_batch(vocab: int, rows: int, seq: int, device: str) -> Batch:
@@ -137,11 +159,11 @@ def train_step(model, batch: Batch, loss: str, retain: Batch | None = None, refe
         model.activation_checkpointing_disable()
 
 
-def cases(size: str, seq: int, batch: int, probe: int):
+def cases(vocab: int, seq: int, batch: int, probe: int):
     """(label, estimate terms, fn) per method; fn runs the method once on a fresh model state."""
-    s_batch = make_batch(SIZES[size][0], batch, seq, "cpu")
-    retain = make_batch(SIZES[size][0], batch, seq, "cpu")
-    probe_rows = make_batch(SIZES[size][0], probe, seq, "cpu")
+    s_batch = make_batch(vocab, batch, seq, "cpu")
+    retain = make_batch(vocab, batch, seq, "cpu")
+    probe_rows = make_batch(vocab, probe, seq, "cpu")
     args = (probe_rows.input_ids, probe_rows.label_mask, probe_rows.answer_mask)
 
     def forward(m):
@@ -189,13 +211,15 @@ def cases(size: str, seq: int, batch: int, probe: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="1M,10M,100M")
+    ap.add_argument("--sizes", default=None, help="comma-separated; default 1M,10M,100M (gpt2), "
+                    "1M,10M,100M,135M (llama; 135M: SmolLM2-135M-Instruct, set up first)")
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--probe", type=int, default=2, help="DTO probe batch measured")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--family", default="gpt2", choices=("gpt2", "llama"))
-    ap.add_argument("--cases", default=None, help="only the cases whose label contains this text")
+    ap.add_argument("--cases", action="append", default=None, help="only the cases whose label contains "
+                    "this text (repeat for several)")
     ap.add_argument("--terms", action="store_true", help="print each estimate's terms (MiB)")
     ap.add_argument("--markdown", default=None)
     a = ap.parse_args()
@@ -204,11 +228,12 @@ def main() -> None:
     print(rows[0]), print(rows[1])
     worst = 0.0
     t0 = time.time()
-    for size in a.sizes.split(","):
+    wanted = a.cases
+    for size in (a.sizes or DEFAULT_SIZES[a.family]).split(","):
         model = make_model(size, "cpu", a.family)
         shape = ModelShape.from_model(model)
-        for label, estimate, fn in cases(size, a.seq, a.batch, a.probe):
-            if a.cases and a.cases not in label:
+        for label, estimate, fn in cases(model.config.vocab_size, a.seq, a.batch, a.probe):
+            if wanted and not any(w in label for w in wanted):
                 continue
             terms = estimate(shape)
             est = sum(terms.values()) - terms["weights"]  # the weights are resident before the call

@@ -8,13 +8,14 @@ model run on every forget batch). One peer step is what Trainer's inner loop doe
 zero_grad. The engine's step is `engine.train.step` on a `prepare`d state (its NPO reference NLL
 is cached before training, no second model).
 
-Same weights (the built-in target model), same forget (and retain) batch, same lr, batch size and
+Same weights (the built-in target model, or `--model`, e.g. `smollm2` once set up), same forget (and retain) batch, same lr, batch size and
 clipping. The two are timed alternately, one step each per round, so both medians come from the
 same stretch of machine load; the first `--warmup` rounds are dropped. Peak memory: cuda,
 max_memory_allocated above the memory allocated before the step; CPU, the torch profiler's peak
 of tensor allocations (benchmarks/memory_plan.py `peak_bytes`).
 
     python benchmarks/peer_step.py [--rounds 20] [--warmup 3] [--batch-size 8] [--threads 2]
+                                   [--model demo] [--data demo]
 """
 from __future__ import annotations
 
@@ -99,8 +100,8 @@ def peer_step(trainer, inputs: dict) -> None:
 
 
 def compare(loss: str, cls, a, out: str) -> dict:
-    cfg = RunConfig(loss=loss, selector="all", batch_size=a.batch_size, epochs=1, save_checkpoints=False,
-                    device=a.device)
+    cfg = RunConfig(model=a.model, data=a.data, loss=loss, selector="all", batch_size=a.batch_size, epochs=1,
+                    save_checkpoints=False, device=a.device)
     state = prepare(cfg)
     micro = plan_epoch(state, 0)[0]
     _, forget, retain = micro[0]
@@ -135,6 +136,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--model", default="demo", help="built-in name or HF directory (e.g. smollm2)")
+    ap.add_argument("--data", default="demo", help="built-in data name (e.g. tofu/forget01)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     print("| loss | engine ms | peer ms | engine/peer time | engine peak MiB | peer peak MiB | engine/peer memory |")

@@ -22,7 +22,8 @@ import pytest
 # as read-only in ui/access.READ_ONLY refuses, these included)
 WRITING = ["run_start", "run_stop", "mask_set_create", "mask_set_duplicate", "mask_set_rename", "mask_set_delete",
            "mask_set_import", "mask_set_bulk", "masks_import", "edit_apply", "review_accept", "review_next",
-           "rules_add_target", "rules_add_never", "rules_remove", "retain_model_set", "fit_atwu"]
+           "rules_add_target", "rules_add_never", "rules_remove", "retain_model_set", "fit_atwu",
+           "smollm2_setup"]
 READING = ["explore_render", "compare_refresh", "run_status", "mask_sets"]
 
 

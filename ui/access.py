@@ -43,6 +43,7 @@ READ_ONLY = frozenset({
     "ui.leak_panel.LeakHandlers.check", "ui.leak_panel.LeakHandlers.target_choices",
     "ui.compare_tab.CompareHandlers.refresh", "ui.compare_tab.CompareHandlers.references",
     "ui.compare_tab.CompareHandlers.csv", "ui.compare_tab.CompareHandlers.before_after",
+    "ui.model_setup.poll", "ui.model_setup.refresh_models",
 })
 
 

@@ -32,6 +32,27 @@ def store_location() -> Path:
     return Path(env).expanduser() if env else paths.store_path()
 
 
+def run_with_progress(command, update, env: dict | None = None) -> None:
+    """Run `command` (an `engine setup … --progress-lines` child, in the repository root) and pass
+    each `progress <fraction> <message>` line of its stdout to update(fraction, message).
+    RuntimeError with the last non-empty line of its stderr (the CLI's `error: …`) when it fails.
+    env: the child's environment (default: this process's, so the same WORKBENCH_HOME)."""
+    cmd = list(command)
+    proc = subprocess.Popen(cmd, cwd=paths.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"})
+    err: list[str] = []
+    drain = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)  # a full stderr pipe
+    drain.start()  # (transformers' progress bars) would otherwise block the child
+    for line in proc.stdout:
+        if line.startswith(PROGRESS_PREFIX):
+            fraction, _, message = line[len(PROGRESS_PREFIX):].rstrip("\n").partition(" ")
+            update(float(fraction), message)
+    drain.join()
+    if proc.wait() != 0:
+        lines = [x.strip() for x in "".join(err).replace("\r", "\n").splitlines() if x.strip()]
+        raise RuntimeError(lines[-1] if lines else f"`{' '.join(cmd[1:])}` exited with {proc.returncode}")
+
+
 class Bootstrap:
     """Progress of building the built-in models: `python -m engine setup --progress-lines` in a
     child process, read by a thread. The child has its own interpreter, so the build (tiny models:
@@ -71,17 +92,7 @@ class Bootstrap:
 
     def _build_in_child(self) -> None:
         """Run the CLI's setup in a child process (same WORKBENCH_HOME) and relay its progress lines."""
-        cmd = list(self.command)
-        proc = subprocess.Popen(cmd, cwd=paths.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        for line in proc.stdout:
-            if line.startswith(PROGRESS_PREFIX):
-                fraction, _, message = line[len(PROGRESS_PREFIX):].rstrip("\n").partition(" ")
-                self.update(float(fraction), message)
-        err = proc.stderr.read()
-        if proc.wait() != 0:
-            lines = [x for x in err.strip().splitlines() if x.strip()]
-            raise RuntimeError(lines[-1] if lines else f"`{' '.join(cmd[1:])}` exited with {proc.returncode}")
+        run_with_progress(self.command, self.update)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the build is over (or `timeout` seconds); True when it is."""
