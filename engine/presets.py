@@ -30,12 +30,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from . import paths
 from .data.tofu_builtin import load_tofu
+from .preset_paths import PRESET, RETAIN_NAME, TARGET_NAME, is_done, model_paths, preset_dir  # noqa: F401 (re-exported)
 
 Progress = Callable[[float, str], None]
-PRESET = "smollm2-tofu"
-TARGET_NAME, RETAIN_NAME = PRESET, f"{PRESET}-retain"
 PHASES = ("model", "target", "retain", "eval", "memorise", "pair")
 PHASE_SHARE = {"model": 0.03, "target": 0.42, "retain": 0.25, "eval": 0.2, "memorise": 0.08, "pair": 0.02}
 
@@ -64,20 +62,6 @@ PLANS = {
     "cpu": Plan("cpu", "tofu/forget10-dev", 120),
     "gpu": Plan("gpu", "tofu/forget10", None, batch_size=8, grad_accum=4),
 }
-
-
-def preset_dir(name: str = PRESET) -> Path:
-    return paths.home() / "presets" / name
-
-
-def model_paths(name: str = PRESET) -> dict[str, Path]:
-    """{short model name: directory} of the preset's pair."""
-    d = preset_dir(name)
-    return {TARGET_NAME: d / "target", RETAIN_NAME: d / "retain"}
-
-
-def is_done(name: str = PRESET) -> bool:
-    return (preset_dir(name) / "preset.json").is_file()
 
 
 def plan_benchmark(plan: Plan):
@@ -143,7 +127,7 @@ def _evaluate(label: str, out: Path, bench, plan: Plan, device: str, progress: P
 
 def _memorise(out: Path, bench, plan: Plan, device: str) -> dict:
     from .models import load_model
-    from .models.memorisation import memorisation
+    from .eval.memorisation import memorisation
 
     result = {}
     for label, splits in (("target", ("forget", "retain")), ("retain", ("forget", "retain"))):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from engine.masks import label_mask_to_spans, leak_check
+from engine.eval.leak_check import leak_check
+from engine.masks import label_mask_to_spans
 from engine.resolve import canonical_data
 
 from .context import AppContext, fail, message_of, ok

@@ -106,7 +106,7 @@ def _fresh_model(args, tok, n_ctx):
 def _train(args, label, stages, tok, n_ctx, settings, out: Path, forget):
     """Train one model through its stages [(name, samples)]; the stop rule applies to the last."""
     from ..models.finetune import train_causal_lm
-    from ..models.memorisation import teacher_forced_top1
+    from ..eval.memorisation import teacher_forced_top1
 
     model = _fresh_model(args, tok, n_ctx)
     device = next(model.parameters()).device
@@ -163,7 +163,7 @@ def run(args) -> int:
 
     from ..models import load_model
     from ..models.finetune import save_hf
-    from ..models.memorisation import memorisation
+    from ..eval.memorisation import memorisation
     from ..resolve import load_data
 
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """`leak-check`: does a model (the target, or a run's checkpoint) still say the forget targets?
 
 Greedy answers to every forget question, and whether each target span's text occurs in them
-(exact and normalised match), per sample and as one leak rate (see `engine.masks.leak_check`).
+(exact and normalised match), per sample and as one leak rate (see `engine.eval.leak_check`).
 Targets: the data's ground-truth spans (default), a span file (`--spans`), or a stored mask set
 (`--mask-set`, its token masks turned into character spans); `--rules FILE` applies phrase rules
 on top of whichever of these is chosen.
@@ -124,7 +124,7 @@ def _rate(x) -> str:
 
 def run(args) -> int:
     from .. import paths
-    from ..masks import leak_check
+    from ..eval.leak_check import leak_check
     from ..models import load_model
     from ..resolve import load_data, model_path
     from ..store import Store
