@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .data import Benchmark, DataError, load_benchmark
-from .data.tofu_builtin import DATA_NAMES as TOFU_NAMES
-from .data.tofu_builtin import is_tofu_name, load_tofu
+from .data.tofu_builtin import DATA_NAMES as TOFU_NAMES, is_tofu_name, load_tofu
 from .models.builtin import ensure_builtin
 from .models.smollm2 import NAME as SMOLLM2_NAME, model_dir as smollm2_dir
 from .preset_paths import RETAIN_NAME, TARGET_NAME, model_paths
@@ -55,7 +54,7 @@ def model_path(spec: str, progress=None) -> Path:
     if spec in SETUP_HINT:
         path = real_models()[spec]
         if not (path / "config.json").is_file():
-            from .models import ModelLoadError
+            from .models import ModelLoadError  # deferred: torch
 
             raise ModelLoadError(f"{spec}: not set up yet; run `{SETUP_HINT[spec]}` first")
         return path

@@ -13,6 +13,7 @@ import pandas as pd
 
 from engine.eval.leak_check import leak_check
 from engine.masks import label_mask_to_spans
+from engine.prompts import generation_length
 from engine.resolve import canonical_data
 
 from .context import AppContext, fail, message_of, ok
@@ -58,7 +59,6 @@ class LeakHandlers:
             if ck is None:
                 raise ValueError(f"run {run_id} has no {kind} checkpoint")
             model, data = run.config.get("model", "demo"), run.config.get("data", "demo")
-            from engine.prompts import generation_length
 
             limit = max(1, int(limit or 1))
             tokens = int(max_new_tokens) if max_new_tokens and int(max_new_tokens) > 0 else generation_length(data)
