@@ -312,7 +312,7 @@ def _loader_fault(path: Path, info: dict, model) -> bool:
 def load_adapter_model(path: str | Path, device: str = "auto", dtype=None):
     """(model, tokenizer): the base model (`loading.load_model`, every safety check) with the adapter
     applied (safetensors only), in eval mode; the tokenizer saved beside the adapter."""
-    from peft import PeftModel  # optional and heavy: only for an adapter
+    from peft import PeftModel  # deferred: peft (only for an adapter)
 
     path = Path(path)
     if not (path / "adapter_model.safetensors").is_file():
