@@ -40,15 +40,19 @@ def room_of(module: str) -> str | None:
     return None
 
 
-def resolve(module: str, is_pkg: bool, node: ast.ImportFrom) -> list[str]:
-    """Absolute names a `from … import …` refers to (the module, and module.name for each name)."""
+def resolve(root: Path, module: str, is_pkg: bool, node: ast.ImportFrom) -> list[str]:
+    """Absolute modules a `from … import …` depends on: `pkg.name` for each name that is a
+    submodule, and the module itself when some name is not (an attribute of it)."""
     if node.level:
         base = module.split(".") if is_pkg else module.split(".")[:-1]
         base = base[:len(base) - (node.level - 1)]
         target = ".".join(base + ([node.module] if node.module else []))
     else:
         target = node.module or ""
-    return [target] + [f"{target}.{a.name}" for a in node.names]
+    folder = root.joinpath(*target.split("."))
+    subs = [f"{target}.{a.name}" for a in node.names
+            if (folder / f"{a.name}.py").is_file() or (folder / a.name / "__init__.py").is_file()]
+    return subs + ([target] if len(subs) < len(node.names) else [])
 
 
 def imports_of(root: Path, path: Path) -> list[tuple[str, int, bool]]:
@@ -64,7 +68,7 @@ def imports_of(root: Path, path: Path) -> list[tuple[str, int, bool]]:
             if isinstance(child, ast.Import):
                 out.extend((a.name, child.lineno, in_func) for a in child.names)
             elif isinstance(child, ast.ImportFrom):
-                out.extend((n, child.lineno, in_func) for n in resolve(module, is_pkg, child))
+                out.extend((n, child.lineno, in_func) for n in resolve(root, module, is_pkg, child))
             visit(child, inner)
     visit(tree, False)
     return out

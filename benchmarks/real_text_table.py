@@ -38,7 +38,7 @@ def memorisation_of(model_dir: Path, model, tok, samples, max_new_tokens: int, m
         if target and target.get("samples") == len(samples):
             info = json.loads((model_dir / "finetune.json").read_text()) if (model_dir / "finetune.json").is_file() else {}
             return {**target, "source": str(report), "epochs": info.get("epochs"), "settings": d.get("settings")}
-    from engine.models.memorisation import memorisation, teacher_forced_top1
+    from engine.eval.memorisation import memorisation, teacher_forced_top1
 
     if not measure:
         return {"samples": len(samples), "top1": teacher_forced_top1(model, tok, samples), "source": "measured here"}

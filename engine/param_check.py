@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -151,8 +152,6 @@ def check_finite_positive(value: float | None, flag: str) -> None:
 
 def check_device(device: str, flag: str = "--device") -> str:
     """auto, cpu, cuda or cuda:N (mps when torch has it); ValueError naming the choices otherwise."""
-    import re
-
     if device in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", device or ""):
         return device
     raise ValueError(f"{flag} must be auto, cpu, cuda, cuda:N or mps, got {device!r}")

@@ -26,13 +26,13 @@ def parse_params(items: list[str] | str | None, flag: str = "--param") -> dict:
 def parse_selector_params(items: list[str] | str | None, selector: str, flag: str = "--param",
                           in_run: bool = False) -> dict:
     """`parse_params`, then each value checked against the selector's signature (type, range)."""
-    from .selectors import check_selector_params  # torch-heavy: only where parameters are checked
+    from .selectors import check_selector_params  # deferred: torch (only where parameters are checked)
 
     return check_selector_params(selector, parse_params(items, flag), in_run=in_run)
 
 
 def parse_loss_params(items: list[str] | str | None, loss: str, flag: str = "--loss-param") -> dict:
     """`parse_params`, then each value checked against the loss's signature (type, range)."""
-    from .losses import check_loss_params  # torch-heavy: only where parameters are checked
+    from .losses import check_loss_params  # deferred: torch (only where parameters are checked)
 
     return check_loss_params(loss, parse_params(items, flag))

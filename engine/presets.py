@@ -30,12 +30,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from . import paths
+from .atomic import write_text_atomic
 from .data.tofu_builtin import load_tofu
+from .preset_paths import PRESET, RETAIN_NAME, TARGET_NAME, is_done, model_paths, preset_dir  # noqa: F401 (re-exported)
 
 Progress = Callable[[float, str], None]
-PRESET = "smollm2-tofu"
-TARGET_NAME, RETAIN_NAME = PRESET, f"{PRESET}-retain"
 PHASES = ("model", "target", "retain", "eval", "memorise", "pair")
 PHASE_SHARE = {"model": 0.03, "target": 0.42, "retain": 0.25, "eval": 0.2, "memorise": 0.08, "pair": 0.02}
 
@@ -66,20 +65,6 @@ PLANS = {
 }
 
 
-def preset_dir(name: str = PRESET) -> Path:
-    return paths.home() / "presets" / name
-
-
-def model_paths(name: str = PRESET) -> dict[str, Path]:
-    """{short model name: directory} of the preset's pair."""
-    d = preset_dir(name)
-    return {TARGET_NAME: d / "target", RETAIN_NAME: d / "retain"}
-
-
-def is_done(name: str = PRESET) -> bool:
-    return (preset_dir(name) / "preset.json").is_file()
-
-
 def plan_benchmark(plan: Plan):
     """The plan's Benchmark: its data name, the retain split cut to the first `retain_rows` rows, and
     model utility evaluated on the same questions of retain_perturbed (TOFU's first rows of full.json)."""
@@ -93,7 +78,7 @@ def plan_benchmark(plan: Plan):
 
 def train_settings(plan: Plan, rows: int):
     """TrainSettings for `rows` training rows: warm-up = `warmup_epochs` epochs of optimiser steps."""
-    from .models.finetune import TrainSettings
+    from .models.finetune import TrainSettings  # deferred: torch
 
     steps_per_epoch = math.ceil(math.ceil(rows / plan.batch_size) / plan.grad_accum)
     return TrainSettings(epochs=plan.epochs, lr=plan.lr, weight_decay=plan.weight_decay, batch_size=plan.batch_size,
@@ -109,18 +94,16 @@ class _Phases:
         self.times = json.loads(self.path.read_text()) if self.path.is_file() else {}
 
     def record(self, phase: str, seconds: float) -> None:
-        from .atomic import write_text_atomic
-
         self.times[phase] = round(self.times.get(phase, 0.0) + seconds, 1)
         write_text_atomic(self.path, json.dumps(self.times, indent=1))
 
 
 def _train(label: str, base: Path, samples, plan: Plan, out: Path, progress: Progress, share: tuple[float, float],
            device: str) -> None:
-    import torch
+    import torch  # deferred: torch
 
-    from .models import load_model
-    from .models.finetune import save_hf, settings_dict, train_causal_lm
+    from .models import load_model  # deferred: torch
+    from .models.finetune import save_hf, settings_dict, train_causal_lm  # deferred: torch
 
     model, tok = load_model(base, device, dtype=torch.float32)  # fp32 master weights
     settings = train_settings(plan, len(samples))
@@ -131,8 +114,8 @@ def _train(label: str, base: Path, samples, plan: Plan, out: Path, progress: Pro
 
 def _evaluate(label: str, out: Path, bench, plan: Plan, device: str, progress: Progress,
               share: tuple[float, float]) -> dict:
-    from .eval.full import evaluate, reference_truth_ratios
-    from .models import load_model
+    from .eval.full import evaluate, reference_truth_ratios  # deferred: torch
+    from .models import load_model  # deferred: torch
 
     ref = reference_truth_ratios(out / "retain", bench, device)
     model, tok = load_model(out / label, device)
@@ -142,8 +125,8 @@ def _evaluate(label: str, out: Path, bench, plan: Plan, device: str, progress: P
 
 
 def _memorise(out: Path, bench, plan: Plan, device: str) -> dict:
-    from .models import load_model
-    from .models.memorisation import memorisation
+    from .models import load_model  # deferred: torch
+    from .eval.memorisation import memorisation  # deferred: torch
 
     result = {}
     for label, splits in (("target", ("forget", "retain")), ("retain", ("forget", "retain"))):
@@ -155,7 +138,7 @@ def _memorise(out: Path, bench, plan: Plan, device: str) -> dict:
 
 
 def _bar() -> Progress:
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # deferred: tqdm
 
     bar = tqdm(total=1000, desc=PRESET, unit="‰", smoothing=0.05)
 
@@ -170,8 +153,7 @@ def _bar() -> Progress:
 def run_preset(plan: Plan, gguf: str | None = None, device: str = "auto", progress: Progress | None = None,
                name: str = PRESET) -> dict:
     """Run (or resume) every phase; return the summary written to `preset.json`."""
-    from .atomic import write_text_atomic
-    from .models.smollm2 import ensure_smollm2
+    from .models.smollm2 import ensure_smollm2  # deferred: torch
 
     out = preset_dir(name)
     say = progress or _bar()
@@ -238,7 +220,7 @@ def run_preset(plan: Plan, gguf: str | None = None, device: str = "auto", progre
 
 def default_plan(device: str = "auto") -> Plan:
     """'gpu' when CUDA is used, else 'cpu'."""
-    from .models import pick_device
+    from .models import pick_device  # deferred: torch
 
     return PLANS["gpu" if pick_device(device).startswith("cuda") else "cpu"]
 

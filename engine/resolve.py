@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .data import Benchmark, DataError, load_benchmark
-from .data.tofu_builtin import DATA_NAMES as TOFU_NAMES
-from .data.tofu_builtin import is_tofu_name, load_tofu
+from .data.tofu_builtin import DATA_NAMES as TOFU_NAMES, is_tofu_name, load_tofu
 from .model_dirs import MODEL_NAMES
 from .models.builtin import ensure_builtin
+from .models.smollm2 import NAME as SMOLLM2_NAME, model_dir as smollm2_dir
+from .preset_paths import RETAIN_NAME, TARGET_NAME, model_paths
 
 DATA_NAMES = ("demo", "demo/forget01", "demo/forget05", "demo/forget10")
 
@@ -28,10 +29,7 @@ def model_choices() -> list[str]:
 def real_models() -> dict[str, Path]:
     """{name: directory} of the real-model built-ins: `smollm2` (the converted base model) and the
     preset's pair `smollm2-tofu` / `smollm2-tofu-retain` (engine.presets)."""
-    from .models.smollm2 import NAME, model_dir
-    from .presets import model_paths
-
-    return {NAME: model_dir(), **model_paths()}
+    return {SMOLLM2_NAME: smollm2_dir(), **model_paths()}
 
 
 SETUP_HINT = {"smollm2": "python -m engine setup --model smollm2",
@@ -56,7 +54,7 @@ def model_path(spec: str, progress=None) -> Path:
     if spec in SETUP_HINT:
         path = real_models()[spec]
         if not (path / "config.json").is_file():
-            from .models import ModelLoadError
+            from .models import ModelLoadError  # deferred: torch
 
             raise ModelLoadError(f"{spec}: not set up yet; run `{SETUP_HINT[spec]}` first")
         return path
@@ -78,8 +76,6 @@ def retain_model_for(model_spec: str, data_spec: str, store=None) -> str | None:
         return remembered
     if data_spec == "demo" or data_spec.startswith("demo/"):
         return "demo-retain"
-    from .presets import RETAIN_NAME, TARGET_NAME  # presets import this module
-
     if is_tofu_name(data_spec) and model_spec in (TARGET_NAME, RETAIN_NAME):
         return RETAIN_NAME
     return None

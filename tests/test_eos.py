@@ -40,7 +40,7 @@ def test_greedy_answer_stops_at_a_second_eos_id(tiny_model, builtin_tokenizer, o
     generations are the same cut answers."""
     from engine.data import Sample
     from engine.eval.metrics import greedy_generate
-    from engine.masks.leak_check import leak_check
+    from engine.eval.leak_check import leak_check
     from engine.tokens import prompt_ids
 
     tok, model = builtin_tokenizer, copy.deepcopy(tiny_model)

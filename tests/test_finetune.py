@@ -8,7 +8,7 @@ from engine.data import Sample
 from engine.data.synthetic import generate
 from engine.models.builtin import train_tokenizer
 from engine.models.finetune import TrainSettings, context_length, epoch_batches, tiny_gpt2, train_causal_lm
-from engine.models.memorisation import teacher_forced_top1
+from engine.eval.memorisation import teacher_forced_top1
 
 
 def _tiny_setup(n=12):

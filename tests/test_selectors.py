@@ -223,7 +223,7 @@ def test_auroc_and_precision_recall_by_hand():
 def test_selector_report_on_the_builtin_model(builtin, tmp_path, monkeypatch):
     from engine.models import load_model
     from engine.resolve import load_data
-    from engine.weights import atwu
+    from engine.selectors import atwu_scorer as atwu
 
     monkeypatch.setattr(atwu, "scorer_dir", lambda: tmp_path)  # a workbench where no scorer was fitted yet
 

@@ -41,7 +41,7 @@ def workdirs(tmp_path, monkeypatch):
     """Runs and ATWU scorers go to a temporary directory; a fresh store there."""
     from engine import paths
     from engine.store import Store
-    from engine.weights import atwu
+    from engine.selectors import atwu_scorer as atwu
 
     runs = tmp_path / "runs"
     scorers = tmp_path / "atwu"
@@ -117,7 +117,7 @@ def test_atwu_selector_needs_a_fitted_scorer(tmp_path, monkeypatch):
     from engine.selectors import select
     from engine.selectors.base import SelectorUnavailable
     from engine.train import fit_atwu_scorer
-    from engine.weights import atwu
+    from engine.selectors import atwu_scorer as atwu
 
     monkeypatch.setattr(atwu, "scorer_dir", lambda: tmp_path)
     model, tok = load_model(model_path("demo"), "cpu")

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hmac
+import inspect
 import ipaddress
 import os
 import socket
@@ -51,8 +52,6 @@ def handler_name(fn: Callable | None) -> str:
     """'module.qualname' of an event's function (through functools.partial); a wrapper closing
     over functions names them too, 'wrapper(module.qualname)', so wrapping a writer in a
     read-only wrapper's name does not let it through."""
-    import inspect
-
     base = fn
     while hasattr(base, "func"):
         base = base.func
@@ -131,7 +130,7 @@ def check_exposure(host: str, logins: list[tuple[str, str]]) -> None:
 
 def _refuse(name: str) -> Callable:
     def refused(*args, **kwargs):
-        import gradio as gr
+        import gradio as gr  # deferred: gradio
 
         raise gr.Error(f"{VIEWER_REFUSAL} ({name.rsplit('.', 1)[-1]})")
     refused.__name__ = "viewer_refused"

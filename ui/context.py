@@ -17,9 +17,10 @@ from tqdm.auto import tqdm
 from engine import paths
 from engine.cli.setup import PROGRESS_PREFIX
 from engine.explore import ExploreService
-from engine.masks.service import MaskSets
 from engine.jobs import JobManager
+from engine.masks.service import MaskSets
 from engine.models.builtin import builtin_is_current, ensure_builtin
+from engine.prompts import check_format, choose_format, family_format, family_names, format_of, model_key
 from engine.store import Store
 
 DEFAULT_MODEL = "demo"
@@ -151,7 +152,7 @@ class AppContext:
         remember_prompt_formats(store)  # the prompt formats chosen per model in the model bar
         store.mark_stale_runs()  # runs of a server that died are 'interrupted', not 'running' forever
         if not store.read_only:
-            from engine.train.leftovers import clean_leftovers
+            from engine.train.leftovers import clean_leftovers  # deferred: torch
 
             clean_leftovers(store)  # a killed run's <kind>.tmp folders (issue 25)
         explore = ExploreService(device=device)
@@ -199,7 +200,7 @@ def message_of(err: BaseException) -> str:
 
 def retain_box(ctx: "AppContext", model: str, data: str) -> str:
     """The retain model remembered for (model, data), else the built-in pairing, else blank."""
-    from engine.resolve import retain_model_for
+    from engine.resolve import retain_model_for  # deferred: torch
 
     try:
         return retain_model_for(model, data, ctx.store) or ""
@@ -218,15 +219,11 @@ MODEL_OWN = "model's own"  # the prompt-format picker's entry for "no choice: th
 
 def prompt_format_options() -> list[str]:
     """The prompt-format picker's entries: the model's own format, then every family (engine.prompts)."""
-    from engine.prompts import family_names
-
     return [MODEL_OWN, *family_names()]
 
 
 def remember_prompt_formats(store: Store) -> None:
     """Apply every prompt format the store remembers (engine.prompts.choose_format), at app start."""
-    from engine.prompts import choose_format
-
     for model, name in store.prompt_format_choices().items():
         try:
             choose_format(model, name)
@@ -236,8 +233,7 @@ def remember_prompt_formats(store: Store) -> None:
 
 def prompt_format_choice(ctx: "AppContext", model: str) -> str:
     """The picker's value for `model`: the stored choice, else the model's own."""
-    from engine.prompts import model_key
-    from engine.resolve import MODEL_NAMES, model_path
+    from engine.resolve import MODEL_NAMES, model_path  # deferred: torch
 
     if model in MODEL_NAMES and not ctx.bootstrap.done:
         return MODEL_OWN
@@ -250,9 +246,8 @@ def prompt_format_choice(ctx: "AppContext", model: str) -> str:
 def choose_prompt_format(ctx: "AppContext", model: str, name: str) -> str:
     """Store `name` as `model`'s prompt format (MODEL_OWN forgets the choice), apply it to every
     later load, drop the loaded models so Explore re-scores under it; the new line (or the problem)."""
-    from engine.models.loading import load_tokenizer
-    from engine.prompts import check_format, choose_format, family_format, model_key
-    from engine.resolve import model_path
+    from engine.models.loading import load_tokenizer  # deferred: torch
+    from engine.resolve import model_path  # deferred: torch
 
     name = "" if not name or name == MODEL_OWN else name
     try:
@@ -270,9 +265,8 @@ def choose_prompt_format(ctx: "AppContext", model: str, name: str) -> str:
 
 def prompt_format_line(ctx: "AppContext", model: str) -> str:
     """One read-only line: the model's prompt format (engine.prompts), or why it is not known yet."""
-    from engine.models.loading import load_tokenizer
-    from engine.prompts import format_of
-    from engine.resolve import MODEL_NAMES, model_path
+    from engine.models.loading import load_tokenizer  # deferred: torch
+    from engine.resolve import MODEL_NAMES, model_path  # deferred: torch
 
     if model in MODEL_NAMES and not ctx.bootstrap.done:
         return "prompt format: plain (built-in; models still building)"

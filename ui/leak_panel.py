@@ -11,7 +11,9 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from engine.masks import label_mask_to_spans, leak_check
+from engine.eval.leak_check import leak_check
+from engine.masks import label_mask_to_spans
+from engine.prompts import generation_length
 from engine.resolve import canonical_data
 
 from .context import AppContext, fail, message_of, ok
@@ -57,7 +59,6 @@ class LeakHandlers:
             if ck is None:
                 raise ValueError(f"run {run_id} has no {kind} checkpoint")
             model, data = run.config.model, run.config.data
-            from engine.prompts import generation_length
 
             limit = max(1, int(limit or 1))
             tokens = int(max_new_tokens) if max_new_tokens and int(max_new_tokens) > 0 else generation_length(data)

@@ -12,13 +12,16 @@ import os
 import sys
 from pathlib import Path
 
+from ..atomic import write_text_atomic
+from ..data.tofu_layout import roles_help
 from ..params import parse_params  # noqa: F401  (the commands import it from here)
-from .errors import UserError  # noqa: F401  (the commands import it from here)
+from . import prompt_format
+from .checks import check_not_symlink
+from .errors import UserError, describe  # noqa: F401  (the commands import UserError from here)
+from .prompt_format import applied
 
 COMMANDS = ["setup", "finetune", "eval", "score", "selector-report", "unlearn", "runs", "fit-scorer", "leak-check",
             "export", "masks"]
-
-from ..data.tofu_layout import roles_help
 
 NAMES_HELP = f"""built-in names:
   models: demo (target model), demo-retain (retain model), or a local HF model directory
@@ -40,7 +43,6 @@ def check_output(path: str | None, flag: str) -> None:
         return
     target = Path(path).expanduser()
     folder = target.parent
-    from .checks import check_not_symlink
 
     check_not_symlink(path, flag)  # an atomic write would replace the link itself: left alone, refused
     if target.is_dir():
@@ -54,15 +56,11 @@ def check_output(path: str | None, flag: str) -> None:
 def write_json(path: str | None, payload: dict) -> None:
     """Write payload to `path` as JSON when a path is given (atomically: whole or absent)."""
     if path:
-        from ..atomic import write_text_atomic
-
         write_text_atomic(Path(path).expanduser(), json.dumps(payload, indent=2))
         print(f"wrote {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import prompt_format
-
     parser = argparse.ArgumentParser(prog="python -m engine", description="Token-level unlearning workbench.",
                                      epilog=NAMES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true",
@@ -83,12 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command behind the error boundary (`engine.cli.errors`): bad input is one line
     and exit 2, a store or OS failure one line and exit 1, Ctrl-C "cancelled" and exit 130;
     `--debug` (or WORKBENCH_DEBUG=1) lets the traceback through instead."""
-    import os
-
-    from .errors import describe
-
-    from .prompt_format import applied
-
     args = build_parser().parse_args(argv)
     if args.debug or os.environ.get("WORKBENCH_DEBUG") == "1":
         with applied(args):

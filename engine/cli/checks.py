@@ -29,8 +29,8 @@ def check_model_arg(spec: str | None, flag: str) -> None:
     checked at load), before anything is recorded."""
     if not spec:
         return
-    from ..models.loading import ModelLoadError, check_model_dir
-    from ..resolve import model_path
+    from ..models.loading import ModelLoadError, check_model_dir  # deferred: torch
+    from ..resolve import model_path  # deferred: torch
 
     try:
         check_model_dir(Path(model_path(spec)))
@@ -56,7 +56,7 @@ def check_scorer_params(params: dict, flag: str = "--param") -> None:
         if path.suffix != ".safetensors":
             raise UserError(f"{where}: not a saved ATWU scorer (expected a *.safetensors file from `fit-scorer`)")
         try:
-            from safetensors import safe_open
+            from safetensors import safe_open  # deferred: safetensors
 
             with safe_open(str(path), "pt") as fh:
                 list(fh.keys())

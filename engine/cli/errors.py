@@ -11,6 +11,11 @@ import errno
 import sqlite3
 from pathlib import Path
 
+from .. import paths
+from ..data import DataError
+from ..store import StoreError
+from ..store.db import classify_sqlite_error
+
 class UserError(Exception):
     """An error caused by the user's input: printed as one line, exit code 2."""
 
@@ -42,11 +47,8 @@ def describe_os_error(err: OSError) -> str:
 def describe_store_error(err: sqlite3.Error, store: str | Path | None) -> str:
     """One line for an SQLite failure, naming the store file and what to do."""
     if store is None:
-        from .. import paths
-
         store = paths.store_path()
     text = str(err)
-    from ..store.db import classify_sqlite_error
 
     kind = classify_sqlite_error(err)
     if kind == "corrupt":
@@ -70,10 +72,7 @@ def describe_store_error(err: sqlite3.Error, store: str | Path | None) -> str:
 
 def describe(err: BaseException, store: str | Path | None = None) -> tuple[str, int]:
     """(message, exit code) for an exception that reached the CLI."""
-    from ..data import DataError
-    from ..models import ModelLoadError
-
-    from ..store import StoreError
+    from ..models import ModelLoadError  # deferred: torch
 
     if isinstance(err, StoreError):  # already one line naming the store and what to do
         return str(err), err.exit_code

@@ -1,7 +1,12 @@
 """`eval`: forget quality, model utility and their components for one model on one benchmark."""
 from __future__ import annotations
 
+from .. import paths
+from ..data.tofu_layout import PROTOCOL_SETTINGS
 from ..eval.registry import METRICS
+from ..param_check import check_device, check_positive_int
+from ..prompts import generation_length
+from ..store import Store
 from . import check_output, write_json
 
 NAME = "eval"
@@ -43,33 +48,25 @@ def format_report(report, protocol: str | None = None, n: int | None = None) -> 
 def paired_store():
     """The workbench's store when it exists (its remembered retain-model pairings), else None;
     `eval` creates no store."""
-    from .. import paths
-    from ..store import Store
-
     path = paths.store_path()
     return Store(path, create=False) if path.is_file() else None
 
 
 def run(args) -> int:
-    from ..eval.full import evaluate, reference_mia, reference_truth_ratios
-    from ..models import load_model
-    from ..resolve import load_data, model_path, retain_model_for
-
-    from ..param_check import check_device, check_positive_int
-
-    from ..prompts import generation_length
+    from ..eval.full import evaluate, reference_mia, reference_truth_ratios  # deferred: torch
+    from ..models import load_model  # deferred: torch
+    from ..resolve import load_data, model_path, retain_model_for  # deferred: torch
 
     args.max_new_tokens = generation_length(args.data) if args.max_new_tokens is None else args.max_new_tokens
     check_positive_int(args.max_new_tokens, "--max-new-tokens")
     check_device(args.device)
     check_output(args.json, "--json")
-    from ..data.tofu_layout import PROTOCOL_SETTINGS
 
     bench = load_data(args.data, protocol=getattr(args, "protocol", None))
     batch = PROTOCOL_SETTINGS.get(bench.protocol, {}).get("eval_batch_size", 64)
     n = len(bench.eval_split("forget"))
     model, tok = load_model(model_path(args.model), args.device)
-    from ..context import check_fits
+    from ..context import check_fits  # deferred: torch
 
     for split in ("forget", "retain", "real_authors", "world_facts"):
         check_fits(tok, bench.split(split), f"{split} samples")

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from .. import tokens
+from ..data import Sample
 from . import UserError
+from .checks import check_lora, check_out_folder
 
 NAME = "finetune"
 HELP = ("fine-tune a target model (forget + retain = TOFU's full.json) and a retain model "
@@ -50,7 +53,7 @@ def add_arguments(p) -> None:
 
 
 def _settings(args, tiny: bool):
-    from ..models.finetune import TrainSettings
+    from ..models.finetune import TrainSettings  # deferred: torch
 
     accum = max(1, args.effective_batch // args.batch_size)
     return TrainSettings(epochs=args.epochs or (20 if tiny else 5), lr=args.lr or (3e-3 if tiny else 1e-5),
@@ -68,9 +71,8 @@ def _all_texts(bench) -> list[tokens.Batch]:
 def _tiny_tokenizer(bench, vocab_size: int):
     """A BPE tokenizer on every text of the data; context = the longest question + any answer
     variant + EOS, rounded up to 64, plus room for `--max-new-tokens` is not reserved (answers only)."""
-    from ..data import Sample
-    from ..models.builtin import train_tokenizer
-    from ..models.finetune import context_length
+    from ..models.builtin import train_tokenizer  # deferred: torch
+    from ..models.finetune import context_length  # deferred: torch
 
     samples = _all_texts(bench)
     texts = [t for s in samples for t in (s.question, s.answer, s.paraphrased_answer or "", *s.perturbed_answers)]
@@ -83,19 +85,19 @@ def _tiny_tokenizer(bench, vocab_size: int):
 
 
 def _fresh_model(args, tok, n_ctx):
-    from ..models import load_model
-    from ..models.finetune import tiny_gpt2
+    from ..models import load_model  # deferred: torch
+    from ..models.finetune import tiny_gpt2  # deferred: torch
 
     if args.base == TINY:
         model = tiny_gpt2(tok, n_ctx)
     else:
-        import torch
+        import torch  # deferred: torch
 
         model, _ = load_model(args.base, args.device, dtype=torch.float32)  # fp32 master weights
     if args.lora:
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig, get_peft_model  # deferred: peft
 
-        from ..models import model_loading
+        from ..models import model_loading  # deferred: torch
 
         with model_loading():  # LoRA's init uses torch.nn.init, which a concurrent load patches
             model = get_peft_model(model, LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.0,
@@ -105,13 +107,13 @@ def _fresh_model(args, tok, n_ctx):
 
 def _train(args, label, stages, tok, n_ctx, settings, out: Path, forget):
     """Train one model through its stages [(name, samples)]; the stop rule applies to the last."""
-    from ..models.finetune import train_causal_lm
-    from ..models.memorisation import teacher_forced_top1
+    from ..models.finetune import train_causal_lm  # deferred: torch
+    from ..eval.memorisation import teacher_forced_top1  # deferred: torch
 
     model = _fresh_model(args, tok, n_ctx)
     device = next(model.parameters()).device
     if args.base == TINY:
-        from ..models import pick_device
+        from ..models import pick_device  # deferred: torch
 
         device = pick_device(args.device)
         model.to(device)
@@ -146,7 +148,7 @@ def training_plans(bench, general: list, staged: bool) -> dict[str, list[tuple[s
 
 
 def _bar(label):
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # deferred: tqdm
 
     bar = tqdm(total=1000, desc=label, unit="‰")
 
@@ -159,12 +161,10 @@ def _bar(label):
 
 
 def run(args) -> int:
-    from dataclasses import asdict
-
-    from ..models import load_model
-    from ..models.finetune import save_hf
-    from ..models.memorisation import memorisation
-    from ..resolve import load_data
+    from ..models import load_model  # deferred: torch
+    from ..models.finetune import save_hf  # deferred: torch
+    from ..eval.memorisation import memorisation  # deferred: torch
+    from ..resolve import load_data  # deferred: torch
 
     started = time.perf_counter()
     wanted = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -172,7 +172,6 @@ def run(args) -> int:
         raise UserError(f"--models {args.models!r}: use target, retain or target,retain")
     if args.base != TINY and not Path(args.base).is_dir():
         raise UserError(f"--base {args.base}: not a model directory (or '{TINY}')")
-    from .checks import check_lora, check_out_folder
 
     check_lora(args.lora_r, args.lora_alpha)
     check_out_folder(args.out)
@@ -184,7 +183,7 @@ def run(args) -> int:
     if tiny:
         tok, n_ctx = _tiny_tokenizer(bench, args.vocab_size)
     else:
-        from ..models.loading import load_tokenizer
+        from ..models.loading import load_tokenizer  # deferred: torch
 
         tok, n_ctx = load_tokenizer(args.base), None
     settings = _settings(args, tiny)

@@ -15,10 +15,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from tqdm.auto import tqdm
-    from transformers.utils import logging as hf_logging
+    from tqdm.auto import tqdm  # deferred: tqdm
+    from transformers.utils import logging as hf_logging  # deferred: transformers
 
-    from ..train import fit_atwu_scorer
+    from ..train import fit_atwu_scorer  # deferred: torch
 
     hf_logging.disable_progress_bar()  # no per-file loading / saving bars between ours
     bar = tqdm(total=args.steps, desc="fitting the ATWU scorer", unit="step")

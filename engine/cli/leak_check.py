@@ -1,7 +1,7 @@
 """`leak-check`: does a model (the target, or a run's checkpoint) still say the forget targets?
 
 Greedy answers to every forget question, and whether each target span's text occurs in them
-(exact and normalised match), per sample and as one leak rate (see `engine.masks.leak_check`).
+(exact and normalised match), per sample and as one leak rate (see `engine.eval.leak_check`).
 Targets: the data's ground-truth spans (default), a span file (`--spans`), or a stored mask set
 (`--mask-set`, its token masks turned into character spans); `--rules FILE` applies phrase rules
 on top of whichever of these is chosen.
@@ -11,7 +11,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from . import UserError, write_json
+from .. import paths
+from ..fingerprint import tokenizer_fingerprint
+from ..masks.interop import match_records, record_spans
+from ..param_check import check_positive_int
+from ..prompts import generation_length
+from ..store import Store
+from . import UserError, check_output, write_json
 
 NAME = "leak-check"
 HELP = "greedy answers to the forget questions: how many target spans a model still says (leak rate)"
@@ -39,10 +45,9 @@ def add_arguments(p) -> None:
 
 def _mask_set_spans(ms, samples) -> tuple[list, object]:
     """Character spans of a stored mask set's per-sample masks (checked against tokenizer and text)."""
-    from ..fingerprint import tokenizer_fingerprint
-    from ..masks import label_mask_to_spans, label_offsets
-    from ..models import load_tokenizer
-    from ..resolve import model_path
+    from ..masks import label_mask_to_spans, label_offsets  # deferred: numpy
+    from ..models import load_tokenizer  # deferred: torch
+    from ..resolve import model_path  # deferred: torch
 
     tok = load_tokenizer(model_path(ms.model))
     if tokenizer_fingerprint(tok) != ms.tokenizer_fingerprint:
@@ -61,8 +66,7 @@ def target_spans(args, samples, store, model_spec: str) -> tuple[list, str]:
         load_rules,
         read_span_file,
         spans_to_label_mask,
-    )
-    from ..masks.interop import match_records, record_spans
+    )  # deferred: numpy
 
     tok = None
     if args.spans:
@@ -80,8 +84,8 @@ def target_spans(args, samples, store, model_spec: str) -> tuple[list, str]:
     if args.rules:
         rules = load_rules(args.rules)
         if tok is None:
-            from ..models import load_tokenizer
-            from ..resolve import model_path
+            from ..models import load_tokenizer  # deferred: torch
+            from ..resolve import model_path  # deferred: torch
 
             tok = load_tokenizer(model_path(model_spec))
         offsets = label_offsets(tok, samples)
@@ -123,13 +127,9 @@ def _rate(x) -> str:
 
 
 def run(args) -> int:
-    from .. import paths
-    from ..masks import leak_check
-    from ..models import load_model
-    from ..resolve import load_data, model_path
-    from ..store import Store
-
-    from . import check_output
+    from ..eval.leak_check import leak_check  # deferred: torch
+    from ..models import load_model  # deferred: torch
+    from ..resolve import load_data, model_path  # deferred: torch
 
     check_output(args.json, "--json")
     check_output(args.csv, "--csv")
@@ -142,8 +142,6 @@ def run(args) -> int:
     samples = bench.forget[:args.limit] if args.limit else bench.forget
     spans, source = target_spans(args, samples, store, model_spec)
     model, tok = load_model(model_path(model_spec), args.device)
-    from ..param_check import check_positive_int
-    from ..prompts import generation_length
 
     tokens = args.max_new_tokens if args.max_new_tokens is not None else generation_length(data_spec or "demo")
     check_positive_int(tokens, "--max-new-tokens")

@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 
 from .. import paths
+from ..atomic import write_text_atomic
+from ..masks.rules import Rule
+from ..store import Store
 from . import UserError, check_output
 
 NAME = "masks"
@@ -44,10 +47,8 @@ def _need(value, flag: str, action: str):
 
 
 def run(args) -> int:
-    from ..explore import ExploreService
-    from ..masks.rules import Rule
-    from ..masks.service import MaskSets
-    from ..store import Store
+    from ..explore import ExploreService  # deferred: torch
+    from ..masks.service import MaskSets  # deferred: torch
 
     if args.export:
         check_output(_need(args.json, "--json FILE", "--export"), "--json")
@@ -70,8 +71,6 @@ def run(args) -> int:
         rule, written = masks.remove_rule(args.remove_rule, number - 1)
         print(f"rule {rule.phrase!r} removed: {len(written)} sample(s) changed")
     elif args.export:
-        from ..atomic import write_text_atomic
-
         write_text_atomic(Path(args.json).expanduser(), json.dumps(masks.export(args.export), indent=1))
         print(f"wrote {args.json}")
     elif args.import_file:

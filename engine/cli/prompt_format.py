@@ -8,15 +8,19 @@ loads, checkpoints included (it replaces the format recorded beside them, for th
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import sys
 from pathlib import Path
+
+from .. import paths
+from ..prompts import choose_format, clear_choices, family_names, force_format, restore_choices, saved_choices
+from ..store import Store, StoreError
+from .errors import UserError
 
 COMMANDS = {"finetune", "eval", "score", "selector-report", "unlearn", "fit-scorer", "leak-check", "export"}
 
 
 def add_argument(parser) -> None:
-    from ..prompts import family_names
-
     parser.add_argument("--prompt-format", default=None, metavar="NAME",
                         help="prompt format for every model this command loads, instead of the one recorded beside "
                              "it, chosen in the app or found for its family: " + ", ".join(family_names()))
@@ -26,8 +30,6 @@ def add_argument(parser) -> None:
 def applied(args):
     """`apply` for the command, then this process's choices as they were before it (tests and the app
     run commands in-process)."""
-    from ..prompts import restore_choices, saved_choices
-
     before = saved_choices()
     try:
         apply(args)
@@ -38,9 +40,6 @@ def applied(args):
 
 def apply(args) -> None:
     """Reset this process's choices, then load the store's and the flag's (UserError: an unknown name)."""
-    from ..prompts import clear_choices, force_format
-    from .errors import UserError
-
     clear_choices()
     if not hasattr(args, "prompt_format"):  # a command that loads no model
         return
@@ -54,12 +53,6 @@ def apply(args) -> None:
 def _remember_stored(store: str | None) -> None:
     """`choose_format` for every choice in the store; a store that will not open is skipped (the
     command reports it itself when it needs the store)."""
-    import sqlite3
-
-    from .. import paths
-    from ..prompts import choose_format
-    from ..store import Store, StoreError
-
     path = Path(store).expanduser() if store else paths.store_path()
     if not path.is_file():
         return

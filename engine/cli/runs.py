@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from .. import atomic, paths
+from ..atomic import replace_atomic
 from ..eval.registry import DEFAULT_BEST, METRICS, shown
 from ..run_config import RunConfig
 from ..store import RunRecord, Store
@@ -117,7 +118,6 @@ def export_csv(store, run_id: int, path: str) -> None:
     """One row per epoch (run_id, epoch, step, every metric; nested keys dotted)."""
     rows = store.run_metrics_rows(run_id)
     keys = ["run_id", "epoch", "step"] + sorted({k for r in rows for k in r} - {"run_id", "epoch", "step"})
-    from ..atomic import replace_atomic
 
     def write(tmp) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:

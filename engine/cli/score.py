@@ -1,7 +1,12 @@
 """`score`: one selector's per-token scores and default mask on the forget samples."""
 from __future__ import annotations
 
+import warnings
+
+from ..param_check import check_device, check_positive_int
+from ..params import parse_selector_params
 from . import UserError, check_output, write_json
+from .checks import check_scorer_params
 
 NAME = "score"
 HELP = "per-token scores and default mask of one selector on the forget samples (* = target)"
@@ -23,11 +28,9 @@ def add_arguments(p) -> None:
 
 def sample_rows(name: str, model, tokenizer, samples, params: dict, batch_size: int) -> list[dict]:
     """Per sample: its uid, question, answer tokens (text), scores and mask over the answer tokens."""
-    import warnings
-
-    from ..explore.fit import sample_fits
-    from ..selectors import select
-    from ..tokens import encode_samples, iter_batches
+    from ..explore.fit import sample_fits  # deferred: torch
+    from ..selectors import select  # deferred: torch
+    from ..tokens import encode_samples, iter_batches  # deferred: torch
 
     rows = []
     for chunk in iter_batches(samples, batch_size):
@@ -49,12 +52,9 @@ def sample_rows(name: str, model, tokenizer, samples, params: dict, batch_size: 
 
 
 def run(args) -> int:
-    from ..models import load_model
-    from ..resolve import load_data, model_path
-    from ..selectors import get_selector
-
-    from ..param_check import check_device, check_positive_int
-    from ..params import parse_selector_params
+    from ..models import load_model  # deferred: torch
+    from ..resolve import load_data, model_path  # deferred: torch
+    from ..selectors import get_selector  # deferred: torch
 
     get_selector(args.selector)
     if args.limit < 0:
@@ -63,12 +63,11 @@ def run(args) -> int:
     check_device(args.device)
     check_output(args.json, "--json")
     params = parse_selector_params(args.param, args.selector)
-    from .checks import check_scorer_params
 
     check_scorer_params(params)
     bench = load_data(args.data)
     model, tok = load_model(model_path(args.model), args.device)
-    from ..context import check_fits
+    from ..context import check_fits  # deferred: torch
 
     if not args.allow_cut:
         try:

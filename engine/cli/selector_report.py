@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import json
 
+from ..param_check import check_device
 from . import check_output, parse_params, write_json
+from .checks import check_scorer_params
 
 NAME = "selector-report"
 HELP = ("selector accuracy against ground-truth fact spans (token- and word-level precision, recall, F1, "
@@ -88,11 +90,10 @@ def parse_ratios(text: str | None) -> list[float]:
 
 
 def run(args) -> int:
-    from ..eval.selector_report import selector_report, variants_from_params
-    from ..models import load_model
-    from ..param_check import check_device
-    from ..resolve import load_data, model_path
-    from ..selectors import SELECTORS, check_selector_params, get_selector
+    from ..eval.selector_report import selector_report, variants_from_params  # deferred: torch
+    from ..models import load_model  # deferred: torch
+    from ..resolve import load_data, model_path  # deferred: torch
+    from ..selectors import SELECTORS, check_selector_params, get_selector  # deferred: torch
 
     names = [n.strip() for n in args.selectors.split(",") if n.strip()] if args.selectors else list(SELECTORS)
     for n in names:
@@ -103,7 +104,6 @@ def run(args) -> int:
         if sel not in names:
             raise ValueError(f"--param {sel}.…: selector {sel!r} is not in --selectors")
     variants = variants_from_params(names, values)
-    from .checks import check_scorer_params
 
     for v in variants:
         check_selector_params(v.selector, dict(v.params))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import sys
 
+from ..param_check import check_device
+from ..presets import PLANS, PRESET, default_plan, run_preset, with_overrides
+
 NAME = "setup"
 HELP = ("build the built-in benchmark and the tiny target and retain models (cached; idempotent); "
         "--model smollm2: SmolLM2-135M-Instruct; --preset smollm2-tofu: a real TOFU target/retain pair")
@@ -15,8 +18,6 @@ MODELS = ("smollm2",)
 
 
 def add_arguments(p) -> None:
-    from ..presets import PLANS, PRESET
-
     p.add_argument("--progress-lines", action="store_true",
                    help="report progress as lines `progress <fraction> <message>` on stdout (for the app, "
                         "which runs this command as a child process) instead of a bar")
@@ -40,14 +41,14 @@ def _print_progress(fraction: float, message: str) -> None:
 
 
 def run(args) -> int:
-    from ..models.smollm2 import SetupError
+    from ..models.smollm2 import SetupError  # deferred: torch
 
     progress = _print_progress if args.progress_lines else None
     try:
         if args.preset:
             return _preset(args, progress)
         if args.model:
-            from ..models.smollm2 import ensure_smollm2
+            from ..models.smollm2 import ensure_smollm2  # deferred: torch
 
             out = ensure_smollm2(args.gguf, progress or (lambda f, m: print(m, flush=True)), args.force)
             print(f"smollm2: {out}")
@@ -55,7 +56,7 @@ def run(args) -> int:
     except SetupError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
-    from ..models.builtin import ensure_builtin
+    from ..models.builtin import ensure_builtin  # deferred: torch
 
     p = ensure_builtin(progress)
     info = json.loads((p.root / "recipe.json").read_text())
@@ -65,9 +66,6 @@ def run(args) -> int:
 
 
 def _preset(args, progress) -> int:
-    from ..param_check import check_device
-    from ..presets import PLANS, default_plan, run_preset, with_overrides
-
     check_device(args.device)
     plan = PLANS[args.plan] if args.plan else default_plan(args.device)
     plan = with_overrides(plan, epochs=args.epochs, lr=args.lr)

@@ -14,14 +14,15 @@ import threading
 
 from ..eval.registry import label, shown
 from . import check_output, parse_params, write_json
+from .checks import check_lora, check_model_arg, check_scorer_params, check_seed
 
 NAME = "unlearn"
 HELP = "unlearn: train with a loss on selected tokens, evaluate every epoch, keep checkpoints"
 
 
 def add_arguments(p) -> None:
-    from ..losses import LOSSES
-    from ..train import RunConfig
+    from ..losses import LOSSES  # deferred: torch
+    from ..train import RunConfig  # deferred: torch
 
     d = RunConfig()
     p.add_argument("--model", default=d.model, help="model name or local HF directory (default: demo)")
@@ -87,8 +88,6 @@ def add_arguments(p) -> None:
 
 def check_arguments(args) -> None:
     """The checks that need no model or data, before anything is recorded (engine.cli.checks)."""
-    from .checks import check_lora, check_model_arg, check_scorer_params, check_seed
-
     check_seed(args.seed)
     check_lora(args.lora_r, args.lora_alpha)
     check_scorer_params(parse_params(args.param, "--param"))
@@ -98,9 +97,9 @@ def check_arguments(args) -> None:
 def config_from_args(args, store=None):
     """The RunConfig of the parsed arguments; the retain model: --retain-model, else `store`'s
     remembered pairing for (model, data), else the built-in default (`resolve.retain_model_for`)."""
-    from ..masks import load_rules, rules_to_json
-    from ..resolve import retain_model_for
-    from ..train import RunConfig
+    from ..masks import load_rules, rules_to_json  # deferred: numpy
+    from ..resolve import retain_model_for  # deferred: torch
+    from ..train import RunConfig  # deferred: torch
 
     rules = rules_to_json(load_rules(args.rules)) if getattr(args, "rules", None) else []
     return RunConfig(model=args.model, data=args.data, loss=args.loss,
@@ -165,11 +164,11 @@ def ctrl_c_handler(cancel: threading.Event):
 
 
 def run(args) -> int:
-    from tqdm.auto import tqdm
-    from transformers.utils import logging as hf_logging
+    from tqdm.auto import tqdm  # deferred: tqdm
+    from transformers.utils import logging as hf_logging  # deferred: transformers
 
-    from ..train import ProgressEvent, check_run, unlearn
-    from ..train.loop import default_store
+    from ..train import ProgressEvent, check_run, unlearn  # deferred: torch
+    from ..train.loop import default_store  # deferred: torch
 
     hf_logging.disable_progress_bar()  # no per-file loading / saving bars between ours
     check_output(args.json, "--json")
@@ -177,7 +176,7 @@ def run(args) -> int:
     store = default_store()
     config = config_from_args(args, store)
     check_run(config, store)  # a config that cannot run fails here, before the progress bar
-    from ..train.leftovers import clean_leftovers
+    from ..train.leftovers import clean_leftovers  # deferred: torch
 
     for path in clean_leftovers(store):  # a killed run's best.tmp / final.tmp, at the next start
         print(f"cleaned up {path} (left by a run that was killed)")

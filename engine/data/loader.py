@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from ..json_lines import JsonLineError, json_lines
+from ..json_lines import JsonLineError, json_lines, lone_surrogate
 from .sample import PROTOCOLS, Benchmark, Sample, Span
 
 
@@ -80,7 +80,6 @@ def load_file(path: str | Path) -> list[Sample]:
             raise _fail(path, err.lineno, None, f"malformed JSON: {err.msg}") from None
         except RecursionError:
             raise _fail(path, None, None, "JSON nested too deeply to read") from None
-        from ..json_lines import lone_surrogate
 
         for i, row in enumerate(rows if isinstance(rows, list) else []):
             if lone_surrogate(row):

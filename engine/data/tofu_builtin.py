@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 from pathlib import Path
 
+from ..paths import REPO_ROOT
 from .loader import DataError, load_benchmark, load_file
 from .sample import Benchmark
 
@@ -31,8 +33,6 @@ DEV_SPANS = "forget10_dev_spans.jsonl"
 
 def tofu_dir() -> Path:
     """The shipped TOFU files (`<repo>/data/tofu`), or `$WORKBENCH_TOFU_DIR`."""
-    from ..paths import REPO_ROOT
-
     return Path(os.environ.get("WORKBENCH_TOFU_DIR", REPO_ROOT / "data" / "tofu")).expanduser()
 
 
@@ -85,8 +85,6 @@ def files_for(forget: str) -> list[str]:
 
 def with_spans(samples: list, marked: list) -> list:
     """`samples` with the spans of `marked` (the same questions and answers, in order)."""
-    from dataclasses import replace
-
     if len(samples) != len(marked):
         raise DataError(f"{DEV_SPANS}: {len(marked)} rows, expected {len(samples)}")
     for i, (s, m) in enumerate(zip(samples, marked)):

@@ -62,7 +62,7 @@ def harmonic_mean(values: list[float]) -> float:
 
 @functools.lru_cache(maxsize=1)
 def _rouge_scorer():
-    from rouge_score import rouge_scorer  # heavy (pulls in nltk) and only needed for generations
+    from rouge_score import rouge_scorer  # deferred: rouge_score (pulls in nltk; only for generations)
 
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 

@@ -10,9 +10,10 @@ import json
 
 from .. import paths
 from ..data import Benchmark
-from .full import evaluate, reference_mia, reference_truth_ratios
 from ..fingerprint import content_hash, weights_fingerprint
+from ..prompts import generation_length as length
 from ..resolve import model_path, retain_model_for
+from .full import evaluate, reference_mia, reference_truth_ratios
 
 
 def _specs(model_spec: str, data_spec: str, retain_spec: str | None = None) -> list[tuple[str, str]]:
@@ -34,8 +35,6 @@ def _disk_file(specs, bench: Benchmark, key: tuple):
 
 
 def generation_length(data_spec: str) -> int:
-    from ..prompts import generation_length as length
-
     return length(data_spec)
 
 

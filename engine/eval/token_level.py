@@ -67,7 +67,7 @@ def kept_words_recall(answers: Sequence[str], generations: Sequence[str], spans:
     """Mean ROUGE-L recall (rouge-score, stemmer on) of each greedy answer against its answer with
     the fact spans removed (`kept_text`): does it still say everything but the facts? Samples whose
     kept text is empty are left out; None when all are."""
-    from .metrics import rouge_l_recall
+    from .metrics import rouge_l_recall  # deferred: torch
 
     pairs = [(g, kept_text(a, sp)) for a, g, sp in zip(answers, generations, spans)]
     pairs = [(g, r) for g, r in pairs if any(c.isalnum() for c in r)]
@@ -117,7 +117,7 @@ def token_level_metrics(samples: Sequence, generations: Mapping[str, str] | None
     if has_spans:
         facts = [list(s.spans) for s in samples]
     elif offsets is not None:
-        from ..masks.spans import label_mask_to_spans
+        from ..masks.spans import label_mask_to_spans  # deferred: torch
 
         facts = [label_mask_to_spans(o, t.tolist(), s.answer) for s, o, t in zip(samples, offsets, targets)]
     else:

@@ -24,7 +24,6 @@ from .jsonl import MaskFileError, to_jsonl
 from .leak_check import (
                       LeakReport,
                       LeakRow,
-                      leak_check,
                       leak_rows,
                       summarise,
                       target_texts,
@@ -53,7 +52,7 @@ from .spans import CharSpan, label_mask_to_spans, label_offsets, spans_to_label_
 
 __all__ = ["CharSpan", "Counts", "LeakReport", "LeakRow", "MaskAccuracy", "MaskFileError", "ReviewItem", "Rule",
            "RuleEffect", "SpanRecord", "WordRecord", "apply_rules", "dump_rules", "export_spans", "export_words", "CommonWordsRecord", "export_common_words", "read_common_words_file",
-           "hand_edits_between", "label_mask_to_spans", "label_offsets", "leak_check", "leak_rows", "load_rules",
+           "hand_edits_between", "label_mask_to_spans", "label_offsets", "leak_rows", "load_rules",
            "mask_accuracy", "masks_from_records", "next_to_review", "parse_rules", "read_span_file",
            "read_word_file", "review_queue", "rewrite_with_rules", "rule_effects", "rules_from_json", "rules_to_json",
            "sample_disagreement", "spans_to_label_mask", "summarise", "target_texts", "to_jsonl",

@@ -1,5 +1,5 @@
 """Leak check: does a model still say the targets? For every forget question, the model's greedy
-answer (`engine.metrics.greedy_generate`), and whether each target span's text occurs in it.
+answer (engine.eval.leak_check runs the model), and whether each target span's text occurs in it.
 
 Target texts per sample: the answer's characters under each span, distinct by normalised form
 (a name said twice in the answer counts once); spans whose normalised text is empty (punctuation
@@ -82,16 +82,3 @@ def summarise(rows: list[LeakRow]) -> LeakReport:
                       sum(r.leaked for r in rows) / n if n else None,
                       sum(sum(r.exact) for r in rows) / n if n else None,
                       sum(r.leaked > 0 for r in with_targets) / len(with_targets) if with_targets else None)
-
-
-def leak_check(model, tokenizer, samples, spans_per_sample: Sequence[Sequence[Any]], max_new_tokens: int = 64,
-               batch_size: int = 32) -> LeakReport:
-    """Greedy answers of `model` to every sample's question, checked against the target spans."""
-    from ..eval.metrics import greedy_generate
-
-    if len(spans_per_sample) != len(samples):
-        raise ValueError(f"leak check: {len(spans_per_sample)} span lists for {len(samples)} samples")
-    questions = [s.question for s in samples]
-    generations = greedy_generate(model, tokenizer, questions, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    targets = [target_texts(s.answer, spans) for s, spans in zip(samples, spans_per_sample)]
-    return summarise(leak_rows(questions, generations, targets))

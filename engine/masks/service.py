@@ -84,7 +84,7 @@ class MaskSets:
 
     def offsets(self, model: str, data: str) -> list[list[tuple[int, int]]]:
         """Label offsets of every forget sample of `data` under `model`'s tokenizer (cached)."""
-        from ..resolve import canonical_data
+        from ..resolve import canonical_data  # deferred: torch
 
         key = (model, canonical_data(data))
         if key not in self._offsets:
@@ -100,7 +100,7 @@ class MaskSets:
 
     def base(self, sd: SetData) -> list[list[int]]:
         """The masks the set's rules apply over: its selector's default masks (see the docstring)."""
-        from ..selectors import SELECTORS
+        from ..selectors import SELECTORS  # deferred: torch
 
         selector = sd.ms.source_selector
         masks = self.explore.default_masks(sd.ms.model, sd.ms.data, selector) if selector in SELECTORS else None
@@ -128,7 +128,7 @@ class MaskSets:
 
     def selector_mask(self, ms: MaskSet, index: int, selector: str) -> list[int]:
         """A selector's default mask for one sample of the set (ValueError when it cannot run)."""
-        from ..selectors import SELECTORS
+        from ..selectors import SELECTORS  # deferred: torch
 
         if selector not in SELECTORS:
             raise ValueError("choose a selector to reset to")

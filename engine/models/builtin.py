@@ -19,7 +19,8 @@ from typing import Callable
 from .. import paths
 from ..data import load_file
 from ..data.synthetic import GENERATOR_VERSION, write_benchmark
-from .finetune import TrainSettings, cosine_lr, save_hf, tiny_gpt2, train_causal_lm  # noqa: F401 (cosine_lr: re-exported)
+from .finetune import (TrainSettings, cosine_lr, save_hf, tiny_gpt2,  # noqa: F401 (cosine_lr: re-exported)
+                       train_causal_lm)
 
 Progress = Callable[[float, str], None]
 
@@ -61,8 +62,8 @@ def builtin_paths() -> BuiltinPaths:
 
 def train_tokenizer(texts: list[str], vocab_size: int, max_length: int):
     """Byte-level BPE (min frequency 2) wrapped as a PreTrainedTokenizerFast with EOS and PAD."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import ByteLevelBPETokenizer  # deferred: tokenizers
+    from transformers import PreTrainedTokenizerFast  # deferred: transformers
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2,
@@ -93,7 +94,7 @@ def _is_current(p: BuiltinPaths, recipe: Recipe) -> bool:
 
 
 def _tqdm_progress() -> Progress:
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # deferred: tqdm
 
     bar = tqdm(total=1000, desc="built-in models", unit="‰", leave=True)
 

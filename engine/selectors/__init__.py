@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..param_check import check_params
 from ..tokens import Batch, encode_samples
-from ..weights.atwu import OPTIMIZER_DEFAULTS, SCORER_DEFAULTS
+from .atwu_scorer import OPTIMIZER_DEFAULTS, SCORER_DEFAULTS
 from .all_tokens import select_all
 from .atwu import select_atwu
 from .base import SelectorInput, SelectorOutput, SelectorUnavailable

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from ..weights.atwu import find_scorer, last_hidden, load_scorer
+from .atwu_scorer import find_scorer, last_hidden, load_scorer
 from .base import SelectorInput, SelectorOutput, SelectorUnavailable
 
 

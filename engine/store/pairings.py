@@ -12,7 +12,7 @@ from .db import Database, now
 
 
 def _key(model: str, data: str) -> tuple[str, str]:
-    from ..resolve import canonical_data
+    from ..resolve import canonical_data  # deferred: torch
 
     for what, value in (("model", model), ("data", data)):
         if not isinstance(value, str) or not value.strip():

@@ -33,9 +33,13 @@ import datetime
 import os
 import signal
 import socket
+import subprocess
 import sys
+import time
 
 import torch
+
+from .. import paths
 
 SHARDINGS = ("ddp", "fsdp")
 TIMEOUT = datetime.timedelta(hours=2)  # rank 0 evaluates while the others wait at the next collective
@@ -55,8 +59,8 @@ def make_accelerator(device: str):
     single-process path stays as it was). CPU processes (device='cpu' or no CUDA) use gloo."""
     if not launched():
         return None
-    from accelerate import Accelerator
-    from accelerate.utils import InitProcessGroupKwargs
+    from accelerate import Accelerator  # deferred: accelerate
+    from accelerate.utils import InitProcessGroupKwargs  # deferred: accelerate
 
     return Accelerator(cpu=device == "cpu" or not torch.cuda.is_available(),
                        kwargs_handlers=[InitProcessGroupKwargs(timeout=TIMEOUT)])
@@ -76,8 +80,8 @@ def shard_model(model: torch.nn.Module, accelerator) -> torch.nn.Module:
     """FSDP2 over the launch's ranks: one `fully_shard` unit per decoder layer, then the root
     (embeddings, final norm, the head: tied weights stay in one unit). Parameters become DTensors
     sharded on dim 0; build the optimiser after this. Returns the same module, now sharded."""
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.device_mesh import init_device_mesh  # deferred: torch
+    from torch.distributed.fsdp import fully_shard  # deferred: torch
 
     kind = accelerator.device.type
     mesh = init_device_mesh(kind, (accelerator.num_processes,))
@@ -102,7 +106,7 @@ def eval_copy(model: torch.nn.Module) -> torch.nn.Module:
 def full_state_dict(model: torch.nn.Module) -> dict:
     """The sharded model's full state dict on rank 0 (CPU), {} on the others. A collective: every
     rank must call it."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict  # deferred: torch
 
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
@@ -171,7 +175,7 @@ def _alive(pid: int) -> bool:
 
 def peers(accelerator) -> list[tuple[str, int]]:
     """(hostname, pid) of every rank, gathered once at the start (a collective)."""
-    import torch.distributed as dist
+    import torch.distributed as dist  # deferred: torch
 
     me = (socket.gethostname(), os.getpid())
     out: list = [None] * accelerator.num_processes
@@ -187,8 +191,6 @@ def dead_ranks(known: list[tuple[str, int]] | None) -> list[int]:
 
 def death_note(known: list[tuple[str, int]] | None) -> str:
     """' (rank 1 died)'-style suffix for the run's error, or '' when every known rank lives."""
-    import time
-
     for _ in range(20):  # the launcher's SIGTERM can come a moment before the dead rank is reaped
         dead = dead_ranks(known)
         if dead:
@@ -258,10 +260,6 @@ def start_launch(config, num_processes: int):
     """Start `config` as an `accelerate launch` subprocess over `num_processes` GPUs (the app's
     Run tab, when more than one GPU is visible); returns the Popen. Its output goes to
     `<workbench>/runs/launch-<pid>.log`; the run appears in the store like any other."""
-    import subprocess
-
-    from .. import paths
-
     log = paths.runs_dir() / f"launch-{os.getpid()}-{config.seed}.log"
     out = open(log, "ab")
     return subprocess.Popen(launch_command(cli_args(config), num_processes), stdout=out, stderr=subprocess.STDOUT,

@@ -10,10 +10,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from .. import paths
+
 
 def clean_leftovers(store) -> list[Path]:
-    from .. import paths
-
     try:
         store.mark_stale_runs()  # a run whose process is gone is 'interrupted', not 'running'
     except Exception:  # noqa: BLE001 - a read-only store: its 'running' runs are left as they are

@@ -12,19 +12,19 @@ import torch
 
 from ..context import check_fits
 from ..losses import PREFERRED_INPUTS, LossSpec, get_loss
-from ..memory_plan import ModelShape, Plan, budget_of, plan_sharded, plan_training, weights_bytes
 from ..masks.rules import rules_from_json
+from ..memory_plan import ModelShape, Plan, budget_of, plan_sharded, plan_training, weights_bytes
 from ..models import load_model
 from ..models.device import Precision, adamw, precision_for
 from ..resolve import model_path
+from ..tokens import encode_samples
+from ..weights import LEARNED_WEIGHTS, WeightSource, weights_from_mask_set, weights_from_selector
+from ..weights.fixed import mask_set_base
 from . import distributed
 from .check import check_run
 from .config import RunConfig
 from .preferred import draw_preferred
 from .reference import can_cache, reference_inputs, reference_rows
-from ..tokens import encode_samples
-from ..weights import LEARNED_WEIGHTS, WeightSource, weights_from_mask_set, weights_from_selector
-from ..weights.fixed import mask_set_base
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +83,14 @@ def _accelerator(device: str):
 
 
 def _apply_lora(model, config: RunConfig):
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, get_peft_model  # deferred: peft
 
     targets = config.lora_targets
     targets = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
     conv1d = any(type(m).__name__ == "Conv1D" for m in model.modules())  # GPT-2 stores weights transposed
     lcfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0, target_modules=targets,
                       task_type="CAUSAL_LM", fan_in_fan_out=conv1d)
-    from ..models import model_loading
+    from ..models import model_loading  # deferred: torch
 
     with model_loading():  # LoRA's init uses torch.nn.init, which a concurrent load patches (engine.models.loading)
         return get_peft_model(model, lcfg)

@@ -3,6 +3,7 @@ saved mask set, with phrase rules on top (`with_rules`, `engine.masks.rules` pre
 Stored per sample over its label positions, so any batch can gather them."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import torch
@@ -88,8 +89,6 @@ def weights_from_selector(model, tokenizer, samples, name: str, params: dict, we
 
 def stored_rules(store, name: str) -> list[Rule]:
     """The phrase rules saved with mask set `name` ([] when none)."""
-    import json
-
     text = store.get_rules(name)
     return [] if text is None else rules_from_json(json.loads(text), f"rules of mask set {name!r}")
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..tokens import encode_samples, eval_mode, forward_logits, greedy_hit, iter_batches
+from .metrics import greedy_generate, rouge_l_recall
 
 
 @dataclass
@@ -45,8 +46,6 @@ def teacher_forced_top1(model, tokenizer, samples, batch_size: int = 32) -> floa
 
 def memorisation(model, tokenizer, samples, max_new_tokens: int = 200) -> Memorisation:
     """The memorisation report of `model` on `samples` (greedy generation, no sampling)."""
-    from ..eval.metrics import greedy_generate, rouge_l_recall
-
     answers = greedy_generate(model, tokenizer, [s.question for s in samples], max_new_tokens)
     rouge = rouge_l_recall(answers, [s.answer for s in samples])
     exact = sum(a.strip() == s.answer.strip() for a, s in zip(answers, samples))
