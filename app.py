@@ -12,7 +12,9 @@ else `<workbench>/store.sqlite`; `build_demo(store_path=...)` overrides both (te
 """
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from functools import partial
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -23,6 +25,7 @@ import gradio as gr  # noqa: E402
 from engine.resolve import data_choices, model_choices  # noqa: E402
 from tokenviz import CHIPS_CSS, SCALES  # noqa: E402
 from ui import compare_tab, edit_tab, explore_tab, model_setup, run_tab  # noqa: E402
+from ui.access import check_exposure, checker, guard_viewer, read_auth  # noqa: E402
 from ui.chips_js import APP_CSS, SHORTCUTS_JS  # noqa: E402
 from ui.context import (DEFAULT_DATA, DEFAULT_MODEL, AppContext, choose_prompt_format,  # noqa: E402
                         prompt_format_choice, prompt_format_line, prompt_format_options, remember_retain, retain_box)
@@ -92,8 +95,6 @@ def build_demo(store_path: str | os.PathLike | None = None, ctx: AppContext | No
     demo.wb_context = ctx  # for tests and benchmarks
     demo.wb_smol_setup = smol  # the model bar's SmolLM2 setup (tests set its command)
     if viewer:
-        from ui.access import guard_viewer
-
         guard_viewer(demo, ctx)
     return demo
 
@@ -116,8 +117,6 @@ def _bootstrap_status(ctx: AppContext):
 def launch(demo: gr.Blocks, port: int | None = None, host: str = "127.0.0.1", logins: list | None = None, **kwargs):
     """Launch with the app's CSS, never shared: on 127.0.0.1 by default; on another address only
     with logins (ui/access.check_exposure), which every page and API route then requires."""
-    from ui.access import check_exposure, checker
-
     check_exposure(host, logins or [])
     port = port or int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
     if logins:
@@ -127,8 +126,6 @@ def launch(demo: gr.Blocks, port: int | None = None, host: str = "127.0.0.1", lo
 
 
 def parse_args(argv: list[str] | None = None):
-    import argparse
-
     p = argparse.ArgumentParser(prog="python app.py", description="The workbench's web app.")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1; another address "
                    "needs logins: --auth-file or $WORKBENCH_AUTH)")
@@ -141,10 +138,6 @@ def parse_args(argv: list[str] | None = None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    import sys
-
-    from ui.access import check_exposure, read_auth
-
     args = parse_args(argv)
     try:
         logins = read_auth(args.auth_file)

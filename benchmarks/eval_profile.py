@@ -29,7 +29,7 @@ PARTS = {  # module: functions timed; the parts `evaluate_state` reaches do not 
     "engine.eval.passes": ["prefill", "continuation_scores", "greedy_decode"],
     "engine.eval.metrics": ["rouge_l_recall"],
     "engine.eval.privacy": ["memorisation", "privacy_metrics", "grad_norm_scores"],
-    "engine.eval.run": ["token_level_metrics", "compute_hooks"],
+    "engine.train.evaluation": ["token_level_metrics", "compute_hooks"],
 }
 
 
@@ -64,7 +64,7 @@ def wrap_parts(spent: dict) -> list[str]:
 
 def profile(state, spent: dict, names: list[str], **kw) -> dict:
     """Seconds per part of one `evaluate_state(state, ctx, **kw)` after a warm-up call."""
-    from engine.eval.run import eval_context, evaluate_state
+    from engine.train.evaluation import eval_context, evaluate_state
 
     ctx = eval_context(state)
     evaluate_state(state, ctx, **kw)  # warm-up

@@ -42,7 +42,7 @@ def numbers(m: dict) -> dict:
 
 
 def check_metrics() -> float:
-    from engine.eval.run import eval_context, evaluate_state
+    from engine.train.evaluation import eval_context, evaluate_state
     from engine.train import RunConfig, prepare
 
     ref = json.loads(REFERENCE.read_text())
@@ -65,7 +65,7 @@ def check_metrics() -> float:
 
 
 def share(epochs: int, eval_every: int) -> dict:
-    from engine.eval import run as eval_run
+    from engine.train import evaluation as eval_run
     from engine.store import Store
     from engine.train import RunConfig, loop, unlearn
 
@@ -104,7 +104,7 @@ def share(epochs: int, eval_every: int) -> dict:
 def subsample_check(epochs: int) -> list[dict]:
     """Per run (GA, NPO, TPO + tif; RunConfig defaults otherwise): per subsampled epoch, MU on the
     subsample and MU of the same weights on every row."""
-    from engine.eval import run as eval_run
+    from engine.train import evaluation as eval_run
     from engine.store import Store
     from engine.train import RunConfig, loop, unlearn
 

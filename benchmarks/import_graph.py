@@ -8,8 +8,9 @@ Circles are the strongly connected components of more than one room (Tarjan).
 
     python benchmarks/import_graph.py [--root .] [--json FILE]
 
-Prints rooms, arrows, circles and every in-function import with the comment beside it (the
-reason it is deferred); exit status 1 when there is a circle.
+Prints rooms, arrows, circles, the arrows running back up `LAYERS` (the bottom-up order of the
+rooms) and how many in-function imports lack the comment saying what they defer; exit status 1
+when there is a circle, an arrow back up or a room not placed in LAYERS.
 """
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ from pathlib import Path
 
 PACKAGES = ("engine", "ui", "tokenviz")
 TOP_MODULES = ("app",)
+# the rooms from the bottom up: a room imports only rooms before it (docs/layout.md, "Layers")
+LAYERS = [f"engine.{r}" for r in (
+    "paths atomic fingerprint json_lines param_check model_dirs memory_plan prompts tokens context data models "
+    "preset_paths resolve selectors masks weights losses params eval run_config store mask_sets train presets "
+    "jobs explore cli __main__").split()] + ["engine", "tokenviz", "ui", "app"]
 
 
 def module_name(root: Path, path: Path) -> str:
@@ -134,6 +140,13 @@ def circles(edges: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def back_arrows(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Arrows from a room to a room above it in LAYERS (a room not in LAYERS counts as on top)."""
+    rank = {r: i for i, r in enumerate(LAYERS)}
+    top = len(LAYERS)
+    return sorted((a, b) for a, bs in edges.items() for b in bs if rank.get(b, top) > rank.get(a, top))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=str(Path(__file__).resolve().parent.parent))
@@ -146,12 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(edges)} rooms, {n_arrows} arrows, {len(found)} circle(s)")
     for comp in found:
         print("  circle:", " ↔ ".join(comp))
+    up = back_arrows(edges)
+    unplaced = sorted(set(edges) - set(LAYERS))
+    print(f"{len(up)} arrow(s) running back up the layers" + (f"; rooms not in LAYERS: {unplaced}" if unplaced else ""))
+    for a, b in up:
+        print(f"  {a} → {b}")
     print(f"{len(deferred)} in-function imports of packages outside the project "
           f"({sum(1 for d in deferred if not d['comment'])} without a comment saying why)")
     if args.json:
         Path(args.json).write_text(json.dumps({"edges": {k: sorted(v) for k, v in edges.items()},
-                                               "circles": found, "deferred": deferred}, indent=1))
-    return 1 if found else 0
+                                               "circles": found, "back": up, "deferred": deferred}, indent=1))
+    return 1 if found or up or unplaced else 0
 
 
 if __name__ == "__main__":

@@ -190,8 +190,8 @@ class RunConfig:
     def loss_kwargs(self) -> dict:
         """The loss's hyper-parameters: its defaults, then loss_params, then `beta`."""
         # torch-heavy registries (losses, weights): deferred so the store reads records without torch
-        from .losses import get_loss
-        from .weights import LEARNED_WEIGHTS
+        from .losses import get_loss  # deferred: torch
+        from .weights import LEARNED_WEIGHTS  # deferred: torch
 
         spec = get_loss(self.loss)
         over = dict(self.loss_params)
@@ -208,9 +208,9 @@ class RunConfig:
         """Raise ValueError (KeyError for unknown names) for a config that cannot run, before
         anything is loaded."""
         # torch-heavy registries (losses, selectors, weights): deferred so the store reads records without torch
-        from .losses import get_loss
-        from .selectors import SELECTORS, check_selector_params, get_selector
-        from .weights import LEARNED_WEIGHTS
+        from .losses import get_loss  # deferred: torch
+        from .selectors import SELECTORS, check_selector_params, get_selector  # deferred: torch
+        from .weights import LEARNED_WEIGHTS  # deferred: torch
 
         spec = get_loss(self.loss)
         if not self.selector and not self.mask_set:
@@ -218,7 +218,7 @@ class RunConfig:
         if self.mask_set is None and self.selector not in LEARNED_WEIGHTS:
             get_selector(self.selector)
         if self.rules:
-            from .masks.rules import rules_from_json
+            from .masks.rules import rules_from_json  # deferred: torch (engine.masks imports it)
 
             rules_from_json(self.rules, "rules")  # MaskFileError (a ValueError) naming rules[i] and the field
             if self.mask_set is None and self.selector in LEARNED_WEIGHTS:

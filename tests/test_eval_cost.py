@@ -85,7 +85,7 @@ def test_step0_evaluation_comes_from_the_cache(tmp_path, monkeypatch):
     """A second run of the same model, data and settings takes its step-0 evaluation from the cache:
     `evaluate_and_score` is not called for it, and the step-0 metrics are the same numbers."""
     from engine import paths
-    from engine.eval import run as eval_run
+    from engine.train import evaluation as eval_run
     from engine.store import Store
 
     monkeypatch.setattr(paths, "cache_dir", lambda: tmp_path)
@@ -106,7 +106,7 @@ def test_step0_evaluation_comes_from_the_cache(tmp_path, monkeypatch):
 
 
 def test_cache_key_changes_with_the_eval_settings(tmp_path, monkeypatch):
-    from engine.eval.run import step0_cache_key
+    from engine.train.evaluation import step0_cache_key
     from engine.train import prepare
 
     state = prepare(RunConfig(model="demo", data="demo/forget01", selector="all", device="cpu", **SMALL_EVAL))
@@ -216,7 +216,7 @@ def test_joint_format_prompts_are_each_rows_own(bpe):
 
 def test_forget_token_probs_are_exp_of_the_per_token_nll(builtin):
     """p(y_t) per label position = exp(−ℓ_t) of a full forward of the sample alone."""
-    from engine.eval.run import forget_token_probs
+    from engine.train.evaluation import forget_token_probs
     from engine.models import load_model
     from engine.resolve import load_data
 

@@ -26,6 +26,13 @@ def test_no_circle_among_rooms():
     assert import_graph.circles(edges) == []
 
 
+def test_every_room_is_placed_and_imports_only_downwards():
+    edges, _ = import_graph.graph(ROOT)
+    assert sorted(set(edges) - set(import_graph.LAYERS)) == []
+    assert import_graph.back_arrows(edges) == []
+    assert import_graph.back_arrows({"engine.paths": {"engine.train"}}) == [("engine.paths", "engine.train")]
+
+
 def test_every_deferred_import_names_its_heavy_package():
     missing = []
     for path in import_graph.files(ROOT):

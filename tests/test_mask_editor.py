@@ -3,7 +3,7 @@
 The sample has six label positions: five answer tokens and the closing EOS (answer_mask False)."""
 import pytest
 
-from engine.masks.service import bulk_plan
+from engine.mask_sets import bulk_plan
 from tokenviz.mask_editor import ACTIONS, MaskEditor, Refused, check_action, eos_rule
 
 TOKENS = ["The", " capital", " is", " Lis", "bon", "⟨eos⟩"]

@@ -1,4 +1,4 @@
-"""The mask-set service (engine/masks/service.py): one home for creating, editing, bulk applying
+"""The mask-set service (engine/mask_sets.py): one home for creating, editing, bulk applying
 and rule changes, with one rule precedence that the Edit tab and a run share, and the `masks` CLI
 command over it."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ from engine.cli import main
 from engine.data import Sample
 from engine.fingerprint import text_hash, tokenizer_fingerprint
 from engine.masks import Rule, label_offsets
-from engine.masks.service import MaskSets
+from engine.mask_sets import MaskSets
 from engine.store import Store
 from engine.weights.fixed import weights_from_mask_set
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.masks.service import MaskSets
+from engine.mask_sets import MaskSets
 from engine.store import Store
 
 

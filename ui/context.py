@@ -18,7 +18,7 @@ from engine import paths
 from engine.cli.setup import PROGRESS_PREFIX
 from engine.explore import ExploreService
 from engine.jobs import JobManager
-from engine.masks.service import MaskSets
+from engine.mask_sets import MaskSets
 from engine.models.builtin import builtin_is_current, ensure_builtin
 from engine.prompts import check_format, choose_format, family_format, family_names, format_of, model_key
 from engine.store import Store
@@ -141,7 +141,7 @@ class AppContext:
 
     @property
     def masks(self) -> MaskSets:
-        """The mask-set service (engine.masks.service) over this store and explore service."""
+        """The mask-set service (engine.mask_sets) over this store and explore service."""
         if self._masks is None:
             self._masks = MaskSets(self.store, self.explore)
         return self._masks

@@ -3,7 +3,7 @@ picked in the chips (a brush over tokens, a click or alt-click for a word) or ty
 set's rules with how many tokens each touches, and removal (its effect goes with it).
 
 Precedence and the recomputation on a rule change are the mask-set service's
-(engine.masks.service.MaskSets.change_rules): base mask < rules in list order (later beats
+(engine.mask_sets.MaskSets.change_rules): base mask < rules in list order (later beats
 earlier) < hand edits; removing a rule removes exactly what it decided.
 """
 from __future__ import annotations

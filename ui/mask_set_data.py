@@ -1,11 +1,11 @@
 """What the Edit tab's set-wide tools read about one mask set, through the mask-set service
-(engine.masks.service: samples, label offsets, stored masks, base masks), plus the ground truth
+(engine.mask_sets: samples, label offsets, stored masks, base masks), plus the ground truth
 live accuracy compares against: spans a person imported for the set's data (kept for the life of
 the server), else the data's own ground-truth spans (the built-in benchmark), else none.
 """
 from __future__ import annotations
 
-from engine.masks.service import SPLIT, SetData  # noqa: F401  (the panels import them from here)
+from engine.mask_sets import SPLIT, SetData  # noqa: F401  (the panels import them from here)
 from engine.resolve import canonical_data
 
 from .context import AppContext

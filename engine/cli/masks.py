@@ -1,5 +1,5 @@
 """`masks`: mask sets from the command line, through the same service as the Edit tab
-(engine.masks.service.MaskSets): list, create from a selector, apply a selector to every sample,
+(engine.mask_sets.MaskSets): list, create from a selector, apply a selector to every sample,
 add or remove a phrase rule, export and import."""
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def _need(value, flag: str, action: str):
 
 def run(args) -> int:
     from ..explore import ExploreService  # deferred: torch
-    from ..masks.service import MaskSets  # deferred: torch
+    from ..mask_sets import MaskSets  # deferred: torch
 
     if args.export:
         check_output(_need(args.json, "--json FILE", "--export"), "--json")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -10,8 +11,8 @@ import numpy as np
 import torch
 
 from .. import paths
-from ..data import Benchmark, Sample
 from ..atomic import read_json_or_none, write_text_atomic
+from ..data import Benchmark, Sample
 from ..fingerprint import content_hash, weights_fingerprint
 from ..models import load_model, load_tokenizer
 from ..prompts import format_of
@@ -27,7 +28,6 @@ def rouge_subsample(samples: list[Sample], size: int | None, seed: int = 0) -> l
     epoch) for the same samples, size and seed. size None, or at least len(samples): every row."""
     if size is None or size >= len(samples):
         return samples
-    import random
 
     keep = sorted(random.Random(seed).sample(range(len(samples)), size))
     return [samples[i] for i in keep]

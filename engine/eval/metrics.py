@@ -77,7 +77,7 @@ def _rouge_tokens(text: str) -> tuple[str, ...]:
 def rouge_l_recall(predictions: list[str], references: list[str]) -> np.ndarray:
     """ROUGE-L recall of each prediction against its reference (rouge-score, stemmer on):
     `RougeScorer.score(ref, pred)['rougeL'].recall`, its LCS on memoised tokens (`_rouge_tokens`)."""
-    from rouge_score.rouge_scorer import _score_lcs
+    from rouge_score.rouge_scorer import _score_lcs  # deferred: rouge_score
 
     return np.array([_score_lcs(list(_rouge_tokens(ref)), list(_rouge_tokens(pred))).recall
                      for pred, ref in zip(predictions, references)])

@@ -6,7 +6,7 @@ from pathlib import Path
 from ..data import Sample
 from ..eval.metrics import greedy_generate
 from ..tokens import encode_samples
-from ..eval.run import forget_token_probs
+from ..train.evaluation import forget_token_probs
 from .session import Session
 from .views import label_tokens
 

@@ -26,7 +26,7 @@ from ..selectors.base import SelectorUnavailable, shared_forward
 from ..selectors.mask_rules import mask_by_rule
 from ..selectors.oracle import NoSpansError
 from ..tokens import Batch, encode_samples, fact_mask, label_rows
-from ..eval.run import forget_token_probs
+from ..train.evaluation import forget_token_probs
 from .fit import Fit, sample_fits
 from .session import Session
 

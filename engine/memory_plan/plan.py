@@ -55,7 +55,7 @@ def _gib(n: int) -> str:
 def free_bytes(device: str) -> int:
     """Free memory of `device`: cuda's mem_get_info, or MemAvailable of /proc/meminfo on the CPU."""
     if str(device).startswith("cuda"):
-        import torch
+        import torch  # deferred: torch
 
         return int(torch.cuda.mem_get_info(device)[0])
     try:
@@ -65,7 +65,7 @@ def free_bytes(device: str) -> int:
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    import psutil
+    import psutil  # deferred: psutil
 
     return int(psutil.virtual_memory().available)
 

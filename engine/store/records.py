@@ -98,7 +98,7 @@ class MaskSet:
         target, so a caller that trains on them drops it.
         """
         # torch is heavy and the store is used without it (CLI listings, import/export): tokenise here only
-        from ..tokens import encode_samples, iter_batches
+        from ..tokens import encode_samples, iter_batches  # deferred: torch
 
         self.check_tokenizer(tokenizer)
 
@@ -199,7 +199,7 @@ class RunRecord:
     def retain_model(self) -> str | None:
         """The retain model this run's FQ used: its recorded `retain_model`, else the built-in
         pairing (demo data → demo-retain); None: the run had none, so its FQ is unavailable."""
-        from ..resolve import retain_model_for
+        from ..resolve import retain_model_for  # deferred: torch
 
         cfg = self.config
         return cfg.retain_model or retain_model_for(str(cfg.model), str(cfg.data))

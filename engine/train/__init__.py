@@ -7,7 +7,7 @@ Flow (one small module each): `config` (RunConfig, RunResult) → `state.prepare
 data, the frozen reference when the loss needs one, and the per-sample token `weights`
 (`engine.weights`: a selector on the initial model, a saved mask set, or learned weights such
 as ATWU's scorer, which learn during the run) → `loop.unlearn` evaluates at step 0
-(`engine.eval.run`), runs epochs of `step.step` (one optimiser step over `grad_accum` micro-batches of forget [+ retain] data), evaluates after
+(`engine.train.evaluation`), runs epochs of `step.step` (one optimiser step over `grad_accum` micro-batches of forget [+ retain] data), evaluates after
 every epoch and keeps the final and best-forget-quality `checkpoint`s (safetensors, LoRA
 merged) under `runs_dir(store)/<run id>/` (beside the store), recording everything in the store.
 
@@ -22,7 +22,7 @@ learned token weights average their own, the main process evaluates and records;
 from __future__ import annotations
 
 from ..losses import LOSSES
-from ..eval.run import evaluate_state, forget_token_probs
+from .evaluation import evaluate_state, forget_token_probs
 from ..weights import FixedWeights, normalise_scores, weights_from_mask_set, weights_from_selector
 from .fit_scorer import fit_atwu_scorer
 from .check import check_run

@@ -21,7 +21,7 @@ from .config import Progress, RunConfig, RunResult
 from .progress import ProgressEvent
 from ..store.records import EpochMetrics
 from ..eval.registry import rankable
-from ..eval.run import eval_context, evaluate_state
+from .evaluation import eval_context, evaluate_state
 from .phases import PhaseClock
 from .state import State, prepare
 from .step import plan_epoch, step

@@ -6,28 +6,27 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .. import paths
 from ..atomic import read_json_or_none, write_text_atomic
+from ..eval import passes
+from ..eval.full import EvalReport, evaluate_and_score, reference_mia, reference_truth_ratios
+from ..eval.privacy import RetainMIA
+from ..eval.registry import MetricInput, compute_hooks
+from ..eval.token_level import token_level_metrics
 from ..fingerprint import content_hash, weights_fingerprint
 from ..masks.spans import label_offsets
+from ..memory_plan import ModelShape, budget_of, plan_evaluation
 from ..models.loading import model_context
 from ..resolve import model_path, retain_model_for
 from ..tokens import PLAIN_TEMPLATE, encode_samples, fact_mask, iter_batches, label_rows
-from . import passes
-from .full import EvalReport, evaluate_and_score, reference_mia, reference_truth_ratios
-from .privacy import RetainMIA
-from .registry import MetricInput, compute_hooks
-from .token_level import token_level_metrics
+from .state import State
 
 log = logging.getLogger(__name__)
 
-if TYPE_CHECKING:  # engine.train imports this module; State is only an annotation here
-    from ..train.state import State
 
 
 def forget_token_probs(model, tokenizer, samples, batch_size: int = 64) -> list[torch.Tensor]:
@@ -62,7 +61,6 @@ def eval_batch_size(state: State) -> int:
     resident gradients and AdamW states (logged)."""
     if state.config.eval_batch_size is not None:
         return state.config.eval_batch_size
-    from ..memory_plan import ModelShape, budget_of, plan_evaluation
 
     model = state.base_model()
     shape = ModelShape.from_model(model)

@@ -20,12 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..fingerprint import text_hash
-from ..store import MaskSet
-from ..store.transfer import read_import_file, validate_payload
-from .rules import (Rule, apply_rules, hand_edits_between, rewrite_with_rules, rule_effects, rules_from_json,
-                    rules_to_json)
-from .spans import label_offsets
+from .fingerprint import text_hash
+from .masks.rules import (Rule, apply_rules, hand_edits_between, rewrite_with_rules, rule_effects, rules_from_json,
+                          rules_to_json)
+from .masks.spans import label_offsets
+from .store import MaskSet
+from .store.transfer import read_import_file, validate_payload
 
 SPLIT = "forget"
 Progress = Callable[[float], None]
@@ -84,7 +84,7 @@ class MaskSets:
 
     def offsets(self, model: str, data: str) -> list[list[tuple[int, int]]]:
         """Label offsets of every forget sample of `data` under `model`'s tokenizer (cached)."""
-        from ..resolve import canonical_data  # deferred: torch
+        from .resolve import canonical_data  # deferred: torch
 
         key = (model, canonical_data(data))
         if key not in self._offsets:
@@ -100,7 +100,7 @@ class MaskSets:
 
     def base(self, sd: SetData) -> list[list[int]]:
         """The masks the set's rules apply over: its selector's default masks (see the docstring)."""
-        from ..selectors import SELECTORS  # deferred: torch
+        from .selectors import SELECTORS  # deferred: torch
 
         selector = sd.ms.source_selector
         masks = self.explore.default_masks(sd.ms.model, sd.ms.data, selector) if selector in SELECTORS else None
@@ -128,7 +128,7 @@ class MaskSets:
 
     def selector_mask(self, ms: MaskSet, index: int, selector: str) -> list[int]:
         """A selector's default mask for one sample of the set (ValueError when it cannot run)."""
-        from ..selectors import SELECTORS  # deferred: torch
+        from .selectors import SELECTORS  # deferred: torch
 
         if selector not in SELECTORS:
             raise ValueError("choose a selector to reset to")
