@@ -305,3 +305,28 @@ def test_preset_cli_refuses_a_wrong_gguf_and_leaves_nothing(tiny_gguf, tmp_path,
     code = main(["setup", "--preset", "smollm2-tofu", "--plan", "cpu", "--gguf", str(tiny_gguf[0])])
     assert code == 2 and "sha256" in capsys.readouterr().err
     assert not (tmp_path / "home" / "presets").exists() and not (tmp_path / "home" / "cache" / "smollm2").exists()
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_unlearning_a_converted_llama_records_the_real_model_defaults(tiny_gguf, tmp_path, one_thread, lora):
+    """A run on a Llama-architecture checkpoint that is not the built-in tiny model (full and LoRA):
+    it finishes, its record carries open-unlearning's defaults (weight decay 0.01, one warm-up epoch,
+    linear decay; lr 1e-5 when not given), its prompt format is the model's chat template, and its
+    final checkpoint is a whole model or an adapter as asked."""
+    from engine.models.smollm2 import convert_gguf
+    from engine.store import Store
+    from engine.train import RunConfig, unlearn
+
+    model_dir = convert_gguf(tiny_gguf[0], tmp_path / "m", None)
+    store = Store(tmp_path / "s.sqlite")
+    cfg = RunConfig(model=str(model_dir), data="tofu/forget01", loss="npo", selector="all", epochs=1, max_steps=2,
+                    batch_size=2, lora=lora, lora_r=4, eval_every_epoch=False, device="cpu")
+    res = unlearn(cfg, store)
+    assert res.status == "finished", res.error
+    rec = store.get_run(res.run_id)
+    c = rec.config
+    assert (c.lr, c.weight_decay, c.warmup_epochs, c.lr_schedule) == (1e-5, 0.01, 1.0, "linear")
+    assert rec.prompt_format["name"] == "chat"  # the tokenizer's own chat template (ChatML here)
+    final = Path(rec.checkpoints["final"].path)
+    assert (final / "adapter_config.json").is_file() == lora
+    assert (final / "model.safetensors").is_file() != lora
