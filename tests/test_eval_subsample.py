@@ -83,7 +83,7 @@ def test_run_records_full_points_at_step0_best_and_last(tmp_path, one_thread):
                     eval_max_new_tokens=8, eval_rouge_rows=4, lr=1e-3)
     result = unlearn(cfg, store)
     assert result.status == "finished", result.error
-    rec = {m.epoch: m.metrics for m in store.get_run(result.run_id).metrics}
+    rec = {m.epoch: m.metrics.to_dict() for m in store.get_run(result.run_id).metrics}
     assert sorted(rec) == [0, 1, 2, 3]
     best = max((e for e in rec if e >= 1), key=lambda e: rec[e]["forget_quality"])
     for epoch, m in rec.items():
