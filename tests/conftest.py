@@ -88,3 +88,17 @@ def tiny_env(tmp_path, monkeypatch, tiny_model, builtin_tokenizer, one_thread):
     monkeypatch.setattr(paths, "store_path", lambda: tmp_path / "store.sqlite")
     monkeypatch.setattr(paths, "runs_dir", lambda store=None: runs)
     return model_dir, tmp_path
+
+
+@pytest.fixture(scope="module")
+def target():
+    """(model, tokenizer, benchmark, the retain model's truth ratios) of the built-in target on `demo`, one thread."""
+    from engine.eval.full import reference_truth_ratios
+    from engine.models import load_model
+    from engine.resolve import load_data, model_path
+
+    torch.set_num_threads(1)
+    model, tok = load_model(model_path("demo"), "cpu")
+    bench = load_data("demo")
+    return model, tok, bench, reference_truth_ratios(model_path("demo-retain"), bench, "cpu")
+

@@ -41,20 +41,6 @@ def test_memoised_rouge_equals_rouge_score():
     assert want[0] == pytest.approx(3 / 8) and want[4] == 1.0  # "born in porto" of the reference's 8 words
 
 
-@pytest.fixture(scope="module")
-def target():
-    import torch
-
-    from engine.eval.full import reference_truth_ratios
-    from engine.models import load_model
-    from engine.resolve import load_data, model_path
-
-    torch.set_num_threads(1)
-    model, tok = load_model(model_path("demo"), "cpu")
-    bench = load_data("demo")
-    return model, tok, bench, reference_truth_ratios(model_path("demo-retain"), bench, "cpu")
-
-
 def _spy_decode(monkeypatch):
     from engine.eval import passes
 

@@ -23,20 +23,6 @@ def test_subsample_is_fixed_seeded_and_in_split_order():
     assert rouge_subsample(rows, None) == rows and rouge_subsample(rows, 50) == rows
 
 
-@pytest.fixture(scope="module")
-def target():
-    import torch
-
-    from engine.eval.full import reference_truth_ratios
-    from engine.models import load_model
-    from engine.resolve import load_data, model_path
-
-    torch.set_num_threads(1)
-    model, tok = load_model(model_path("demo"), "cpu")
-    bench = load_data("demo")
-    return model, tok, bench, reference_truth_ratios(model_path("demo-retain"), bench, "cpu")
-
-
 def test_forward_only_numbers_equal_the_full_protocol(target):
     model, tok, bench, ref = target
     full, _ = evaluate_and_score(model, tok, bench, ref, retain_size=40, max_new_tokens=16)
