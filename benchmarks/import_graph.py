@@ -25,7 +25,7 @@ PACKAGES = ("engine", "ui", "tokenviz")
 TOP_MODULES = ("app",)
 # the rooms from the bottom up: a room imports only rooms before it (docs/layout.md, "Layers")
 LAYERS = [f"engine.{r}" for r in (
-    "paths atomic fingerprint json_lines param_check model_dirs memory_plan prompts tokens context data models "
+    "paths processes atomic fingerprint json_lines param_check model_dirs memory_plan prompts tokens context data models "
     "preset_paths resolve selectors masks weights losses params eval run_config store mask_sets train presets "
     "jobs explore cli __main__").split()] + ["engine", "tokenviz", "ui", "app"]
 

@@ -1,6 +1,7 @@
 """`finetune`: TOFU's first step. Train a target model on forget + retain and a retain model on
 the retain split, from a local HF causal LM or a tiny from-scratch GPT-2, then report how well
-each memorised the forget set."""
+each memorised the forget set. Under `accelerate launch` / `torchrun` the ranks share every step
+(data parallel, or `--sharding fsdp`); rank 0 saves and reports (docs/multi-gpu.md)."""
 from __future__ import annotations
 
 import json
@@ -47,15 +48,20 @@ def add_arguments(p) -> None:
     p.add_argument("--max-epochs", type=int, help="the cap for --until-top1 (default 3 × --epochs)")
     p.add_argument("--max-new-tokens", type=int, default=200, help="generation length of the report")
     p.add_argument("--device", default="auto")
+    p.add_argument("--sharding", default="ddp", choices=["ddp", "fsdp"],
+                   help="under accelerate launch / torchrun: ddp (whole model per process) or fsdp (parameters, "
+                        "gradients and AdamW states sharded over the processes); ignored in one process")
     p.add_argument("--vocab-size", type=int, default=2048, help="tiny only: BPE vocabulary size")
     p.epilog = (p.epilog or "") + (f"\n\nExit code {EXIT_NOT_MEMORISED}: the target model did not memorise its "
                                    f"forget set (teacher-forced top-1 < {MEMORISED_TOP1} or below --until-top1).")
 
 
-def _settings(args, tiny: bool):
+def _settings(args, tiny: bool, world: int = 1):
+    """TOFU's settings for an HF base, the built-in recipe's for tiny; the effective batch is split
+    over the `world` processes of a launch (grad_accum = effective / (batch_size × world))."""
     from ..models.finetune import TrainSettings  # deferred: torch
 
-    accum = max(1, args.effective_batch // args.batch_size)
+    accum = max(1, args.effective_batch // (args.batch_size * world))
     return TrainSettings(epochs=args.epochs or (20 if tiny else 5), lr=args.lr or (3e-3 if tiny else 1e-5),
                          weight_decay=args.weight_decay if args.weight_decay is not None else (0.0 if tiny else 0.01),
                          batch_size=args.batch_size, grad_accum=accum, warmup_steps=0 if not tiny else 30,
@@ -84,7 +90,7 @@ def _tiny_tokenizer(bench, vocab_size: int):
     return tok, n_ctx
 
 
-def _fresh_model(args, tok, n_ctx):
+def _fresh_model(args, tok, n_ctx, accelerator=None):
     from ..models import load_model  # deferred: torch
     from ..models.finetune import tiny_gpt2  # deferred: torch
 
@@ -93,7 +99,8 @@ def _fresh_model(args, tok, n_ctx):
     else:
         import torch  # deferred: torch
 
-        model, _ = load_model(args.base, args.device, dtype=torch.float32)  # fp32 master weights
+        device = str(accelerator.device) if accelerator is not None else args.device
+        model, _ = load_model(args.base, device, dtype=torch.float32)  # fp32 master weights
     if args.lora:
         from peft import LoraConfig, get_peft_model  # deferred: peft
 
@@ -105,18 +112,17 @@ def _fresh_model(args, tok, n_ctx):
     return model
 
 
-def _train(args, label, stages, tok, n_ctx, settings, out: Path, forget):
-    """Train one model through its stages [(name, samples)]; the stop rule applies to the last."""
+def _train(args, label, stages, tok, n_ctx, settings, out: Path, forget, accelerator=None):
+    """Train one model through its stages [(name, samples)]; the stop rule applies to the last.
+    Under a launch, rank 0 gets the model and the other ranks None."""
     from ..models.finetune import train_causal_lm  # deferred: torch
     from ..eval.memorisation import teacher_forced_top1  # deferred: torch
 
-    model = _fresh_model(args, tok, n_ctx)
-    device = next(model.parameters()).device
+    model = _fresh_model(args, tok, n_ctx, accelerator)
     if args.base == TINY:
         from ..models import pick_device  # deferred: torch
 
-        device = pick_device(args.device)
-        model.to(device)
+        model.to(accelerator.device if accelerator is not None else pick_device(args.device))
     bar = _bar(label)
     epochs_run = {}
     for i, (stage, samples) in enumerate(stages):
@@ -129,11 +135,27 @@ def _train(args, label, stages, tok, n_ctx, settings, out: Path, forget):
                 print(f"  {label} epoch {epoch}: forget teacher-forced top-1 {top1:.3f}")
                 return top1 >= args.until_top1
         cap = (args.max_epochs or 3 * settings.epochs) if stop else None
-        train_causal_lm(model, tok, samples, settings, bar, f"{label} ({stage})", (i / len(stages), 1 / len(stages)),
-                        out / ".state" / f"{label}-{stage}", stop, cap)
+        model = train_causal_lm(model, tok, samples, settings, bar, f"{label} ({stage})",
+                                (i / len(stages), 1 / len(stages)), out / ".state" / f"{label}-{stage}", stop, cap,
+                                accelerator, args.sharding)
+        if i < len(stages) - 1 and accelerator is not None:  # the next stage starts from rank 0's weights
+            model = _from_rank0(model, args, tok, n_ctx, accelerator)
         epochs_run.setdefault(stage, cap or settings.epochs)
     bar(1.0, f"{label} model trained")
     return model, epochs_run
+
+
+def _from_rank0(model, args, tok, n_ctx, accelerator):
+    """Every rank's copy of rank 0's trained `model` (the others hold None after a stage): each
+    tensor broadcast from rank 0 into a fresh model of the same build."""
+    import torch  # deferred: torch
+    import torch.distributed as dist  # deferred: torch
+
+    fresh = (model if model is not None else _fresh_model(args, tok, n_ctx, accelerator)).to(accelerator.device)
+    with torch.no_grad():
+        for tensor in fresh.state_dict().values():
+            dist.broadcast(tensor, src=0)
+    return fresh
 
 
 def training_plans(bench, general: list, staged: bool) -> dict[str, list[tuple[str, list]]]:
@@ -178,15 +200,25 @@ def run(args) -> int:
     bench = load_data(args.data)
     if not bench.retain:
         raise UserError(f"{args.data}: no retain split (retain{{100-N}}.json) to train the retain model on")
+    from ..processes import make_accelerator  # deferred: torch
+
+    accelerator = make_accelerator(args.device)  # None in one process
+    main = accelerator is None or accelerator.is_main_process
     tiny = args.base == TINY
     general = bench.real_authors + bench.world_facts if tiny else []
     if tiny:
-        tok, n_ctx = _tiny_tokenizer(bench, args.vocab_size)
+        tok, n_ctx = _tiny_tokenizer(bench, args.vocab_size) if main else (None, None)
+        if accelerator is not None:  # one tokenizer for every rank: rank 0's
+            import torch.distributed as dist  # deferred: torch
+
+            box = [(tok, n_ctx)]
+            dist.broadcast_object_list(box, src=0)
+            tok, n_ctx = box[0]
     else:
         from ..models.loading import load_tokenizer  # deferred: torch
 
         tok, n_ctx = load_tokenizer(args.base), None
-    settings = _settings(args, tiny)
+    settings = _settings(args, tiny, accelerator.num_processes if accelerator is not None else 1)
     out = Path(args.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     plans = training_plans(bench, general, args.staged)
@@ -196,9 +228,16 @@ def run(args) -> int:
         if (out / label / "finetune.json").is_file():
             print(f"{label}: {out / label} is already trained (delete it to train again)")
             continue
-        model, epochs_run = _train(args, label, plans[label], tok, n_ctx, settings, out, bench.forget)
-        save_hf(model, tok, out / label, {**report, "model": label, "epochs": epochs_run})
-        print(f"{label} model: {out / label}")
+        model, epochs_run = _train(args, label, plans[label], tok, n_ctx, settings, out, bench.forget, accelerator)
+        if main:
+            save_hf(model, tok, out / label, {**report, "model": label, "epochs": epochs_run,
+                                              **({"processes": accelerator.num_processes, "sharding": args.sharding}
+                                                 if accelerator is not None else {})})
+            print(f"{label} model: {out / label}")
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
+    if not main:
+        return 0  # rank 0 reports
     report["train_seconds"] = round(time.perf_counter() - started, 1)
     for label in ("target", "retain"):
         if (out / label / "finetune.json").is_file():
