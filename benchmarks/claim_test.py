@@ -44,6 +44,7 @@ METHODS = [  # (label, RunConfig fields; mask_set None: the corrected set)
 EXTRA_METHODS = [  # the results table's other rows (--methods), each paper's loss with its own selector
     ("GA + all", {"loss": "ga", "selector": "all"}),
     ("TPO+RT + tif", {"loss": "tpo", "loss_params": {"alpha": 1.0}, "selector": "tif"}),
+    ("TPO+RT + lexical", {"loss": "tpo", "loss_params": {"alpha": 1.0}, "selector": "lexical"}),  # the mask before correction
     ("DTO + dto", {"loss": "dto", "selector": "dto"}),
     ("ATWU + atwu", {"loss": "atwu", "selector": "atwu"}),
     ("NPO + tokenunlearn", {"loss": "npo", "selector": "tokenunlearn"}),
