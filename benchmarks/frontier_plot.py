@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         y = H + 14 + 18 * i
         svg.append(f'<circle cx="{PAD + 6}" cy="{y}" r="5" fill="{colours[n]}"/>'
                    f'<text x="{PAD + 16}" y="{y + 4}" font-size="11">{n}</text>')
-    svg.append(f'<text x="{W + PAD}" y="{H + 54}" font-size="11">dots: every evaluated epoch of every run; '
-               f'lines: each method\'s frontier</text>')
+    svg.append(f'<text x="{W + PAD}" y="{H + 54}" font-size="11">dots: every evaluated epoch of every run</text>'
+               f'<text x="{W + PAD}" y="{H + 72}" font-size="11">lines: each method\'s frontier</text>')
     svg.append(f'<path d="M{W + PAD},{H + 9} l5,-5 l5,5 l-5,5 z" fill="black"/><text x="{W + PAD + 16}" '
                f'y="{H + 18}" font-size="11">target model (step 0)</text>')
     if floor is not None:
