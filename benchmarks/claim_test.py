@@ -41,7 +41,7 @@ METHODS = [  # (label, RunConfig fields; mask_set None: the corrected set)
     ("NPO + all", {"loss": "npo", "selector": "all"}),
     ("GradDiff + all", {"loss": "graddiff", "selector": "all"}),
 ]
-EXTRA_METHODS = [  # the results table's other rows (--methods), each paper's loss with its own selector
+EXTRA_METHODS = [  # other rows (--methods): each paper's loss with its own selector, and controls
     ("GA + all", {"loss": "ga", "selector": "all"}),
     ("TPO+RT + tif", {"loss": "tpo", "loss_params": {"alpha": 1.0}, "selector": "tif"}),
     ("TPO+RT + lexical", {"loss": "tpo", "loss_params": {"alpha": 1.0}, "selector": "lexical"}),  # the mask before correction
